@@ -1,0 +1,530 @@
+//! Sysctl keys: names, paths under `proc/sys`, the values the kernel accepts, and where
+//! each key lives (host-wide or per network namespace).
+//!
+//! A key is dotted (`net.ipv4.tcp_mem`) or slashed (`net/ipv4/tcp_mem`), as sysctl.d
+//! allows; the canonical form is dotted. Keys that would leave `proc/sys` (empty, `.` or
+//! `..` segments, absolute paths, NUL or control characters) are refused before anything
+//! is read or written (cli.md, "Keys").
+
+use std::path::PathBuf;
+
+/// Where a key's value lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// One value per machine: vm.*, fs.*, kernel.*, tcp_mem, net.core.*_max.
+    Host,
+    /// One value per network namespace; a new namespace copies the host's at creation.
+    Netns,
+}
+
+/// What Kubernetes lets a pod set (peers.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kubernetes {
+    Safe,
+    Unsafe,
+    NodeOnly,
+}
+
+/// The shape of a value and the range the kernel accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One integer in `min..=max`.
+    Int { min: i128, max: i128 },
+    /// Three integers in `min..=max`, ascending (`low pressure high`, `min default max`).
+    Triple { min: i128, max: i128 },
+    /// `lo hi`, each 1..=65535, lo ≤ hi.
+    PortRange,
+    /// `a,b-c`, each port 0..=65535.
+    PortList,
+    /// Read-only (`fs.file-nr`): never written.
+    ReadOnly,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct KeyInfo {
+    pub name: &'static str,
+    pub format: Format,
+    pub scope: Scope,
+    pub kubernetes: Kubernetes,
+    /// Unit, for explanations.
+    pub unit: &'static str,
+}
+
+const I32: i128 = i32::MAX as i128;
+const I64: i128 = i64::MAX as i128;
+
+const fn key(
+    name: &'static str,
+    format: Format,
+    scope: Scope,
+    kubernetes: Kubernetes,
+    unit: &'static str,
+) -> KeyInfo {
+    KeyInfo {
+        name,
+        format,
+        scope,
+        kubernetes,
+        unit,
+    }
+}
+
+use Format::*;
+use Kubernetes::*;
+use Scope::*;
+
+/// Every key sysctune knows, in the fixed order of plans and drop-ins.
+pub const KNOWN: &[KeyInfo] = &[
+    key(
+        "net.ipv4.tcp_mem",
+        Triple { min: 0, max: I64 },
+        Host,
+        NodeOnly,
+        "pages",
+    ),
+    key(
+        "net.ipv4.tcp_rmem",
+        Triple { min: 1, max: I32 },
+        Netns,
+        Safe,
+        "bytes",
+    ),
+    key(
+        "net.ipv4.tcp_wmem",
+        Triple { min: 1, max: I32 },
+        Netns,
+        Safe,
+        "bytes",
+    ),
+    key(
+        "net.core.rmem_max",
+        Int { min: 1, max: I32 },
+        Host,
+        NodeOnly,
+        "bytes",
+    ),
+    key(
+        "net.core.wmem_max",
+        Int { min: 1, max: I32 },
+        Host,
+        NodeOnly,
+        "bytes",
+    ),
+    key(
+        "net.ipv4.ip_unprivileged_port_start",
+        Int { min: 0, max: 65535 },
+        Netns,
+        Safe,
+        "port",
+    ),
+    key("net.ipv4.ip_local_port_range", PortRange, Netns, Safe, "ports"),
+    key(
+        "net.ipv4.ip_local_reserved_ports",
+        PortList,
+        Netns,
+        Unsafe,
+        "ports",
+    ),
+    key(
+        "net.ipv4.tcp_tw_reuse",
+        Int { min: 0, max: 2 },
+        Netns,
+        Unsafe,
+        "mode",
+    ),
+    key(
+        "net.ipv4.tcp_max_orphans",
+        Int { min: 0, max: I32 },
+        Host,
+        NodeOnly,
+        "sockets",
+    ),
+    key(
+        "net.core.somaxconn",
+        Int { min: 0, max: I32 },
+        Netns,
+        Unsafe,
+        "connections",
+    ),
+    key(
+        "vm.overcommit_memory",
+        Int { min: 0, max: 2 },
+        Host,
+        NodeOnly,
+        "mode",
+    ),
+    key(
+        "vm.overcommit_ratio",
+        Int {
+            min: i32::MIN as i128,
+            max: I32,
+        },
+        Host,
+        NodeOnly,
+        "percent",
+    ),
+    key(
+        "vm.overcommit_kbytes",
+        Int { min: 0, max: I64 },
+        Host,
+        NodeOnly,
+        "KiB",
+    ),
+    key("vm.swappiness", Int { min: 0, max: 200 }, Host, NodeOnly, "ratio"),
+    key("vm.panic_on_oom", Int { min: 0, max: 2 }, Host, NodeOnly, "mode"),
+    key(
+        "kernel.panic",
+        Int {
+            min: i32::MIN as i128,
+            max: I32,
+        },
+        Host,
+        NodeOnly,
+        "seconds",
+    ),
+    key("fs.file-max", Int { min: 0, max: I64 }, Host, NodeOnly, "files"),
+    key(
+        "fs.nr_open",
+        Int {
+            min: 64,
+            max: 2147483584,
+        },
+        Host,
+        NodeOnly,
+        "files",
+    ),
+    key("fs.file-nr", ReadOnly, Host, NodeOnly, "files"),
+];
+
+pub fn info(key: &str) -> Option<&'static KeyInfo> {
+    KNOWN.iter().find(|k| k.name == key)
+}
+
+/// Position in the fixed order; unknown keys sort after every known one.
+pub fn order(key: &str) -> usize {
+    KNOWN.iter().position(|k| k.name == key).unwrap_or(KNOWN.len())
+}
+
+/// The scope of any key: known keys from the table, others by prefix.
+pub fn scope(key: &str) -> Scope {
+    match info(key) {
+        Some(i) => i.scope,
+        None if key.starts_with("net.") && !key.starts_with("net.core.") && key != "net.ipv4.tcp_mem" => {
+            Netns
+        }
+        None if key == "net.core.somaxconn" => Netns,
+        None => Host,
+    }
+}
+
+/// Canonical dotted form of a key, or why it is refused.
+///
+/// sysctl.d: "if the first separator is a slash, dots and slashes swap", so
+/// `net/ipv4/conf/eth0.1/rp_filter` is `net.ipv4.conf.eth0/1.rp_filter`.
+pub fn normalize_key(raw: &str) -> Result<String, String> {
+    let shown = format!("{raw:?}");
+    if raw.is_empty() {
+        return Err("empty key".into());
+    }
+    if raw.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "key {shown} contains a control character (NUL, newline, tab, ...)"
+        ));
+    }
+    if raw.chars().any(char::is_whitespace) {
+        return Err(format!("key {shown} contains whitespace"));
+    }
+    if raw.starts_with('/') {
+        return Err(format!(
+            "key {shown} is an absolute path; keys are relative to /proc/sys, e.g. net.ipv4.tcp_mem"
+        ));
+    }
+    if raw.contains(['*', '?', '[', ']']) {
+        return Err(format!("key {shown} is a glob; name one key"));
+    }
+    if raw.contains('=') {
+        return Err(format!("key {shown} contains '='"));
+    }
+    let first_sep = raw.find(['.', '/']);
+    let dotted: String = match first_sep.map(|i| raw.as_bytes()[i]) {
+        Some(b'/') => raw
+            .chars()
+            .map(|c| match c {
+                '/' => '.',
+                '.' => '/',
+                c => c,
+            })
+            .collect(),
+        _ => raw.to_string(),
+    };
+    for segment in path_segments(&dotted) {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err(format!(
+                "key {shown} has an empty, '.' or '..' segment; it must name a file under /proc/sys"
+            ));
+        }
+    }
+    Ok(dotted)
+}
+
+/// The path segments under `proc/sys` of a canonical dotted key.
+fn path_segments(dotted: &str) -> impl Iterator<Item = String> + '_ {
+    dotted.split('.').map(|s| s.replace('/', "."))
+}
+
+/// `net.ipv4.tcp_mem` → `net/ipv4/tcp_mem` (relative to `proc/sys`).
+pub fn relative_path(dotted: &str) -> PathBuf {
+    path_segments(dotted).collect()
+}
+
+/// A value with its whitespace normalised to single spaces, or why it is refused.
+pub fn normalize_value(raw: &str) -> Result<String, String> {
+    if raw.chars().any(|c| c.is_control() && c != '\t' && c != ' ') {
+        return Err(format!(
+            "value {raw:?} contains a control character (a newline would inject a second line into the drop-in)"
+        ));
+    }
+    Ok(raw.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// The kernel's release as (major, minor), e.g. "6.18.44-fc" → (6, 18).
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The upper bound of vm.swappiness on this kernel: 200 since 5.8, 100 before.
+pub fn swappiness_max(kernel: &str) -> u32 {
+    match kernel_version(kernel) {
+        Some(v) if v < (5, 8) => 100,
+        _ => 200,
+    }
+}
+
+fn parse_int(key: &str, text: &str, min: i128, max: i128) -> Result<i128, String> {
+    let valid = || format!("a decimal integer in {min}..={max}");
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{key}: {text:?} is not {}", valid()));
+    }
+    let n: i128 = text
+        .parse()
+        .map_err(|_| format!("{key}: {text:?} is out of range; valid: {}", valid()))?;
+    if n < min || n > max {
+        return Err(format!("{key}: {n} is out of range; valid: {}", valid()));
+    }
+    Ok(n)
+}
+
+/// Validate a value for `key` as the kernel would, and return it normalised (single
+/// spaces, no leading zeros: the kernel reads `010` as octal 8). `kernel` is the release,
+/// for vm.swappiness's range. Unknown keys are only checked for control characters.
+pub fn validate(key: &str, raw: &str, kernel: &str) -> Result<String, String> {
+    let value = normalize_value(raw).map_err(|e| format!("{key}: {e}"))?;
+    let Some(info) = info(key) else {
+        if value.is_empty() {
+            return Err(format!("{key}: empty value"));
+        }
+        return Ok(value);
+    };
+    let fields: Vec<&str> = value.split(' ').filter(|s| !s.is_empty()).collect();
+    match info.format {
+        Int { min, mut max } => {
+            if key == "vm.swappiness" {
+                max = swappiness_max(kernel) as i128;
+            }
+            if fields.len() != 1 {
+                return Err(format!("{key}: expected one integer, found {value:?}"));
+            }
+            Ok(parse_int(key, fields[0], min, max)?.to_string())
+        }
+        Triple { min, max } => {
+            if fields.len() != 3 {
+                return Err(format!(
+                    "{key}: expected three integers ({}), found {value:?}",
+                    triple_names(key)
+                ));
+            }
+            let mut n = [0i128; 3];
+            for (i, f) in fields.iter().enumerate() {
+                n[i] = parse_int(key, f, min, max)?;
+            }
+            if !(n[0] <= n[1] && n[1] <= n[2]) {
+                return Err(format!(
+                    "{key}: {value:?} is not ascending; valid: {} with each ≤ the next",
+                    triple_names(key)
+                ));
+            }
+            Ok(format!("{} {} {}", n[0], n[1], n[2]))
+        }
+        PortRange => {
+            if fields.len() != 2 {
+                return Err(format!("{key}: expected two ports (low high), found {value:?}"));
+            }
+            let lo = parse_int(key, fields[0], 1, 65535)?;
+            let hi = parse_int(key, fields[1], 1, 65535)?;
+            if lo > hi {
+                return Err(format!("{key}: low port {lo} is above high port {hi}"));
+            }
+            Ok(format!("{lo} {hi}"))
+        }
+        PortList => parse_port_list(&value)
+            .map(|ranges| format_port_list(&ranges))
+            .map_err(|e| format!("{key}: {e}")),
+        ReadOnly => Err(format!("{key} is read-only; it cannot be set")),
+    }
+}
+
+fn triple_names(key: &str) -> &'static str {
+    if key == "net.ipv4.tcp_mem" {
+        "low pressure high, in pages"
+    } else {
+        "min default max, in bytes"
+    }
+}
+
+/// `8080,9000-9100` → [(8080, 8080), (9000, 9100)]. Empty is the empty list.
+pub fn parse_port_list(text: &str) -> Result<Vec<(u32, u32)>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let parse = |s: &str| -> Result<u32, String> {
+            s.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p <= 65535)
+                .ok_or_else(|| {
+                    format!("{part:?} is not a port or a range of ports (0..=65535, e.g. 8080 or 9000-9100)")
+                })
+        };
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a > b {
+            return Err(format!("{part:?}: {a} is above {b}"));
+        }
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+pub fn format_port_list(ranges: &[(u32, u32)]) -> String {
+    ranges
+        .iter()
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_normalised_and_confined() {
+        assert_eq!(normalize_key("net.ipv4.tcp_mem").unwrap(), "net.ipv4.tcp_mem");
+        assert_eq!(normalize_key("net/ipv4/tcp_mem").unwrap(), "net.ipv4.tcp_mem");
+        assert_eq!(
+            normalize_key("net/ipv4/conf/eth0.1/rp_filter").unwrap(),
+            "net.ipv4.conf.eth0/1.rp_filter"
+        );
+        assert_eq!(
+            relative_path("net.ipv4.conf.eth0/1.rp_filter"),
+            PathBuf::from("net/ipv4/conf/eth0.1/rp_filter")
+        );
+        for bad in [
+            "",
+            "net..ipv4",
+            "../etc/passwd",
+            "net/../../etc",
+            "/etc/passwd",
+            "net.ipv4.\0x",
+            "a\nb",
+            "net.*",
+            "a=b",
+            ".net",
+            "net.",
+        ] {
+            assert!(normalize_key(bad).is_err(), "{bad:?} accepted");
+        }
+        // "net/./x": a '.' segment after the swap
+        assert!(normalize_key("net/./x").is_err());
+    }
+
+    #[test]
+    fn values_are_validated_like_the_kernel() {
+        assert_eq!(
+            validate("net.ipv4.tcp_rmem", "4096\t87380   6291456", "6.1").unwrap(),
+            "4096 87380 6291456"
+        );
+        assert!(validate("net.ipv4.tcp_rmem", "4096 87380", "6.1").is_err());
+        assert!(validate("net.ipv4.tcp_rmem", "0 87380 6291456", "6.1").is_err());
+        assert!(validate("net.ipv4.tcp_rmem", "4096 87380 2147483648", "6.1").is_err());
+        assert!(
+            validate("net.ipv4.tcp_mem", "3 2 1", "6.1")
+                .unwrap_err()
+                .contains("ascending")
+        );
+        assert_eq!(validate("vm.swappiness", "010", "6.1").unwrap(), "10");
+        assert!(validate("vm.swappiness", "150", "5.4.0").is_err());
+        assert!(validate("vm.swappiness", "150", "6.1").is_ok());
+        assert!(validate("vm.swappiness", "0x10", "6.1").is_err());
+        assert!(validate("net.ipv4.ip_local_port_range", "61000 32768", "6.1").is_err());
+        assert!(validate("net.ipv4.ip_local_port_range", "0 100", "6.1").is_err());
+        assert!(
+            validate("vm.swappiness", "10\n", "6.1")
+                .unwrap_err()
+                .contains("control")
+        );
+        assert!(validate("net.core.somaxconn", "4096\nvm.x=1", "6.1").is_err());
+        assert_eq!(validate("vm.overcommit_ratio", "-5", "6.1").unwrap(), "-5");
+        assert!(
+            validate("fs.file-nr", "1 0 2", "6.1")
+                .unwrap_err()
+                .contains("read-only")
+        );
+        assert_eq!(
+            validate("net.ipv4.ip_local_reserved_ports", "8080, 9000-9100", "6.1").unwrap(),
+            "8080,9000-9100"
+        );
+        assert!(validate("net.ipv4.ip_local_reserved_ports", "9100-9000", "6.1").is_err());
+    }
+}
+
+/// Check that a value read from the running kernel has the shape of `key` (the number of
+/// integers, or a port list) and return it normalised. Ranges and ordering are not
+/// checked: the kernel accepts some values sysctune would never recommend (tcp_rmem with
+/// min > default), and they must still be shown.
+pub fn check_shape(key: &str, raw: &str) -> Result<String, String> {
+    let value = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let Some(info) = info(key) else { return Ok(value) };
+    let count = match info.format {
+        Int { .. } => 1,
+        Triple { .. } | ReadOnly => 3,
+        PortRange => 2,
+        PortList => {
+            return parse_port_list(&value).map(|r| format_port_list(&r));
+        }
+    };
+    let fields: Vec<&str> = value.split(' ').filter(|s| !s.is_empty()).collect();
+    let ints = fields.iter().all(|f| {
+        let d = f.strip_prefix('-').unwrap_or(f);
+        !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && f.parse::<i128>().is_ok()
+    });
+    if fields.len() != count || !ints {
+        let what = if count == 1 {
+            "one integer".to_string()
+        } else {
+            format!("{count} integers")
+        };
+        return Err(format!("expected {what}, found {value:?}"));
+    }
+    Ok(value)
+}

@@ -1,0 +1,12 @@
+//! sysctune: a Linux sysctl tuning advisor and applier.
+//!
+//! Data flows one way: [`host`] reads the machine into [`host::Facts`]; [`rules`] turn
+//! facts and a [`profile::Profile`] into recommendations; [`plan`] resolves them into a
+//! [`plan::Plan`]; `report` renders it and `apply` carries it out.
+
+pub mod error;
+pub mod host;
+pub mod keys;
+pub mod profile;
+pub mod rules;
+pub mod units;

@@ -1,0 +1,798 @@
+//! The workload profile: TOML types, units, validation, `--set` overrides and the
+//! built-in profiles (compiled in from `profiles/*.toml`).
+//!
+//! Every single-field check happens while deserialising, so the error carries the line
+//! and column of the offending value. Checks that need the host (reserved memory below
+//! RAM, swappiness on old kernels) happen in the plan and name the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::units::{self, Dec4};
+
+/// Built-in profiles: (name, TOML source).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("reverse-proxy", include_str!("../profiles/reverse-proxy.toml")),
+    ("batch-client", include_str!("../profiles/batch-client.toml")),
+    ("web-server", include_str!("../profiles/web-server.toml")),
+    ("database", include_str!("../profiles/database.toml")),
+];
+
+/// A validated profile.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Profile {
+    pub name: String,
+    pub description: Option<String>,
+    pub headroom: Dec4,
+    pub host: HostOverride,
+    pub connections: Connections,
+    pub outbound: Outbound,
+    pub memory: Memory,
+    /// Explicit pins: canonical key → normalised value, in the order given.
+    pub sysctl: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HostOverride {
+    pub ram: Option<u64>,
+    pub swap: Option<u64>,
+    pub page_size: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Connections {
+    pub concurrent: u64,
+    pub rmem_default: Option<u64>,
+    pub wmem_default: Option<u64>,
+    pub average_memory: Option<u64>,
+    pub control_block: u64,
+    pub tcp_memory_share: Dec4,
+    pub reserved_memory: u64,
+    pub shrink_buffers_to_fit: bool,
+    /// Bits per second.
+    pub bandwidth: Option<u64>,
+    /// Nanoseconds.
+    pub rtt: Option<u64>,
+    pub processes: u64,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            concurrent: 0,
+            rmem_default: None,
+            wmem_default: None,
+            average_memory: None,
+            control_block: 1024,
+            tcp_memory_share: Dec4(7500),
+            reserved_memory: 0,
+            shrink_buffers_to_fit: false,
+            bandwidth: None,
+            rtt: None,
+            processes: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Outbound {
+    pub new_per_second: u64,
+    pub concurrent: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overcommit {
+    Heuristic,
+    Strict,
+    Always,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnOom {
+    Kill,
+    Panic,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Memory {
+    pub overcommit: Option<Overcommit>,
+    pub commit_target: Option<u64>,
+    pub swappiness: Option<u32>,
+    pub on_oom: Option<OnOom>,
+}
+
+impl Profile {
+    /// `connections.concurrent + outbound.concurrent`: every connection holds buffers
+    /// and a file descriptor.
+    pub fn conns(&self) -> u128 {
+        self.connections.concurrent as u128 + self.outbound.concurrent as u128
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw TOML types. Each value type checks itself, so errors point at the value.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Name,
+    description: Option<String>,
+    headroom: Option<Decimal<10_000, 100_000, false>>,
+    #[serde(default)]
+    host: RawHost,
+    #[serde(default)]
+    connections: RawConnections,
+    #[serde(default)]
+    outbound: RawOutbound,
+    #[serde(default)]
+    memory: RawMemory,
+    #[serde(default)]
+    sysctl: Pins,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    ram: Option<Size<1>>,
+    swap: Option<Size<0>>,
+    page_size: Option<PageSize>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnections {
+    concurrent: Option<Count<0>>,
+    rmem_default: Option<Size<4096>>,
+    wmem_default: Option<Size<4096>>,
+    average_memory: Option<Size<1>>,
+    control_block: Option<Size<0>>,
+    tcp_memory_share: Option<Decimal<0, 10_000, true>>,
+    reserved_memory: Option<Size<0>>,
+    shrink_buffers_to_fit: Option<bool>,
+    bandwidth: Option<Bandwidth>,
+    rtt: Option<Duration>,
+    processes: Option<Count<1>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbound {
+    new_per_second: Option<Count<0>>,
+    concurrent: Option<Count<0>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMemory {
+    overcommit: Option<Overcommit>,
+    commit_target: Option<Size<1>>,
+    swappiness: Option<Count<0>>,
+    on_oom: Option<OnOom>,
+}
+
+/// A profile name: it is written into the drop-in's header, so only plain characters.
+struct Name(String);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if ok {
+            Ok(Name(s))
+        } else {
+            Err(de::Error::custom(format!(
+                "name {s:?} is not valid: use 1 to 64 letters, digits, '-', '_' or '.'"
+            )))
+        }
+    }
+}
+
+/// A size in bytes, at least `MIN`: an integer (bytes) or a string with a unit.
+struct Size<const MIN: u64>(u64);
+
+impl<'de, const MIN: u64> Deserialize<'de> for Size<MIN> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const MIN: u64>;
+        impl<const MIN: u64> Visitor<'_> for V<MIN> {
+            type Value = u64;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size: an integer number of bytes or a string such as \"43KiB\" or \"62GiB\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+                u64::try_from(v).map_err(|_| {
+                    E::custom(format!(
+                        "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
+                    ))
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+                Ok(v)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+                Err(E::custom(format!(
+                    "{v} is not a whole number of bytes; write a size with a unit as a string, e.g. \"1.5GiB\""
+                )))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+                units::parse_size(v).map_err(E::custom)
+            }
+        }
+        let bytes = d.deserialize_any(V::<MIN>)?;
+        if bytes < MIN {
+            let min = if MIN == 1 {
+                "more than 0".to_string()
+            } else {
+                format!("at least {MIN} bytes ({})", units::human_bytes(MIN as u128))
+            };
+            return Err(de::Error::custom(format!(
+                "{bytes} bytes is too small; it must be {min}"
+            )));
+        }
+        Ok(Size(bytes))
+    }
+}
+
+/// A whole number ≥ `MIN`.
+struct Count<const MIN: u64>(u64);
+
+impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = i128;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+                Ok(v as i128)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+                Ok(v as i128)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
+                Err(E::custom(format!("{v} is not a whole number")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<i128, E> {
+                v.trim()
+                    .parse::<i128>()
+                    .map_err(|_| E::custom(format!("{v:?} is not a whole number")))
+            }
+        }
+        let n = d.deserialize_any(V)?;
+        if n < MIN as i128 {
+            let what = if n < 0 { "negative" } else { "too small" };
+            return Err(de::Error::custom(format!(
+                "{n} is {what}; it must be a whole number ≥ {MIN}"
+            )));
+        }
+        u64::try_from(n)
+            .map(Count)
+            .map_err(|_| de::Error::custom(format!("{n} is too large")))
+    }
+}
+
+/// A decimal with at most 4 places in `MIN..=MAX` ten-thousandths (`MIN` exclusive when
+/// `EXCL`). TOML floats are read back through their shortest decimal text, so `1.2` is
+/// exactly 12000/10000.
+struct Decimal<const MIN: u64, const MAX: u64, const EXCL: bool>(Dec4);
+
+impl<'de, const MIN: u64, const MAX: u64, const EXCL: bool> Deserialize<'de> for Decimal<MIN, MAX, EXCL> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = String;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a decimal number such as 1.2")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+                if !v.is_finite() {
+                    return Err(E::custom(format!("{v} is not a number")));
+                }
+                Ok(format!("{v}"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+        }
+        let text = d.deserialize_any(V)?;
+        let value = Dec4::parse(&text).map_err(de::Error::custom)?;
+        let (min, max) = (Dec4(MIN), Dec4(MAX));
+        let below = if EXCL { value <= min } else { value < min };
+        if below || value > max {
+            let lower = if EXCL {
+                format!("{min} < value")
+            } else {
+                format!("{min} ≤ value")
+            };
+            return Err(de::Error::custom(format!(
+                "{text} is out of range; valid: {lower} ≤ {max}"
+            )));
+        }
+        Ok(Decimal(value))
+    }
+}
+
+struct PageSize(u64);
+
+impl<'de> Deserialize<'de> for PageSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Size::<1>(n) = Size::<1>::deserialize(d)?;
+        if n.is_power_of_two() && (4096..=1 << 20).contains(&n) {
+            Ok(PageSize(n))
+        } else {
+            Err(de::Error::custom(format!(
+                "page size {n} is not valid: a power of two from 4096 to 1 MiB (4096 on x86-64)"
+            )))
+        }
+    }
+}
+
+struct Bandwidth(u64);
+
+impl<'de> Deserialize<'de> for Bandwidth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = StringOrNumber::deserialize(d)?.0;
+        let v = units::parse_bandwidth(&text).map_err(de::Error::custom)?;
+        if v == 0 {
+            return Err(de::Error::custom(
+                "bandwidth must be more than 0, e.g. \"10Gbit\"",
+            ));
+        }
+        Ok(Bandwidth(v))
+    }
+}
+
+struct Duration(u64);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = StringOrNumber::deserialize(d)?.0;
+        let v = units::parse_duration_ns(&text).map_err(de::Error::custom)?;
+        if v == 0 {
+            return Err(de::Error::custom("rtt must be more than 0, e.g. \"20ms\""));
+        }
+        Ok(Duration(v))
+    }
+}
+
+struct StringOrNumber(String);
+
+impl<'de> Deserialize<'de> for StringOrNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = String;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string such as \"10Gbit\" or \"20ms\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+                Ok(format!("{v}"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+        }
+        d.deserialize_any(V).map(StringOrNumber)
+    }
+}
+
+/// `[sysctl]` pins: keys validated (no escape from proc/sys), values as strings,
+/// integers or arrays of integers, no control characters.
+#[derive(Default)]
+struct Pins(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Pins {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<(String, String)>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table of \"key\" = \"value\"")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(String, String)> = Vec::new();
+                while let Some(raw_key) = map.next_key::<String>()? {
+                    let key = keys::normalize_key(&raw_key)
+                        .map_err(|e| de::Error::custom(format!("[sysctl]: {e}")))?;
+                    let value = map.next_value::<PinValue>()?.0;
+                    let value = keys::normalize_value(&value)
+                        .map_err(|e| de::Error::custom(format!("[sysctl] {key}: {e}")))?;
+                    if value.is_empty() {
+                        return Err(de::Error::custom(format!("[sysctl] {key}: empty value")));
+                    }
+                    if out.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format!(
+                            "[sysctl]: {key} is pinned twice (as {raw_key:?} and another spelling)"
+                        )));
+                    }
+                    out.push((key, value));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V).map(Pins)
+    }
+}
+
+struct PinValue(String);
+
+impl<'de> Deserialize<'de> for PinValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            Str(String),
+            Int(i64),
+            Ints(Vec<i64>),
+        }
+        match Any::deserialize(d) {
+            Ok(Any::Str(s)) => Ok(PinValue(s)),
+            Ok(Any::Int(i)) => Ok(PinValue(i.to_string())),
+            Ok(Any::Ints(v)) => Ok(PinValue(
+                v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" "),
+            )),
+            Err(_) => Err(de::Error::custom(
+                "a pinned value is a string (\"4096 87380 6291456\"), an integer, or an array of integers",
+            )),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+impl RawProfile {
+    fn finish(self) -> std::result::Result<Profile, String> {
+        let c = self.connections;
+        let defaults = Connections::default();
+        let connections = Connections {
+            concurrent: c.concurrent.map_or(0, |v| v.0),
+            rmem_default: c.rmem_default.map(|v| v.0),
+            wmem_default: c.wmem_default.map(|v| v.0),
+            average_memory: c.average_memory.map(|v| v.0),
+            control_block: c.control_block.map_or(defaults.control_block, |v| v.0),
+            tcp_memory_share: c.tcp_memory_share.map_or(defaults.tcp_memory_share, |v| v.0),
+            reserved_memory: c.reserved_memory.map_or(0, |v| v.0),
+            shrink_buffers_to_fit: c.shrink_buffers_to_fit.unwrap_or(false),
+            bandwidth: c.bandwidth.map(|v| v.0),
+            rtt: c.rtt.map(|v| v.0),
+            processes: c.processes.map_or(1, |v| v.0),
+        };
+        match (connections.bandwidth, connections.rtt) {
+            (Some(_), None) => return Err("connections.bandwidth is set without connections.rtt; the buffer maximum is sized from both (bandwidth × rtt)".into()),
+            (None, Some(_)) => return Err("connections.rtt is set without connections.bandwidth; the buffer maximum is sized from both (bandwidth × rtt)".into()),
+            _ => {}
+        }
+        let swappiness = match self.memory.swappiness {
+            Some(Count(v)) if v > 200 => {
+                return Err(format!(
+                    "memory.swappiness = {v} is out of range; valid: 0..=200 (0..=100 on kernels before 5.8)"
+                ));
+            }
+            Some(Count(v)) => Some(v as u32),
+            None => None,
+        };
+        Ok(Profile {
+            name: self.name.0,
+            description: self.description,
+            headroom: self.headroom.map_or(Dec4(12_000), |h| h.0),
+            host: HostOverride {
+                ram: self.host.ram.map(|v| v.0),
+                swap: self.host.swap.map(|v| v.0),
+                page_size: self.host.page_size.map(|v| v.0),
+            },
+            connections,
+            outbound: Outbound {
+                new_per_second: self.outbound.new_per_second.map_or(0, |v| v.0),
+                concurrent: self.outbound.concurrent.map_or(0, |v| v.0),
+            },
+            memory: Memory {
+                overcommit: self.memory.overcommit,
+                commit_target: self.memory.commit_target.map(|v| v.0),
+                swappiness,
+                on_oom: self.memory.on_oom,
+            },
+            sysctl: self.sysctl.0,
+        })
+    }
+}
+
+/// `file:line:col: message` plus the offending line, from a toml error.
+fn located(origin: &str, text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    match err.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let before = &text[..start];
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let col = before[line_start..].chars().count() + 1;
+            let source = text[line_start..].lines().next().unwrap_or("");
+            format!("{origin}:{line}:{col}: {message}\n  {line} | {source}")
+        }
+        None => format!("{origin}: {message}"),
+    }
+}
+
+fn parse_text(origin: &str, text: &str) -> Result<Profile> {
+    let raw: RawProfile = toml::from_str(text).map_err(|e| Error::input(located(origin, text, &e)))?;
+    raw.finish().map_err(|e| Error::input(format!("{origin}: {e}")))
+}
+
+/// Find a profile by built-in name or path and apply `--set FIELD=VALUE` overrides.
+pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
+    let (origin, text) = source(spec)?;
+    parse_text(&origin, &text)?;
+    if sets.is_empty() {
+        return parse_text(&origin, &text);
+    }
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;
+    for set in sets {
+        let (path, value) = parse_set(set)?;
+        // Check the override on its own first, so an error names it.
+        let mut alone = toml::Table::new();
+        alone.insert("name".into(), toml::Value::String("set".into()));
+        insert_path(&mut alone, &path, value.clone(), set)?;
+        let alone_text = toml::to_string(&alone).map_err(|e| Error::input(format!("--set {set}: {e}")))?;
+        if let Err(e) = toml::from_str::<RawProfile>(&alone_text) {
+            return Err(Error::input(format!("--set {set}: {}", e.message().trim_end())));
+        }
+        insert_path(&mut table, &path, value, set)?;
+    }
+    let merged = toml::to_string(&table).map_err(|e| Error::input(format!("--set: {e}")))?;
+    let raw: RawProfile = toml::from_str(&merged).map_err(|e| {
+        Error::input(format!(
+            "{origin} with --set overrides: {}",
+            e.message().trim_end()
+        ))
+    })?;
+    raw.finish()
+        .map_err(|e| Error::input(format!("{origin} with --set overrides: {e}")))
+}
+
+fn source(spec: &str) -> Result<(String, String)> {
+    let looks_like_path = spec.contains('/') || spec.ends_with(".toml");
+    if !looks_like_path {
+        if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == spec) {
+            return Ok((format!("built-in profile {name}"), text.to_string()));
+        }
+        if !Path::new(spec).exists() {
+            return Err(Error::input(format!(
+                "unknown profile {spec:?}: not a built-in profile ({}) and no such file",
+                builtin_names().join(", ")
+            )));
+        }
+    }
+    let path = Path::new(spec);
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::input(format!(
+            "profile {spec}: {}; give a built-in profile ({}) or a path to a TOML file",
+            crate::error::describe_io(&e),
+            builtin_names().join(", ")
+        ))
+    })?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| Error::input(format!("profile {spec}: not UTF-8 text")))?;
+    Ok((spec.to_string(), text))
+}
+
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|(n, _)| *n).collect()
+}
+
+pub fn builtin_source(name: &str) -> Option<&'static str> {
+    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// `connections.concurrent=860000` → (["connections", "concurrent"], 860000). The value
+/// is parsed as a TOML value; anything that is not one (`62GiB`) is a string.
+/// `sysctl.net.core.somaxconn=4096` pins a key.
+fn parse_set(set: &str) -> Result<(Vec<String>, toml::Value)> {
+    let Some((path, value)) = set.split_once('=') else {
+        return Err(Error::input(format!(
+            "--set {set:?}: expected FIELD=VALUE, e.g. connections.concurrent=860000"
+        )));
+    };
+    let path = path.trim();
+    let value = value.trim();
+    if path.is_empty() {
+        return Err(Error::input(format!("--set {set:?}: the field name is empty")));
+    }
+    let segments: Vec<String> = match path.strip_prefix("sysctl.") {
+        Some(key) => vec!["sysctl".into(), key.to_string()],
+        None => path.split('.').map(str::to_string).collect(),
+    };
+    if segments.iter().any(String::is_empty) {
+        return Err(Error::input(format!(
+            "--set {set:?}: {path:?} has an empty segment"
+        )));
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    Ok((segments, parsed))
+}
+
+fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value, set: &str) -> Result<()> {
+    let (last, parents) = path.split_last().expect("parse_set gives at least one segment");
+    let mut cur = table;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(Error::input(format!("--set {set}: {p} is a value, not a table"))),
+        };
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Pins as a map, for lookups.
+pub fn pins(profile: &Profile) -> BTreeMap<&str, &str> {
+    profile
+        .sysctl
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profile> {
+        parse_text("p.toml", text)
+    }
+
+    #[test]
+    fn builtins_parse() {
+        for (name, text) in BUILTIN {
+            let p = parse_text(name, text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&p.name, name);
+        }
+    }
+
+    #[test]
+    fn the_cli_md_example() {
+        let p = parse(
+            r#"name = "reverse-proxy"
+headroom = 1.2
+[connections]
+concurrent = 860000
+rmem_default = "43KiB"
+wmem_default = "32KiB"
+average_memory = "10KiB"
+tcp_memory_share = 0.75
+reserved_memory = "15GiB"
+bandwidth = "10Gbit"
+rtt = "20ms"
+[sysctl]
+"net.core.somaxconn" = "4096"
+"net/ipv4/tcp_rmem" = [4096, 87380, 6291456]
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.headroom, Dec4(12000));
+        assert_eq!(p.connections.rmem_default, Some(44032));
+        assert_eq!(p.connections.reserved_memory, 15 << 30);
+        assert_eq!(p.connections.rtt, Some(20_000_000));
+        assert_eq!(
+            p.sysctl[1],
+            ("net.ipv4.tcp_rmem".to_string(), "4096 87380 6291456".to_string())
+        );
+    }
+
+    #[test]
+    fn errors_have_line_and_column() {
+        let e = parse("name = \"x\"\n[connections]\nconcurent = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:3:1:"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+        let e = parse("name = \"x\"\nheadroom = 0.9\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("p.toml:2:12:") && e.contains("valid: 1 ≤ value ≤ 10"),
+            "{e}"
+        );
+        let e = parse("name = \"x\"\n[connections]\nrmem_default = \"43 KiloBytes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown size unit"), "{e}");
+        let e = parse("name = \"x\"\n[outbound]\nnew_per_second = -3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("negative"), "{e}");
+        let e = parse("name = \"x\"\n[connections]\ntcp_memory_share = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0 < value ≤ 1"), "{e}");
+        let e = parse("name = \"x\"\n[host]\nram = 0\n").unwrap_err().to_string();
+        assert!(e.contains("more than 0"), "{e}");
+        let e = parse("name = \"x\"\nheadroom = 1.23456\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 4"), "{e}");
+        let e = parse("name = \"x\"\n[sysctl]\n\"../../etc/passwd\" = \"1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'..'"), "{e}");
+        let e = parse("name = \"x\"\n[sysctl]\n\"vm.swappiness\" = \"10\\nkernel.panic = 1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("control character"), "{e}");
+        let e = parse("name = \"x\"\n[connections]\nbandwidth = \"1Gbit\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without connections.rtt"), "{e}");
+    }
+
+    #[test]
+    fn set_overrides() {
+        let p = load(
+            "reverse-proxy",
+            &[
+                "connections.concurrent=5".into(),
+                "host.ram=8GiB".into(),
+                "sysctl.net.core.somaxconn=1024".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.connections.concurrent, 5);
+        assert_eq!(p.host.ram, Some(8 << 30));
+        assert!(
+            p.sysctl
+                .contains(&("net.core.somaxconn".to_string(), "1024".to_string()))
+        );
+        let e = load("reverse-proxy", &["connections.concurent=5".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--set connections.concurent=5:") && e.contains("unknown field"),
+            "{e}"
+        );
+        let e = load("reverse-proxy", &["headroom=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--set headroom=0"), "{e}");
+        let e = load("reverse-proxy", &["nonsense".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("FIELD=VALUE"), "{e}");
+        let e = load("nope", &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown profile \"nope\"") && e.contains("reverse-proxy"),
+            "{e}"
+        );
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn parse_for_tests(text: &str) -> Profile {
+    parse_text("test.toml", text).unwrap_or_else(|e| panic!("{e}"))
+}

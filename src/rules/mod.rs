@@ -1,0 +1,195 @@
+//! The rule engine: one file per rule, each a small type implementing [`Rule`],
+//! registered once in [`RULES`]. `evaluate` is pure: it sees only [`Context`] (facts and
+//! profile), never `/proc`, so every rule is tested with plain values at the bottom of its
+//! own file. Each rule's `DOC` is what `sysctune explain RULE` prints.
+
+pub mod file_descriptors;
+pub mod oom;
+pub mod overcommit;
+pub mod port_range;
+pub mod swappiness;
+pub mod tcp_buffers;
+pub mod tcp_memory;
+
+use serde::Serialize;
+
+use crate::host::Facts;
+use crate::profile::Profile;
+
+/// What a rule sees. `facts` are the effective facts: the profile's `[host]` overrides
+/// (ram, swap, page_size) are already applied.
+pub struct Context<'a> {
+    pub facts: &'a Facts,
+    pub profile: &'a Profile,
+    /// Set by `tcp-memory` when it shrank the default buffers to fit; `tcp-buffers` (which
+    /// runs after it) uses them as the recommended defaults.
+    pub shrink: Option<Shrink>,
+}
+
+/// Default buffer sizes (tcp_rmem[1], tcp_wmem[1]) chosen by `tcp-memory` to fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shrink {
+    pub rmem: u64,
+    pub wmem: u64,
+}
+
+/// One recommended value. Emitting it makes the key managed (it appears in the plan and
+/// the drop-in), whether or not it differs from the current value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recommendation {
+    pub key: String,
+    /// In the kernel's format with single spaces (`6094848 8126464 12189696`).
+    pub value: String,
+    /// One line: why this value (goes into the table and the drop-in's comment).
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub rule: String,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn new(severity: Severity, rule: &str, message: impl Into<String>) -> Self {
+        Finding {
+            severity,
+            rule: rule.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What a rule decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub settings: Vec<Recommendation>,
+    pub findings: Vec<Finding>,
+    /// The arithmetic, step by step with units, for `plan -v`.
+    pub steps: Vec<String>,
+    /// Only `tcp-memory`: the shrunk default buffers.
+    pub shrink: Option<Shrink>,
+}
+
+impl Outcome {
+    pub fn set(&mut self, key: &str, value: impl Into<String>, reason: impl Into<String>) {
+        self.settings.push(Recommendation {
+            key: key.to_string(),
+            value: value.into(),
+            reason: reason.into(),
+        });
+    }
+
+    pub fn step(&mut self, line: impl Into<String>) {
+        self.steps.push(line.into());
+    }
+
+    pub fn finding(&mut self, severity: Severity, rule: &str, message: impl Into<String>) {
+        self.findings.push(Finding::new(severity, rule, message));
+    }
+}
+
+pub trait Rule: Sync {
+    /// Stable kebab-case id (`tcp-memory`).
+    fn id(&self) -> &'static str;
+    /// The keys this rule may manage.
+    fn keys(&self) -> &'static [&'static str];
+    /// What it does, why, its arithmetic, references: printed by `sysctune explain`.
+    fn doc(&self) -> &'static str;
+    fn evaluate(&self, ctx: &Context) -> Outcome;
+}
+
+/// Every rule, in evaluation order (`tcp-memory` before `tcp-buffers`: it may shrink the
+/// default buffers).
+pub const RULES: &[&dyn Rule] = &[
+    &tcp_memory::TcpMemory,
+    &tcp_buffers::TcpBuffers,
+    &port_range::PortRange,
+    &overcommit::Overcommit,
+    &swappiness::Swappiness,
+    &oom::Oom,
+    &file_descriptors::FileDescriptors,
+];
+
+pub fn find(id: &str) -> Option<&'static dyn Rule> {
+    RULES.iter().copied().find(|r| r.id() == id)
+}
+
+/// The rule that manages `key`, for `sysctune explain KEY`.
+pub fn for_key(key: &str) -> Option<&'static dyn Rule> {
+    RULES.iter().copied().find(|r| r.keys().contains(&key))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Plain-value facts and profiles for the rules' unit tests.
+    use std::collections::BTreeMap;
+
+    use crate::host::{Facts, MemInfo};
+    use crate::profile::Profile;
+
+    /// A host like the article's proxy: 62 GiB, no swap, kernel 3.10, the old defaults.
+    pub fn proxy_host() -> Facts {
+        let ram: u64 = 62 << 30;
+        let mut sysctl = BTreeMap::new();
+        for (k, v) in [
+            ("net.ipv4.tcp_mem", "6179424 8239232 12358848"),
+            ("net.ipv4.tcp_rmem", "4096 87380 16777216"),
+            ("net.ipv4.tcp_wmem", "4096 65536 16777216"),
+            ("net.core.rmem_max", "212992"),
+            ("net.core.wmem_max", "212992"),
+            ("net.ipv4.ip_local_port_range", "32768 60999"),
+            ("net.ipv4.ip_local_reserved_ports", ""),
+            ("net.ipv4.ip_unprivileged_port_start", "1024"),
+            ("net.ipv4.tcp_tw_reuse", "2"),
+            ("net.ipv4.tcp_max_orphans", "262144"),
+            ("vm.overcommit_memory", "0"),
+            ("vm.overcommit_ratio", "50"),
+            ("vm.overcommit_kbytes", "0"),
+            ("vm.swappiness", "60"),
+            ("vm.panic_on_oom", "0"),
+            ("kernel.panic", "0"),
+            ("fs.file-max", "6500000"),
+            ("fs.nr_open", "1048576"),
+            ("fs.file-nr", "2048 0 6500000"),
+        ] {
+            sysctl.insert(k.to_string(), Some(v.to_string()));
+        }
+        Facts {
+            hostname: Some("proxy".into()),
+            kernel: "3.10.0".into(),
+            page_size: 4096,
+            mem: MemInfo {
+                mem_total: ram,
+                swap_total: 0,
+                hugetlb: 0,
+                commit_limit: ram / 2,
+                committed_as: 20 << 30,
+                mem_available: Some(40 << 30),
+            },
+            sysctl,
+            sockstat: None,
+            warnings: vec![],
+        }
+    }
+
+    /// Set (or with `None`, remove) a live value.
+    pub fn with(mut facts: Facts, key: &str, value: Option<&str>) -> Facts {
+        facts.sysctl.insert(key.to_string(), value.map(str::to_string));
+        facts
+    }
+
+    /// A profile from TOML text (the `name` line is added).
+    pub fn profile(toml_body: &str) -> Profile {
+        crate::profile::parse_for_tests(&format!("name = \"test\"\n{toml_body}"))
+    }
+}

@@ -1,0 +1,25 @@
+//! Rule `port-range`. See [`DOC`].
+
+use super::{Context, Outcome, Rule};
+
+pub const DOC: &str = "TODO";
+
+pub struct PortRange;
+
+impl Rule for PortRange {
+    fn id(&self) -> &'static str {
+        "port-range"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse"]
+    }
+
+    fn doc(&self) -> &'static str {
+        DOC
+    }
+
+    fn evaluate(&self, _ctx: &Context) -> Outcome {
+        Outcome::default()
+    }
+}
