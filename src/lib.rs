@@ -10,3 +10,8 @@ pub mod keys;
 pub mod profile;
 pub mod rules;
 pub mod units;
+pub mod dropin;
+pub mod plan;
+pub mod app;
+pub mod cli;
+pub mod report;

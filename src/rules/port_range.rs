@@ -23,3 +23,13 @@ impl Rule for PortRange {
         Outcome::default()
     }
 }
+
+pub const TIME_WAIT_SECONDS: u64 = 60;
+
+pub fn available(lo: u32, hi: u32, _reserved: &[(u32, u32)]) -> u64 {
+    (hi - lo + 1) as u64
+}
+
+pub fn max_new_per_second(available: u64) -> u64 {
+    available / 60
+}

@@ -1,0 +1,432 @@
+//! Run the rules, resolve pins and conflicts, compute capacity, render the drop-in →
+//! [`Plan`]. Pure: it works on [`Facts`] and the current drop-in's text, never `/proc`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::dropin;
+use crate::error::{Error, Result};
+use crate::host::Facts;
+use crate::keys::{self, Kubernetes, Scope};
+use crate::profile::Profile;
+use crate::rules::{self, Context, Finding, Severity, overcommit, port_range, tcp_memory};
+use crate::units::human_bytes;
+
+pub const SCHEMA: &str = "sysctune/plan/v1";
+/// The rule id of `[sysctl]` pins in `settings[].rules` and findings.
+pub const PIN: &str = "pin";
+pub const DEFAULT_DROPIN: &str = "/etc/sysctl.d/90-sysctune.conf";
+
+/// What to plan.
+pub struct Request<'a> {
+    pub facts: &'a Facts,
+    pub profile: &'a Profile,
+    /// `--only` globs on dotted keys; empty = every key.
+    pub only: &'a [String],
+    /// The drop-in's path as seen inside the root (`/etc/sysctl.d/90-sysctune.conf`).
+    pub dropin_path: &'a str,
+    /// Its current content; `None` when absent.
+    pub dropin_current: Option<&'a str>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub schema: &'static str,
+    pub profile: String,
+    pub host: HostSummary,
+    pub settings: Vec<Setting>,
+    pub capacity: Capacity,
+    pub findings: Vec<Finding>,
+    pub dropin: Dropin,
+    pub changed: bool,
+    /// Each rule's arithmetic, step by step (what `plan -v` prints).
+    pub arithmetic: Vec<RuleSteps>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostSummary {
+    pub name: Option<String>,
+    pub mem_total: u64,
+    pub swap_total: u64,
+    pub hugetlb: u64,
+    pub page_size: u64,
+    pub commit_limit: u64,
+    pub committed_as: u64,
+    pub kernel: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Setting {
+    pub key: String,
+    pub current: Option<String>,
+    pub recommended: String,
+    pub change: bool,
+    pub rules: Vec<String>,
+    pub reason: String,
+    pub scope: Scope,
+    pub kubernetes: Kubernetes,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Figure {
+    pub current: Option<u64>,
+    pub recommended: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Capacity {
+    pub per_connection_worst: Figure,
+    pub per_connection_expected: Figure,
+    pub max_connections_worst: Figure,
+    pub max_connections_expected: Figure,
+    pub ports_available: Figure,
+    pub max_new_per_second_per_destination: Figure,
+    pub commit_limit: Figure,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Dropin {
+    pub path: String,
+    pub changed: bool,
+    pub content: String,
+    pub diff: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleSteps {
+    pub rule: String,
+    pub steps: Vec<String>,
+}
+
+/// The facts as the rules see them: the profile's `[host]` overrides applied, and
+/// CommitLimit recomputed with the kernel's formula when RAM, swap or page size changed.
+pub fn effective_facts(facts: &Facts, profile: &Profile) -> Facts {
+    let mut f = facts.clone();
+    let h = &profile.host;
+    if let Some(ram) = h.ram {
+        f.mem.mem_total = ram;
+    }
+    if let Some(swap) = h.swap {
+        f.mem.swap_total = swap;
+    }
+    if let Some(page) = h.page_size {
+        f.page_size = page;
+    }
+    if h.ram.is_some() || h.swap.is_some() || h.page_size.is_some() {
+        f.mem.commit_limit = commit_limit_of(&f, &|k| f.value(k).map(str::to_string));
+    }
+    f
+}
+
+fn commit_limit_of(f: &Facts, value: &dyn Fn(&str) -> Option<String>) -> u64 {
+    let int = |k: &str| value(k).and_then(|v| v.trim().parse::<i128>().ok());
+    let ratio = int("vm.overcommit_ratio").unwrap_or(50);
+    let kbytes = int("vm.overcommit_kbytes").and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    overcommit::commit_limit_bytes(f.mem.mem_total, f.mem.hugetlb, f.mem.swap_total, f.page_size, ratio, kbytes)
+}
+
+/// Checks that need both the profile and the host.
+fn validate_against_host(facts: &Facts, profile: &Profile) -> Result<()> {
+    let c = &profile.connections;
+    if c.reserved_memory >= facts.mem.mem_total {
+        return Err(Error::input(format!(
+            "connections.reserved_memory = {} is not below the host's RAM {} ({}); TCP would have no budget. \
+             Valid: less than the RAM",
+            human_bytes(c.reserved_memory as u128),
+            human_bytes(facts.mem.mem_total as u128),
+            if profile.host.ram.is_some() { "host.ram" } else { "MemTotal" }
+        )));
+    }
+    if let Some(s) = profile.memory.swappiness {
+        let max = keys::swappiness_max(&facts.kernel);
+        if s > max {
+            return Err(Error::input(format!(
+                "memory.swappiness = {s} is out of range for kernel {}; valid: 0..={max} (200 needs kernel 5.8 or later)",
+                facts.kernel
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn compile_globs(only: &[String]) -> Result<Vec<glob::Pattern>> {
+    only.iter()
+        .map(|g| {
+            glob::Pattern::new(g).map_err(|e| {
+                Error::input(format!("--only {g:?}: not a valid glob ({}); e.g. 'net.ipv4.*'", e.msg))
+            })
+        })
+        .collect()
+}
+
+fn matches(globs: &[glob::Pattern], key: &str) -> bool {
+    globs.is_empty() || globs.iter().any(|g| g.matches(key))
+}
+
+struct Managed {
+    value: String,
+    rules: Vec<String>,
+    reason: String,
+}
+
+pub fn plan(req: &Request) -> Result<Plan> {
+    let profile = req.profile;
+    let facts = effective_facts(req.facts, profile);
+    validate_against_host(&facts, profile)?;
+    let globs = compile_globs(req.only)?;
+
+    // 1. The rules, in order.
+    let mut managed: BTreeMap<String, Managed> = BTreeMap::new();
+    let mut findings: Vec<Finding> = facts
+        .warnings
+        .iter()
+        .map(|w| Finding::new(Severity::Warning, "host", w.clone()))
+        .collect();
+    let mut arithmetic = Vec::new();
+    let mut ctx = Context { facts: &facts, profile, shrink: None };
+    let mut rule_of_finding: Vec<Option<&'static dyn rules::Rule>> = vec![None; findings.len()];
+    for rule in rules::RULES {
+        let outcome = rule.evaluate(&ctx);
+        if outcome.shrink.is_some() {
+            ctx.shrink = outcome.shrink;
+        }
+        for rec in outcome.settings {
+            let value = keys::validate(&rec.key, &rec.value, &facts.kernel).map_err(|e| {
+                Error::input(format!(
+                    "internal error: rule {} recommended a value the kernel would refuse: {e}",
+                    rule.id()
+                ))
+            })?;
+            managed.insert(rec.key, Managed { value, rules: vec![rule.id().to_string()], reason: rec.reason });
+        }
+        for f in outcome.findings {
+            rule_of_finding.push(Some(*rule));
+            findings.push(f);
+        }
+        if !outcome.steps.is_empty() {
+            arithmetic.push(RuleSteps { rule: rule.id().to_string(), steps: outcome.steps });
+        }
+    }
+
+    // 2. Pins beat rules.
+    for (key, raw) in &profile.sysctl {
+        let value = keys::validate(key, raw, &facts.kernel).map_err(|e| Error::input(format!("[sysctl] {e}")))?;
+        if facts.sysctl.get(key).is_some_and(|v| v.is_none()) {
+            findings.push(Finding::new(
+                Severity::Warning,
+                PIN,
+                format!("{key} does not exist on this kernel ({}); writing it will fail", facts.kernel),
+            ));
+            rule_of_finding.push(None);
+        }
+        let mut rules_for_key = vec![PIN.to_string()];
+        if let Some(prev) = managed.get(key) {
+            if prev.value != value {
+                findings.push(Finding::new(
+                    Severity::Warning,
+                    PIN,
+                    format!(
+                        "{key} is pinned to {value:?}; rule {} recommended {:?} ({})",
+                        prev.rules.join(", "),
+                        prev.value,
+                        prev.reason
+                    ),
+                ));
+                rule_of_finding.push(None);
+            }
+            rules_for_key = prev.rules.clone();
+            rules_for_key.push(PIN.to_string());
+        }
+        managed.insert(key.clone(), Managed { value, rules: rules_for_key, reason: "pinned in the profile's [sysctl] table".into() });
+    }
+    // Writing overcommit_ratio zeroes overcommit_kbytes and the other way round.
+    let pinned = |k: &str| profile.sysctl.iter().any(|(p, _)| p == k);
+    if managed.contains_key("vm.overcommit_ratio") && managed.contains_key("vm.overcommit_kbytes") {
+        match (pinned("vm.overcommit_ratio"), pinned("vm.overcommit_kbytes")) {
+            (true, true) => {
+                return Err(Error::input(
+                    "[sysctl] pins both vm.overcommit_ratio and vm.overcommit_kbytes: writing either resets the other \
+                     to 0, so only one may be set",
+                ));
+            }
+            (true, false) | (false, true) => {
+                let (keep, drop) = if pinned("vm.overcommit_ratio") {
+                    ("vm.overcommit_ratio", "vm.overcommit_kbytes")
+                } else {
+                    ("vm.overcommit_kbytes", "vm.overcommit_ratio")
+                };
+                managed.remove(drop);
+                findings.push(Finding::new(
+                    Severity::Warning,
+                    PIN,
+                    format!("{keep} is pinned, so {drop} is not managed: writing one resets the other to 0"),
+                ));
+                rule_of_finding.push(None);
+            }
+            (false, false) => {}
+        }
+    }
+
+    // 3. --only.
+    let mut chosen: Vec<(String, Managed)> = managed.into_iter().filter(|(k, _)| matches(&globs, k)).collect();
+    chosen.sort_by(|(a, _), (b, _)| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
+    if !globs.is_empty() {
+        let mut kept = Vec::new();
+        for (f, rule) in findings.into_iter().zip(rule_of_finding) {
+            let keep = match rule {
+                Some(r) => r.keys().iter().any(|k| matches(&globs, k)),
+                None => true,
+            };
+            if keep {
+                kept.push(f);
+            }
+        }
+        findings = kept;
+    }
+
+    // 4. The final values and cross-key checks (only pins can break these).
+    let final_value = |key: &str| -> Option<String> {
+        chosen
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, m)| m.value.clone())
+            .or_else(|| facts.value(key).map(str::to_string))
+    };
+    if let (Some(range), Some(start)) =
+        (final_value("net.ipv4.ip_local_port_range"), final_value("net.ipv4.ip_unprivileged_port_start"))
+    {
+        let lo: u64 = range.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let start: u64 = start.parse().unwrap_or(0);
+        if lo < start {
+            return Err(Error::input(format!(
+                "net.ipv4.ip_local_port_range would start at {lo}, below net.ipv4.ip_unprivileged_port_start = {start}; \
+                 the kernel refuses that (EINVAL). Valid: a range starting at {start} or above"
+            )));
+        }
+    }
+
+    // 5. Settings.
+    let settings: Vec<Setting> = chosen
+        .iter()
+        .map(|(key, m)| {
+            let current = req.facts.value(key).map(str::to_string);
+            let info = keys::info(key);
+            Setting {
+                key: key.clone(),
+                change: current.as_deref() != Some(m.value.as_str()),
+                current,
+                recommended: m.value.clone(),
+                rules: m.rules.clone(),
+                reason: m.reason.clone(),
+                scope: keys::scope(key),
+                kubernetes: info.map_or(
+                    if keys::scope(key) == Scope::Netns { Kubernetes::Unsafe } else { Kubernetes::NodeOnly },
+                    |i| i.kubernetes,
+                ),
+            }
+        })
+        .collect();
+
+    let namespaced: Vec<&str> = settings
+        .iter()
+        .filter(|s| s.change && s.scope == Scope::Netns)
+        .map(|s| s.key.as_str())
+        .collect();
+    if !namespaced.is_empty() {
+        findings.push(Finding::new(
+            Severity::Info,
+            "scope",
+            format!(
+                "{} {} per network namespace: a container's namespace copies the host's value when it is created, \
+                 so changing it here does not reach running containers (set it in the pod or container spec)",
+                namespaced.join(", "),
+                if namespaced.len() == 1 { "is" } else { "are" }
+            ),
+        ));
+    }
+
+    // 6. Capacity, from the current values and from the final ones.
+    let capacity = capacity(&facts, profile, &|k| facts.value(k).map(str::to_string), &final_value);
+
+    // 7. The drop-in: the chosen keys, plus (with --only) the lines of the current drop-in
+    //    for keys outside the globs, so a restricted apply does not drop them.
+    let mut lines: Vec<dropin::Line> = chosen
+        .iter()
+        .map(|(key, m)| dropin::Line { key: key.clone(), value: m.value.clone(), comment: format!("{}: {}", m.rules.join(", "), m.reason) })
+        .collect();
+    if !globs.is_empty() {
+        if let Some(current) = req.dropin_current {
+            for e in dropin::parse(current).entries {
+                if !matches(&globs, &e.key) && !lines.iter().any(|l| l.key == e.key) {
+                    lines.push(dropin::Line { key: e.key, value: e.value, comment: e.comments.join("\n") });
+                }
+            }
+        }
+        lines.sort_by(|a, b| keys::order(&a.key).cmp(&keys::order(&b.key)).then(a.key.cmp(&b.key)));
+    }
+    let content = dropin::render(&profile.name, &lines);
+    let old = req.dropin_current.unwrap_or("");
+    let dropin_changed = req.dropin_current != Some(content.as_str());
+    let diff = dropin::diff(req.dropin_path, old, &content);
+
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    let changed = dropin_changed || settings.iter().any(|s| s.change);
+    Ok(Plan {
+        schema: SCHEMA,
+        profile: profile.name.clone(),
+        host: HostSummary {
+            name: facts.hostname.clone(),
+            mem_total: facts.mem.mem_total,
+            swap_total: facts.mem.swap_total,
+            hugetlb: facts.mem.hugetlb,
+            page_size: facts.page_size,
+            commit_limit: facts.mem.commit_limit,
+            committed_as: facts.mem.committed_as,
+            kernel: facts.kernel.clone(),
+        },
+        settings,
+        capacity,
+        findings,
+        dropin: Dropin { path: req.dropin_path.to_string(), changed: dropin_changed, content, diff },
+        changed,
+        arithmetic,
+    })
+}
+
+type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+fn ints(v: Option<String>) -> Option<Vec<u64>> {
+    v?.split_whitespace().map(|s| s.parse().ok()).collect()
+}
+
+/// Capacity figures from the current values and from the recommended ones.
+fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lookup) -> Capacity {
+    let page = facts.page_size;
+    let cb = profile.connections.control_block;
+    let per_conn = |v: &Lookup| -> Option<u64> {
+        let r = ints(v("net.ipv4.tcp_rmem"))?;
+        let w = ints(v("net.ipv4.tcp_wmem"))?;
+        Some(tcp_memory::per_conn_worst(*r.get(1)?, *w.get(1)?, cb))
+    };
+    let expected = |v: &Lookup| profile.connections.average_memory.or_else(|| per_conn(v));
+    let high = |v: &Lookup| ints(v("net.ipv4.tcp_mem")).and_then(|t| t.get(2).copied());
+    let max_conns = |v: &Lookup, per: Option<u64>| Some(tcp_memory::max_connections(high(v)?, page, per?));
+    let ports = |v: &Lookup| -> Option<u64> {
+        let r = ints(v("net.ipv4.ip_local_port_range"))?;
+        let reserved = v("net.ipv4.ip_local_reserved_ports")
+            .and_then(|s| keys::parse_port_list(&s).ok())
+            .unwrap_or_default();
+        Some(port_range::available(u32::try_from(*r.first()?).ok()?, u32::try_from(*r.get(1)?).ok()?, &reserved))
+    };
+    let fig = |f: &dyn Fn(&Lookup) -> Option<u64>| Figure { current: f(current), recommended: f(recommended) };
+    Capacity {
+        per_connection_worst: fig(&|v| per_conn(v)),
+        per_connection_expected: fig(&|v| expected(v)),
+        max_connections_worst: fig(&|v| max_conns(v, per_conn(v))),
+        max_connections_expected: fig(&|v| max_conns(v, expected(v))),
+        ports_available: fig(&|v| ports(v)),
+        max_new_per_second_per_destination: fig(&|v| ports(v).map(port_range::max_new_per_second)),
+        commit_limit: fig(&|v| Some(commit_limit_of(facts, v))),
+    }
+}

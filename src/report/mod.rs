@@ -1,0 +1,96 @@
+//! Rendering for people (text, with optional colour) and machines (JSON).
+
+pub mod text;
+
+use std::io::IsTerminal;
+
+/// Colours on or off, decided once from `--color`, `NO_COLOR` and whether stdout is a
+/// terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+    pub width: usize,
+}
+
+impl Style {
+    pub fn plain(width: usize) -> Self {
+        Style { color: false, width }
+    }
+
+    pub fn detect(choice: &str) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        let color = match choice {
+            "always" => true,
+            "never" => false,
+            _ => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::env::var("TERM").map_or(true, |t| t != "dumb"),
+        };
+        Style { color, width: terminal_width(tty) }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color && !text.is_empty() { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+    pub fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    pub fn red(&self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    pub fn green(&self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    pub fn yellow(&self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    pub fn cyan(&self, t: &str) -> String {
+        self.paint("36", t)
+    }
+    pub fn dim(&self, t: &str) -> String {
+        self.paint("2", t)
+    }
+}
+
+/// `COLUMNS` if set, else the terminal's width, else 100; never below 60.
+fn terminal_width(tty: bool) -> usize {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<usize>().ok()) {
+        return n.max(60);
+    }
+    if tty {
+        let mut ws = nix::libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCGWINSZ fills a winsize struct we own; stdout is a valid descriptor.
+        let rc = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
+        if rc == 0 && ws.ws_col > 0 {
+            return (ws.ws_col as usize).max(60);
+        }
+    }
+    100
+}
+
+/// Pretty JSON with a final newline.
+pub fn json<T: serde::Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string_pretty(value).expect("plain data serialises");
+    s.push('\n');
+    s
+}
+
+/// Greedy word wrap to `width` columns (at least 20).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(20);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let wlen = word.chars().count();
+        let clen = cur.chars().count();
+        if clen > 0 && clen + 1 + wlen > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}

@@ -1,0 +1,264 @@
+//! Text output: one screen that says what is wrong, what to change, why, and what the host
+//! will hold afterwards.
+
+use std::fmt::Write;
+
+use super::{Style, wrap};
+use crate::host::Facts;
+use crate::keys;
+use crate::plan::{Figure, Plan};
+use crate::rules::{Finding, Severity};
+use crate::units::{grouped, human_bytes};
+
+fn pad(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n >= width { s.to_string() } else { format!("{s}{}", " ".repeat(width - n)) }
+}
+
+pub fn severity(style: &Style, s: Severity) -> String {
+    match s {
+        Severity::Error => style.red("error  "),
+        Severity::Warning => style.yellow("warning"),
+        Severity::Info => style.cyan("info   "),
+    }
+}
+
+fn host_line(plan: &Plan) -> String {
+    let h = &plan.host;
+    let swap = if h.swap_total == 0 { "no swap".to_string() } else { format!("{} swap", human_bytes(h.swap_total as u128)) };
+    let huge = if h.hugetlb > 0 { format!(", {} hugetlb", human_bytes(h.hugetlb as u128)) } else { String::new() };
+    format!(
+        "{} RAM, {swap}{huge}, page {} B, CommitLimit {}, Committed_AS {}",
+        human_bytes(h.mem_total as u128),
+        h.page_size,
+        human_bytes(h.commit_limit as u128),
+        human_bytes(h.committed_as as u128)
+    )
+}
+
+pub fn findings(out: &mut String, style: &Style, list: &[Finding]) {
+    if list.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", style.bold("Findings"));
+    let rule_w = list.iter().map(|f| f.rule.len()).max().unwrap_or(0);
+    let indent = 2 + 7 + 2 + rule_w + 2;
+    for f in list {
+        let lines = wrap(&f.message, style.width.saturating_sub(indent));
+        for (i, line) in lines.iter().enumerate() {
+            if i == 0 {
+                let _ = writeln!(out, "  {}  {}  {line}", severity(style, f.severity), pad(&f.rule, rule_w));
+            } else {
+                let _ = writeln!(out, "{}{line}", " ".repeat(indent));
+            }
+        }
+    }
+    out.push('\n');
+}
+
+fn figure(f: &Figure, fmt: &dyn Fn(u64) -> String) -> Option<(String, String)> {
+    let show = |v: Option<u64>| v.map_or("-".to_string(), fmt);
+    if f.current.is_none() && f.recommended.is_none() {
+        return None;
+    }
+    Some((show(f.current), show(f.recommended)))
+}
+
+pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
+    let mut out = String::new();
+    let host = plan.host.name.as_deref().unwrap_or("this host");
+    let _ = writeln!(
+        out,
+        "{} {} {} (kernel {})",
+        style.bold("sysctune plan:"),
+        style.bold(&format!("profile {}", plan.profile)),
+        format_args!("on {host}"),
+        plan.host.kernel
+    );
+    let _ = writeln!(out, "{}\n", style.dim(&host_line(plan)));
+
+    // The table.
+    if plan.settings.is_empty() {
+        let _ = writeln!(out, "The profile manages no keys on this host.\n");
+    } else {
+        let key_w = plan.settings.iter().map(|s| s.key.len()).max().unwrap_or(3).max(3);
+        let cur = |s: &crate::plan::Setting| s.current.clone().unwrap_or_else(|| "(absent)".into());
+        let cur_w = plan.settings.iter().map(|s| cur(s).len()).max().unwrap_or(7).max(7);
+        let rec_w = plan.settings.iter().map(|s| s.recommended.len()).max().unwrap_or(11).max(11);
+        let fixed = 2 + key_w + 2 + cur_w + 2 + rec_w + 2;
+        let why_w = style.width.saturating_sub(fixed);
+        let why_below = why_w < 30;
+        let _ = writeln!(
+            out,
+            "  {}  {}  {}  {}",
+            style.bold(&pad("KEY", key_w)),
+            style.bold(&pad("CURRENT", cur_w)),
+            style.bold(&pad("RECOMMENDED", rec_w)),
+            if why_below { String::new() } else { style.bold("WHY") }
+        );
+        for s in &plan.settings {
+            let mark = if s.change { style.yellow("*") } else { " ".into() };
+            let rec = if s.change { style.green(&pad(&s.recommended, rec_w)) } else { pad(&s.recommended, rec_w) };
+            let why = s.reason.clone();
+            if why_below {
+                let _ = writeln!(out, "{mark} {}  {}  {rec}", pad(&s.key, key_w), pad(&cur(s), cur_w));
+                for line in wrap(&why, style.width.saturating_sub(6)) {
+                    let _ = writeln!(out, "      {}", style.dim(&line));
+                }
+            } else {
+                let lines = wrap(&why, why_w);
+                let _ = writeln!(out, "{mark} {}  {}  {rec}  {}", pad(&s.key, key_w), pad(&cur(s), cur_w), lines[0]);
+                for line in &lines[1..] {
+                    let _ = writeln!(out, "{}{line}", " ".repeat(fixed));
+                }
+            }
+        }
+        let changes = plan.settings.iter().filter(|s| s.change).count();
+        let _ = writeln!(
+            out,
+            "{}\n",
+            style.dim(&format!("  * = changes ({changes} of {} managed keys)", plan.settings.len()))
+        );
+    }
+
+    // Capacity.
+    let c = &plan.capacity;
+    let bytes = |v: u64| human_bytes(v as u128);
+    let count = |v: u64| grouped(v as u128);
+    let rows: Vec<(&str, Option<(String, String)>)> = vec![
+        ("connections, worst case", figure(&c.max_connections_worst, &count)),
+        ("connections, expected", figure(&c.max_connections_expected, &count)),
+        ("  memory per connection, worst", figure(&c.per_connection_worst, &bytes)),
+        ("  memory per connection, expected", figure(&c.per_connection_expected, &bytes)),
+        ("local ports per destination", figure(&c.ports_available, &count)),
+        ("new connections/s per destination", figure(&c.max_new_per_second_per_destination, &count)),
+        ("CommitLimit", figure(&c.commit_limit, &bytes)),
+    ];
+    let rows: Vec<(&str, (String, String))> = rows.into_iter().filter_map(|(n, f)| f.map(|f| (n, f))).collect();
+    if !rows.is_empty() {
+        let name_w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        let now_w = rows.iter().map(|(_, (a, _))| a.len()).max().unwrap_or(0).max(7);
+        let _ = writeln!(out, "{}", style.bold(&format!("{}  {}    {}", pad("Capacity", name_w + 2), pad("current", now_w), "after")));
+        for (name, (now, after)) in rows {
+            let arrow = if now == after { "  ".to_string() } else { "→ ".to_string() };
+            let after = if now == after { after } else { style.green(&after) };
+            let _ = writeln!(out, "  {}  {}  {arrow}{after}", pad(name, name_w), pad(&now, now_w));
+        }
+        out.push('\n');
+    }
+
+    findings(&mut out, style, &plan.findings);
+
+    if verbose {
+        let _ = writeln!(out, "{}", style.bold("Arithmetic"));
+        for r in &plan.arithmetic {
+            let _ = writeln!(out, "  {}", style.bold(&r.rule));
+            for step in &r.steps {
+                for (i, line) in wrap(step, style.width.saturating_sub(8)).iter().enumerate() {
+                    let _ = writeln!(out, "    {}{line}", if i == 0 { "" } else { "  " });
+                }
+            }
+        }
+        out.push('\n');
+    }
+
+    // The drop-in.
+    let d = &plan.dropin;
+    if d.changed {
+        let _ = writeln!(out, "{} {} {}", style.bold("Drop-in"), d.path, style.yellow("(would change)"));
+        for line in d.diff.lines() {
+            let painted = if line.starts_with("+++") || line.starts_with("---") {
+                style.bold(line)
+            } else if line.starts_with('+') {
+                style.green(line)
+            } else if line.starts_with('-') {
+                style.red(line)
+            } else if line.starts_with("@@") {
+                style.cyan(line)
+            } else {
+                line.to_string()
+            };
+            let _ = writeln!(out, "{painted}");
+        }
+    } else {
+        let _ = writeln!(out, "{} {} {}", style.bold("Drop-in"), d.path, style.dim("(up to date)"));
+    }
+    out.push('\n');
+    let errors = plan.findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let summary = if plan.changed {
+        format!(
+            "Changes pending. Apply with: sysctune apply --profile {}{}",
+            plan.profile,
+            if errors > 0 { format!(" (read the {errors} error finding(s) first)") } else { String::new() }
+        )
+    } else {
+        "Nothing to change: the live values and the drop-in match the plan.".to_string()
+    };
+    let _ = writeln!(out, "{}", style.bold(&summary));
+    out
+}
+
+/// `sysctune show`: the host facts and the live value of every key.
+pub fn show(facts: &Facts, keys_wanted: &[String], style: &Style) -> String {
+    let mut out = String::new();
+    let m = &facts.mem;
+    let _ = writeln!(out, "{} {} (kernel {})", style.bold("sysctune show:"), facts.hostname.as_deref().unwrap_or("this host"), facts.kernel);
+    let facts_rows: Vec<(&str, String)> = vec![
+        ("MemTotal", human_bytes(m.mem_total as u128)),
+        ("SwapTotal", human_bytes(m.swap_total as u128)),
+        ("Hugetlb", human_bytes(m.hugetlb as u128)),
+        ("MemAvailable", m.mem_available.map_or("-".into(), |v| human_bytes(v as u128))),
+        ("page size", format!("{} B", facts.page_size)),
+        ("CommitLimit", human_bytes(m.commit_limit as u128)),
+        ("Committed_AS", human_bytes(m.committed_as as u128)),
+    ];
+    for (n, v) in facts_rows {
+        let _ = writeln!(out, "  {}  {v}", pad(n, 14));
+    }
+    if let Some(s) = &facts.sockstat {
+        let _ = writeln!(
+            out,
+            "  {}  inuse {} orphan {} tw {} alloc {} mem {} pages ({})",
+            pad("TCP sockets", 14),
+            s.tcp_inuse,
+            s.tcp_orphan,
+            s.tcp_tw,
+            s.tcp_alloc,
+            s.tcp_mem,
+            human_bytes(s.tcp_mem as u128 * facts.page_size as u128)
+        );
+    }
+    out.push('\n');
+    let list: Vec<&String> = if keys_wanted.is_empty() { facts.sysctl.keys().collect() } else { keys_wanted.iter().collect() };
+    let mut list = list;
+    list.sort_by(|a, b| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
+    let key_w = list.iter().map(|k| k.len()).max().unwrap_or(3);
+    let _ = writeln!(out, "  {}  {}", style.bold(&pad("KEY", key_w)), style.bold("LIVE"));
+    for k in list {
+        let v = match facts.sysctl.get(k.as_str()) {
+            Some(Some(v)) => annotate(k, v, facts.page_size),
+            _ => style.dim("(absent on this kernel)"),
+        };
+        let _ = writeln!(out, "  {}  {v}", pad(k, key_w));
+    }
+    for w in &facts.warnings {
+        let _ = writeln!(out, "\n{} {w}", severity(style, Severity::Warning));
+    }
+    out
+}
+
+/// Units beside the value: tcp_mem in pages and bytes.
+fn annotate(key: &str, value: &str, page: u64) -> String {
+    if key == "net.ipv4.tcp_mem" {
+        let parts: Vec<String> = value
+            .split(' ')
+            .filter_map(|p| p.parse::<u128>().ok())
+            .map(|p| human_bytes(p * page as u128))
+            .collect();
+        return format!("{value}  (pages = {})", parts.join(" / "));
+    }
+    if key == "net.ipv4.tcp_rmem" || key == "net.ipv4.tcp_wmem" {
+        return format!("{value}  (bytes)");
+    }
+    value.to_string()
+}
