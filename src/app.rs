@@ -35,7 +35,9 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output { stdout, code })
         }
         Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format))),
-        Command::Profiles { action: Some(ProfilesAction::Show { name }) } => match profile::builtin_source(name) {
+        Command::Profiles {
+            action: Some(ProfilesAction::Show { name }),
+        } => match profile::builtin_source(name) {
             Some(text) => Ok(Output::ok(text.to_string())),
             None => Err(Error::input(format!(
                 "unknown profile {name:?}; built-in profiles: {}",
@@ -50,10 +52,18 @@ pub fn run(cli: &Cli) -> Result<Output> {
 pub fn dropin_paths(root: &Path, dropin: &str) -> Result<(String, PathBuf)> {
     let p = Path::new(dropin);
     if !p.is_absolute() {
-        return Err(Error::input(format!("--dropin {dropin:?}: give an absolute path as seen inside the root, e.g. {}", plan::DEFAULT_DROPIN)));
+        return Err(Error::input(format!(
+            "--dropin {dropin:?}: give an absolute path as seen inside the root, e.g. {}",
+            plan::DEFAULT_DROPIN
+        )));
     }
-    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) || dropin.chars().any(char::is_control) {
-        return Err(Error::input(format!("--dropin {dropin:?}: '..' and control characters are not allowed")));
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+        || dropin.chars().any(char::is_control)
+    {
+        return Err(Error::input(format!(
+            "--dropin {dropin:?}: '..' and control characters are not allowed"
+        )));
     }
     let rel = p.strip_prefix("/").unwrap_or(p);
     Ok((dropin.to_string(), root.join(rel)))
@@ -62,7 +72,9 @@ pub fn dropin_paths(root: &Path, dropin: &str) -> Result<(String, PathBuf)> {
 /// Read the drop-in's current content; `None` when absent.
 pub fn read_dropin(path: &Path) -> Result<Option<String>> {
     match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| Error::host(path, "not UTF-8 text")),
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Error::host(path, "not UTF-8 text")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, &e)),
     }
@@ -89,7 +101,11 @@ fn show(root: &Path, format: Format, wanted: &[String], style: &Style) -> Result
     for k in wanted {
         canonical.push(keys::normalize_key(k).map_err(Error::input)?);
     }
-    let extra: Vec<String> = canonical.iter().filter(|k| keys::info(k).is_none()).cloned().collect();
+    let extra: Vec<String> = canonical
+        .iter()
+        .filter(|k| keys::info(k).is_none())
+        .cloned()
+        .collect();
     let facts = host::read(root, &extra)?;
     let stdout = match format {
         Format::Json => {
@@ -105,7 +121,11 @@ fn show(root: &Path, format: Format, wanted: &[String], style: &Style) -> Result
                 "kernel": facts.kernel,
                 "sockstat": facts.sockstat,
             });
-            let list: Vec<&String> = if canonical.is_empty() { facts.sysctl.keys().collect() } else { canonical.iter().collect() };
+            let list: Vec<&String> = if canonical.is_empty() {
+                facts.sysctl.keys().collect()
+            } else {
+                canonical.iter().collect()
+            };
             let mut list = list;
             list.sort_by(|a, b| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
             let keys_json: Vec<_> = list
@@ -128,7 +148,10 @@ fn profiles_list(format: Format) -> String {
     let list: Vec<(String, String)> = profile::BUILTIN
         .iter()
         .map(|(name, src)| {
-            let desc = profile::load(name, &[]).ok().and_then(|p| p.description).unwrap_or_default();
+            let desc = profile::load(name, &[])
+                .ok()
+                .and_then(|p| p.description)
+                .unwrap_or_default();
             let _ = src;
             (name.to_string(), desc)
         })
@@ -140,7 +163,8 @@ fn profiles_list(format: Format) -> String {
         })),
         Format::Text => {
             let w = list.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-            let mut out = String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");
+            let mut out =
+                String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");
             for (n, d) in list {
                 out.push_str(&format!("  {n:w$}  {d}\n"));
             }
@@ -157,7 +181,11 @@ fn explain(topic: &str) -> Result<String> {
     if let Some(rule) = key.as_deref().and_then(rules::for_key) {
         let key = key.unwrap_or_default();
         let unit = keys::info(&key).map(|i| i.unit).unwrap_or("");
-        return Ok(format!("{key} ({unit}) is managed by rule {}.\n\n{}", rule.id(), rule_doc(rule)));
+        return Ok(format!(
+            "{key} ({unit}) is managed by rule {}.\n\n{}",
+            rule.id(),
+            rule_doc(rule)
+        ));
     }
     if let Some(info) = key.as_deref().and_then(keys::info) {
         return Ok(format!(
@@ -173,7 +201,12 @@ fn explain(topic: &str) -> Result<String> {
 }
 
 fn rule_doc(rule: &dyn rules::Rule) -> String {
-    let mut s = format!("Rule {} — keys: {}\n\n{}", rule.id(), rule.keys().join(", "), rule.doc().trim_end());
+    let mut s = format!(
+        "Rule {} — keys: {}\n\n{}",
+        rule.id(),
+        rule.keys().join(", "),
+        rule.doc().trim_end()
+    );
     s.push('\n');
     s
 }

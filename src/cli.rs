@@ -61,22 +61,30 @@ impl Color {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Current values of every key the rules know (or the named ones) and the host facts
-    #[command(after_help = "Examples:\n  sysctune show\n  sysctune show net.ipv4.tcp_mem vm.overcommit_memory\n  sysctune --root /srv/image show --format json")]
+    #[command(
+        after_help = "Examples:\n  sysctune show\n  sysctune show net.ipv4.tcp_mem vm.overcommit_memory\n  sysctune --root /srv/image show --format json"
+    )]
     Show {
         /// Keys to show (dotted or slashed); all known keys when none
         keys: Vec<String>,
     },
     /// The recommendation: keys, current and recommended values, why, capacity, findings, drop-in diff
-    #[command(after_help = "Examples:\n  sysctune plan --profile reverse-proxy\n  sysctune plan --profile ./edge.toml --set connections.concurrent=860000 -v\n  sysctune plan --profile batch-client --only 'net.ipv4.*' --exit-code --format json")]
+    #[command(
+        after_help = "Examples:\n  sysctune plan --profile reverse-proxy\n  sysctune plan --profile ./edge.toml --set connections.concurrent=860000 -v\n  sysctune plan --profile batch-client --only 'net.ipv4.*' --exit-code --format json"
+    )]
     Plan(PlanArgs),
     /// List the built-in profiles, or print one as TOML to start from
-    #[command(after_help = "Examples:\n  sysctune profiles\n  sysctune profiles show reverse-proxy > my-proxy.toml")]
+    #[command(
+        after_help = "Examples:\n  sysctune profiles\n  sysctune profiles show reverse-proxy > my-proxy.toml"
+    )]
     Profiles {
         #[command(subcommand)]
         action: Option<ProfilesAction>,
     },
     /// A rule's documentation: what it does, why, its arithmetic, references
-    #[command(after_help = "Examples:\n  sysctune explain tcp-memory\n  sysctune explain net.ipv4.ip_local_port_range")]
+    #[command(
+        after_help = "Examples:\n  sysctune explain tcp-memory\n  sysctune explain net.ipv4.ip_local_port_range"
+    )]
     Explain {
         /// A rule id (tcp-memory, port-range, ...) or a key (net.ipv4.tcp_mem)
         topic: String,

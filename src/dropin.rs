@@ -82,7 +82,11 @@ pub fn parse(text: &str) -> Parsed {
                 comments: std::mem::take(&mut comments),
             }),
             Err(e) => {
-                out.bad.push(BadLine { line: line_no, text: raw.to_string(), message: e });
+                out.bad.push(BadLine {
+                    line: line_no,
+                    text: raw.to_string(),
+                    message: e,
+                });
                 comments.clear();
             }
         }
@@ -102,7 +106,8 @@ pub struct Line {
 /// The drop-in's text: a header naming the profile, then per key a comment and
 /// `key = value`, in the order given. No timestamps: the same plan gives the same bytes.
 pub fn render(profile: &str, lines: &[Line]) -> String {
-    let mut out = format!("# Managed by sysctune, profile \"{profile}\". Re-run `sysctune apply` to change it.\n");
+    let mut out =
+        format!("# Managed by sysctune, profile \"{profile}\". Re-run `sysctune apply` to change it.\n");
     for line in lines {
         for c in line.comment.lines() {
             out.push_str("# ");
@@ -135,7 +140,11 @@ mod tests {
     fn parses_real_files() {
         let text = "# comment\n; another\nnet.ipv4.tcp_rmem=4096\t87380\t6291456\n  vm.swappiness = 10  \n-net/ipv4/tcp_tw_reuse = 1\n\nnet.ipv4.conf.*.rp_filter = 2\nnot a line\nkernel.panic =\n";
         let p = parse(text);
-        let keys: Vec<_> = p.entries.iter().map(|e| (e.key.as_str(), e.value.as_str(), e.line)).collect();
+        let keys: Vec<_> = p
+            .entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str(), e.line))
+            .collect();
         assert_eq!(
             keys,
             [
@@ -171,6 +180,9 @@ mod tests {
         assert_eq!(parsed.entries[0].value, "6094848 8126464 12189696");
         assert!(diff("/etc/sysctl.d/x.conf", &text, &text).is_empty());
         let d = diff("/etc/sysctl.d/x.conf", "", &text);
-        assert!(d.starts_with("--- a/etc/sysctl.d/x.conf\n+++ b/etc/sysctl.d/x.conf\n"), "{d}");
+        assert!(
+            d.starts_with("--- a/etc/sysctl.d/x.conf\n+++ b/etc/sysctl.d/x.conf\n"),
+            "{d}"
+        );
     }
 }

@@ -4,14 +4,14 @@
 //! facts and a [`profile::Profile`] into recommendations; [`plan`] resolves them into a
 //! [`plan::Plan`]; `report` renders it and `apply` carries it out.
 
+pub mod app;
+pub mod cli;
+pub mod dropin;
 pub mod error;
 pub mod host;
 pub mod keys;
+pub mod plan;
 pub mod profile;
+pub mod report;
 pub mod rules;
 pub mod units;
-pub mod dropin;
-pub mod plan;
-pub mod app;
-pub mod cli;
-pub mod report;

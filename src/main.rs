@@ -8,7 +8,10 @@ fn main() {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`sysctune plan | head`) is not an error.
-            match stdout.write_all(out.stdout.as_bytes()).and_then(|_| stdout.flush()) {
+            match stdout
+                .write_all(out.stdout.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     eprintln!("sysctune: error: writing output: {e}");
                     2

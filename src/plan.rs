@@ -122,8 +122,17 @@ pub fn effective_facts(facts: &Facts, profile: &Profile) -> Facts {
 fn commit_limit_of(f: &Facts, value: &dyn Fn(&str) -> Option<String>) -> u64 {
     let int = |k: &str| value(k).and_then(|v| v.trim().parse::<i128>().ok());
     let ratio = int("vm.overcommit_ratio").unwrap_or(50);
-    let kbytes = int("vm.overcommit_kbytes").and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
-    overcommit::commit_limit_bytes(f.mem.mem_total, f.mem.hugetlb, f.mem.swap_total, f.page_size, ratio, kbytes)
+    let kbytes = int("vm.overcommit_kbytes")
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(0);
+    overcommit::commit_limit_bytes(
+        f.mem.mem_total,
+        f.mem.hugetlb,
+        f.mem.swap_total,
+        f.page_size,
+        ratio,
+        kbytes,
+    )
 }
 
 /// Checks that need both the profile and the host.
@@ -135,7 +144,11 @@ fn validate_against_host(facts: &Facts, profile: &Profile) -> Result<()> {
              Valid: less than the RAM",
             human_bytes(c.reserved_memory as u128),
             human_bytes(facts.mem.mem_total as u128),
-            if profile.host.ram.is_some() { "host.ram" } else { "MemTotal" }
+            if profile.host.ram.is_some() {
+                "host.ram"
+            } else {
+                "MemTotal"
+            }
         )));
     }
     if let Some(s) = profile.memory.swappiness {
@@ -154,7 +167,10 @@ fn compile_globs(only: &[String]) -> Result<Vec<glob::Pattern>> {
     only.iter()
         .map(|g| {
             glob::Pattern::new(g).map_err(|e| {
-                Error::input(format!("--only {g:?}: not a valid glob ({}); e.g. 'net.ipv4.*'", e.msg))
+                Error::input(format!(
+                    "--only {g:?}: not a valid glob ({}); e.g. 'net.ipv4.*'",
+                    e.msg
+                ))
             })
         })
         .collect()
@@ -184,7 +200,11 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .map(|w| Finding::new(Severity::Warning, "host", w.clone()))
         .collect();
     let mut arithmetic = Vec::new();
-    let mut ctx = Context { facts: &facts, profile, shrink: None };
+    let mut ctx = Context {
+        facts: &facts,
+        profile,
+        shrink: None,
+    };
     let mut rule_of_finding: Vec<Option<&'static dyn rules::Rule>> = vec![None; findings.len()];
     for rule in rules::RULES {
         let outcome = rule.evaluate(&ctx);
@@ -198,25 +218,39 @@ pub fn plan(req: &Request) -> Result<Plan> {
                     rule.id()
                 ))
             })?;
-            managed.insert(rec.key, Managed { value, rules: vec![rule.id().to_string()], reason: rec.reason });
+            managed.insert(
+                rec.key,
+                Managed {
+                    value,
+                    rules: vec![rule.id().to_string()],
+                    reason: rec.reason,
+                },
+            );
         }
         for f in outcome.findings {
             rule_of_finding.push(Some(*rule));
             findings.push(f);
         }
         if !outcome.steps.is_empty() {
-            arithmetic.push(RuleSteps { rule: rule.id().to_string(), steps: outcome.steps });
+            arithmetic.push(RuleSteps {
+                rule: rule.id().to_string(),
+                steps: outcome.steps,
+            });
         }
     }
 
     // 2. Pins beat rules.
     for (key, raw) in &profile.sysctl {
-        let value = keys::validate(key, raw, &facts.kernel).map_err(|e| Error::input(format!("[sysctl] {e}")))?;
+        let value =
+            keys::validate(key, raw, &facts.kernel).map_err(|e| Error::input(format!("[sysctl] {e}")))?;
         if facts.sysctl.get(key).is_some_and(|v| v.is_none()) {
             findings.push(Finding::new(
                 Severity::Warning,
                 PIN,
-                format!("{key} does not exist on this kernel ({}); writing it will fail", facts.kernel),
+                format!(
+                    "{key} does not exist on this kernel ({}); writing it will fail",
+                    facts.kernel
+                ),
             ));
             rule_of_finding.push(None);
         }
@@ -238,7 +272,14 @@ pub fn plan(req: &Request) -> Result<Plan> {
             rules_for_key = prev.rules.clone();
             rules_for_key.push(PIN.to_string());
         }
-        managed.insert(key.clone(), Managed { value, rules: rules_for_key, reason: "pinned in the profile's [sysctl] table".into() });
+        managed.insert(
+            key.clone(),
+            Managed {
+                value,
+                rules: rules_for_key,
+                reason: "pinned in the profile's [sysctl] table".into(),
+            },
+        );
     }
     // Writing overcommit_ratio zeroes overcommit_kbytes and the other way round.
     let pinned = |k: &str| profile.sysctl.iter().any(|(p, _)| p == k);
@@ -269,7 +310,8 @@ pub fn plan(req: &Request) -> Result<Plan> {
     }
 
     // 3. --only.
-    let mut chosen: Vec<(String, Managed)> = managed.into_iter().filter(|(k, _)| matches(&globs, k)).collect();
+    let mut chosen: Vec<(String, Managed)> =
+        managed.into_iter().filter(|(k, _)| matches(&globs, k)).collect();
     chosen.sort_by(|(a, _), (b, _)| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
     if !globs.is_empty() {
         let mut kept = Vec::new();
@@ -293,9 +335,10 @@ pub fn plan(req: &Request) -> Result<Plan> {
             .map(|(_, m)| m.value.clone())
             .or_else(|| facts.value(key).map(str::to_string))
     };
-    if let (Some(range), Some(start)) =
-        (final_value("net.ipv4.ip_local_port_range"), final_value("net.ipv4.ip_unprivileged_port_start"))
-    {
+    if let (Some(range), Some(start)) = (
+        final_value("net.ipv4.ip_local_port_range"),
+        final_value("net.ipv4.ip_unprivileged_port_start"),
+    ) {
         let lo: u64 = range.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
         let start: u64 = start.parse().unwrap_or(0);
         if lo < start {
@@ -321,7 +364,11 @@ pub fn plan(req: &Request) -> Result<Plan> {
                 reason: m.reason.clone(),
                 scope: keys::scope(key),
                 kubernetes: info.map_or(
-                    if keys::scope(key) == Scope::Netns { Kubernetes::Unsafe } else { Kubernetes::NodeOnly },
+                    if keys::scope(key) == Scope::Netns {
+                        Kubernetes::Unsafe
+                    } else {
+                        Kubernetes::NodeOnly
+                    },
                     |i| i.kubernetes,
                 ),
             }
@@ -347,23 +394,40 @@ pub fn plan(req: &Request) -> Result<Plan> {
     }
 
     // 6. Capacity, from the current values and from the final ones.
-    let capacity = capacity(&facts, profile, &|k| facts.value(k).map(str::to_string), &final_value);
+    let capacity = capacity(
+        &facts,
+        profile,
+        &|k| facts.value(k).map(str::to_string),
+        &final_value,
+    );
 
     // 7. The drop-in: the chosen keys, plus (with --only) the lines of the current drop-in
     //    for keys outside the globs, so a restricted apply does not drop them.
     let mut lines: Vec<dropin::Line> = chosen
         .iter()
-        .map(|(key, m)| dropin::Line { key: key.clone(), value: m.value.clone(), comment: format!("{}: {}", m.rules.join(", "), m.reason) })
+        .map(|(key, m)| dropin::Line {
+            key: key.clone(),
+            value: m.value.clone(),
+            comment: format!("{}: {}", m.rules.join(", "), m.reason),
+        })
         .collect();
     if !globs.is_empty() {
         if let Some(current) = req.dropin_current {
             for e in dropin::parse(current).entries {
                 if !matches(&globs, &e.key) && !lines.iter().any(|l| l.key == e.key) {
-                    lines.push(dropin::Line { key: e.key, value: e.value, comment: e.comments.join("\n") });
+                    lines.push(dropin::Line {
+                        key: e.key,
+                        value: e.value,
+                        comment: e.comments.join("\n"),
+                    });
                 }
             }
         }
-        lines.sort_by(|a, b| keys::order(&a.key).cmp(&keys::order(&b.key)).then(a.key.cmp(&b.key)));
+        lines.sort_by(|a, b| {
+            keys::order(&a.key)
+                .cmp(&keys::order(&b.key))
+                .then(a.key.cmp(&b.key))
+        });
     }
     let content = dropin::render(&profile.name, &lines);
     let old = req.dropin_current.unwrap_or("");
@@ -388,7 +452,12 @@ pub fn plan(req: &Request) -> Result<Plan> {
         settings,
         capacity,
         findings,
-        dropin: Dropin { path: req.dropin_path.to_string(), changed: dropin_changed, content, diff },
+        dropin: Dropin {
+            path: req.dropin_path.to_string(),
+            changed: dropin_changed,
+            content,
+            diff,
+        },
         changed,
         arithmetic,
     })
@@ -417,9 +486,16 @@ fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lo
         let reserved = v("net.ipv4.ip_local_reserved_ports")
             .and_then(|s| keys::parse_port_list(&s).ok())
             .unwrap_or_default();
-        Some(port_range::available(u32::try_from(*r.first()?).ok()?, u32::try_from(*r.get(1)?).ok()?, &reserved))
+        Some(port_range::available(
+            u32::try_from(*r.first()?).ok()?,
+            u32::try_from(*r.get(1)?).ok()?,
+            &reserved,
+        ))
     };
-    let fig = |f: &dyn Fn(&Lookup) -> Option<u64>| Figure { current: f(current), recommended: f(recommended) };
+    let fig = |f: &dyn Fn(&Lookup) -> Option<u64>| Figure {
+        current: f(current),
+        recommended: f(recommended),
+    };
     Capacity {
         per_connection_worst: fig(&|v| per_conn(v)),
         per_connection_expected: fig(&|v| expected(v)),

@@ -423,6 +423,10 @@ impl<'de> Deserialize<'de> for Pins {
                     if value.is_empty() {
                         return Err(de::Error::custom(format!("[sysctl] {key}: empty value")));
                     }
+                    // Kernel ranges checked here too, so the error has a line; the plan checks
+                    // again against the real kernel release (vm.swappiness is 0..=100 before 5.8).
+                    keys::validate(&key, &value, "unknown")
+                        .map_err(|e| de::Error::custom(format!("[sysctl] {e}")))?;
                     if out.iter().any(|(k, _)| *k == key) {
                         return Err(de::Error::custom(format!(
                             "[sysctl]: {key} is pinned twice (as {raw_key:?} and another spelling)"
@@ -524,16 +528,67 @@ fn located(origin: &str, text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim_end();
     match err.span() {
         Some(span) => {
-            let start = span.start.min(text.len());
+            let start = pin_line(text, span.start, message)
+                .unwrap_or(span.start)
+                .min(text.len());
             let before = &text[..start];
             let line = before.matches('\n').count() + 1;
             let line_start = before.rfind('\n').map_or(0, |i| i + 1);
             let col = before[line_start..].chars().count() + 1;
             let source = text[line_start..].lines().next().unwrap_or("");
-            format!("{origin}:{line}:{col}: {message}\n  {line} | {source}")
+            let field = field_at(text, line_start)
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default();
+            format!("{origin}:{line}:{col}: {field}{message}\n  {line} | {source}")
         }
         None => format!("{origin}: {message}"),
     }
+}
+
+/// Errors about one `[sysctl]` pin are reported by toml at the table; point at the pin's
+/// own line instead when the message names it.
+fn pin_line(text: &str, span_start: usize, message: &str) -> Option<usize> {
+    let rest = message.strip_prefix("[sysctl]")?;
+    let rest = rest.trim_start_matches(':').trim_start();
+    let key = match rest.strip_prefix("key \"") {
+        Some(quoted) => quoted.split('"').next()?.to_string(),
+        None => rest.split([':', ' ']).next()?.to_string(),
+    };
+    let mut offset = span_start;
+    for line in text[span_start.min(text.len())..].split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with(&format!("\"{key}\""))
+            || t.starts_with(&format!("{key} "))
+            || t.starts_with(&format!("{key}="))
+        {
+            return Some(offset + (line.len() - t.len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The dotted field name at the line starting at `line_start` (`connections.rmem_default`),
+/// from the line's `key =` and the nearest `[table]` header above it.
+fn field_at(text: &str, line_start: usize) -> Option<String> {
+    let line = text[line_start..].lines().next()?.trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    if line.starts_with('[') {
+        return None;
+    }
+    let key = line.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('"') {
+        return None;
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 fn parse_text(origin: &str, text: &str) -> Result<Profile> {

@@ -22,13 +22,23 @@ impl Style {
         let color = match choice {
             "always" => true,
             "never" => false,
-            _ => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::env::var("TERM").map_or(true, |t| t != "dumb"),
+            _ => {
+                tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            }
         };
-        Style { color, width: terminal_width(tty) }
+        Style {
+            color,
+            width: terminal_width(tty),
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color && !text.is_empty() { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color && !text.is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
     pub fn bold(&self, t: &str) -> String {
         self.paint("1", t)
@@ -52,11 +62,19 @@ impl Style {
 
 /// `COLUMNS` if set, else the terminal's width, else 100; never below 60.
 fn terminal_width(tty: bool) -> usize {
-    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+    {
         return n.max(60);
     }
     if tty {
-        let mut ws = nix::libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        let mut ws = nix::libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCGWINSZ fills a winsize struct we own; stdout is a valid descriptor.
         let rc = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
         if rc == 0 && ws.ws_col > 0 {

@@ -12,7 +12,11 @@ use crate::units::{grouped, human_bytes};
 
 fn pad(s: &str, width: usize) -> String {
     let n = s.chars().count();
-    if n >= width { s.to_string() } else { format!("{s}{}", " ".repeat(width - n)) }
+    if n >= width {
+        s.to_string()
+    } else {
+        format!("{s}{}", " ".repeat(width - n))
+    }
 }
 
 pub fn severity(style: &Style, s: Severity) -> String {
@@ -25,8 +29,16 @@ pub fn severity(style: &Style, s: Severity) -> String {
 
 fn host_line(plan: &Plan) -> String {
     let h = &plan.host;
-    let swap = if h.swap_total == 0 { "no swap".to_string() } else { format!("{} swap", human_bytes(h.swap_total as u128)) };
-    let huge = if h.hugetlb > 0 { format!(", {} hugetlb", human_bytes(h.hugetlb as u128)) } else { String::new() };
+    let swap = if h.swap_total == 0 {
+        "no swap".to_string()
+    } else {
+        format!("{} swap", human_bytes(h.swap_total as u128))
+    };
+    let huge = if h.hugetlb > 0 {
+        format!(", {} hugetlb", human_bytes(h.hugetlb as u128))
+    } else {
+        String::new()
+    };
     format!(
         "{} RAM, {swap}{huge}, page {} B, CommitLimit {}, Committed_AS {}",
         human_bytes(h.mem_total as u128),
@@ -47,7 +59,12 @@ pub fn findings(out: &mut String, style: &Style, list: &[Finding]) {
         let lines = wrap(&f.message, style.width.saturating_sub(indent));
         for (i, line) in lines.iter().enumerate() {
             if i == 0 {
-                let _ = writeln!(out, "  {}  {}  {line}", severity(style, f.severity), pad(&f.rule, rule_w));
+                let _ = writeln!(
+                    out,
+                    "  {}  {}  {line}",
+                    severity(style, f.severity),
+                    pad(&f.rule, rule_w)
+                );
             } else {
                 let _ = writeln!(out, "{}{line}", " ".repeat(indent));
             }
@@ -81,10 +98,28 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
     if plan.settings.is_empty() {
         let _ = writeln!(out, "The profile manages no keys on this host.\n");
     } else {
-        let key_w = plan.settings.iter().map(|s| s.key.len()).max().unwrap_or(3).max(3);
+        let key_w = plan
+            .settings
+            .iter()
+            .map(|s| s.key.len())
+            .max()
+            .unwrap_or(3)
+            .max(3);
         let cur = |s: &crate::plan::Setting| s.current.clone().unwrap_or_else(|| "(absent)".into());
-        let cur_w = plan.settings.iter().map(|s| cur(s).len()).max().unwrap_or(7).max(7);
-        let rec_w = plan.settings.iter().map(|s| s.recommended.len()).max().unwrap_or(11).max(11);
+        let cur_w = plan
+            .settings
+            .iter()
+            .map(|s| cur(s).len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        let rec_w = plan
+            .settings
+            .iter()
+            .map(|s| s.recommended.len())
+            .max()
+            .unwrap_or(11)
+            .max(11);
         let fixed = 2 + key_w + 2 + cur_w + 2 + rec_w + 2;
         let why_w = style.width.saturating_sub(fixed);
         let why_below = why_w < 30;
@@ -94,20 +129,39 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
             style.bold(&pad("KEY", key_w)),
             style.bold(&pad("CURRENT", cur_w)),
             style.bold(&pad("RECOMMENDED", rec_w)),
-            if why_below { String::new() } else { style.bold("WHY") }
+            if why_below {
+                String::new()
+            } else {
+                style.bold("WHY")
+            }
         );
         for s in &plan.settings {
             let mark = if s.change { style.yellow("*") } else { " ".into() };
-            let rec = if s.change { style.green(&pad(&s.recommended, rec_w)) } else { pad(&s.recommended, rec_w) };
+            let rec = if s.change {
+                style.green(&pad(&s.recommended, rec_w))
+            } else {
+                pad(&s.recommended, rec_w)
+            };
             let why = s.reason.clone();
             if why_below {
-                let _ = writeln!(out, "{mark} {}  {}  {rec}", pad(&s.key, key_w), pad(&cur(s), cur_w));
+                let _ = writeln!(
+                    out,
+                    "{mark} {}  {}  {rec}",
+                    pad(&s.key, key_w),
+                    pad(&cur(s), cur_w)
+                );
                 for line in wrap(&why, style.width.saturating_sub(6)) {
                     let _ = writeln!(out, "      {}", style.dim(&line));
                 }
             } else {
                 let lines = wrap(&why, why_w);
-                let _ = writeln!(out, "{mark} {}  {}  {rec}  {}", pad(&s.key, key_w), pad(&cur(s), cur_w), lines[0]);
+                let _ = writeln!(
+                    out,
+                    "{mark} {}  {}  {rec}  {}",
+                    pad(&s.key, key_w),
+                    pad(&cur(s), cur_w),
+                    lines[0]
+                );
                 for line in &lines[1..] {
                     let _ = writeln!(out, "{}{line}", " ".repeat(fixed));
                 }
@@ -117,7 +171,10 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
         let _ = writeln!(
             out,
             "{}\n",
-            style.dim(&format!("  * = changes ({changes} of {} managed keys)", plan.settings.len()))
+            style.dim(&format!(
+                "  * = changes ({changes} of {} managed keys)",
+                plan.settings.len()
+            ))
         );
     }
 
@@ -126,23 +183,57 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
     let bytes = |v: u64| human_bytes(v as u128);
     let count = |v: u64| grouped(v as u128);
     let rows: Vec<(&str, Option<(String, String)>)> = vec![
-        ("connections, worst case", figure(&c.max_connections_worst, &count)),
-        ("connections, expected", figure(&c.max_connections_expected, &count)),
-        ("  memory per connection, worst", figure(&c.per_connection_worst, &bytes)),
-        ("  memory per connection, expected", figure(&c.per_connection_expected, &bytes)),
+        (
+            "connections, worst case",
+            figure(&c.max_connections_worst, &count),
+        ),
+        (
+            "connections, expected",
+            figure(&c.max_connections_expected, &count),
+        ),
+        (
+            "  memory per connection, worst",
+            figure(&c.per_connection_worst, &bytes),
+        ),
+        (
+            "  memory per connection, expected",
+            figure(&c.per_connection_expected, &bytes),
+        ),
         ("local ports per destination", figure(&c.ports_available, &count)),
-        ("new connections/s per destination", figure(&c.max_new_per_second_per_destination, &count)),
+        (
+            "new connections/s per destination",
+            figure(&c.max_new_per_second_per_destination, &count),
+        ),
         ("CommitLimit", figure(&c.commit_limit, &bytes)),
     ];
-    let rows: Vec<(&str, (String, String))> = rows.into_iter().filter_map(|(n, f)| f.map(|f| (n, f))).collect();
+    let rows: Vec<(&str, (String, String))> =
+        rows.into_iter().filter_map(|(n, f)| f.map(|f| (n, f))).collect();
     if !rows.is_empty() {
         let name_w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
         let now_w = rows.iter().map(|(_, (a, _))| a.len()).max().unwrap_or(0).max(7);
-        let _ = writeln!(out, "{}", style.bold(&format!("{}  {}    {}", pad("Capacity", name_w + 2), pad("current", now_w), "after")));
+        let _ = writeln!(
+            out,
+            "{}",
+            style.bold(&format!(
+                "{}  {}    {}",
+                pad("Capacity", name_w + 2),
+                pad("current", now_w),
+                "after"
+            ))
+        );
         for (name, (now, after)) in rows {
-            let arrow = if now == after { "  ".to_string() } else { "→ ".to_string() };
+            let arrow = if now == after {
+                "  ".to_string()
+            } else {
+                "→ ".to_string()
+            };
             let after = if now == after { after } else { style.green(&after) };
-            let _ = writeln!(out, "  {}  {}  {arrow}{after}", pad(name, name_w), pad(&now, now_w));
+            let _ = writeln!(
+                out,
+                "  {}  {}  {arrow}{after}",
+                pad(name, name_w),
+                pad(&now, now_w)
+            );
         }
         out.push('\n');
     }
@@ -165,7 +256,13 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
     // The drop-in.
     let d = &plan.dropin;
     if d.changed {
-        let _ = writeln!(out, "{} {} {}", style.bold("Drop-in"), d.path, style.yellow("(would change)"));
+        let _ = writeln!(
+            out,
+            "{} {} {}",
+            style.bold("Drop-in"),
+            d.path,
+            style.yellow("(would change)")
+        );
         for line in d.diff.lines() {
             let painted = if line.starts_with("+++") || line.starts_with("---") {
                 style.bold(line)
@@ -181,15 +278,29 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
             let _ = writeln!(out, "{painted}");
         }
     } else {
-        let _ = writeln!(out, "{} {} {}", style.bold("Drop-in"), d.path, style.dim("(up to date)"));
+        let _ = writeln!(
+            out,
+            "{} {} {}",
+            style.bold("Drop-in"),
+            d.path,
+            style.dim("(up to date)")
+        );
     }
     out.push('\n');
-    let errors = plan.findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let errors = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     let summary = if plan.changed {
         format!(
             "Changes pending. Apply with: sysctune apply --profile {}{}",
             plan.profile,
-            if errors > 0 { format!(" (read the {errors} error finding(s) first)") } else { String::new() }
+            if errors > 0 {
+                format!(" (read the {errors} error finding(s) first)")
+            } else {
+                String::new()
+            }
         )
     } else {
         "Nothing to change: the live values and the drop-in match the plan.".to_string()
@@ -202,12 +313,21 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
 pub fn show(facts: &Facts, keys_wanted: &[String], style: &Style) -> String {
     let mut out = String::new();
     let m = &facts.mem;
-    let _ = writeln!(out, "{} {} (kernel {})", style.bold("sysctune show:"), facts.hostname.as_deref().unwrap_or("this host"), facts.kernel);
+    let _ = writeln!(
+        out,
+        "{} {} (kernel {})",
+        style.bold("sysctune show:"),
+        facts.hostname.as_deref().unwrap_or("this host"),
+        facts.kernel
+    );
     let facts_rows: Vec<(&str, String)> = vec![
         ("MemTotal", human_bytes(m.mem_total as u128)),
         ("SwapTotal", human_bytes(m.swap_total as u128)),
         ("Hugetlb", human_bytes(m.hugetlb as u128)),
-        ("MemAvailable", m.mem_available.map_or("-".into(), |v| human_bytes(v as u128))),
+        (
+            "MemAvailable",
+            m.mem_available.map_or("-".into(), |v| human_bytes(v as u128)),
+        ),
         ("page size", format!("{} B", facts.page_size)),
         ("CommitLimit", human_bytes(m.commit_limit as u128)),
         ("Committed_AS", human_bytes(m.committed_as as u128)),
@@ -229,11 +349,20 @@ pub fn show(facts: &Facts, keys_wanted: &[String], style: &Style) -> String {
         );
     }
     out.push('\n');
-    let list: Vec<&String> = if keys_wanted.is_empty() { facts.sysctl.keys().collect() } else { keys_wanted.iter().collect() };
+    let list: Vec<&String> = if keys_wanted.is_empty() {
+        facts.sysctl.keys().collect()
+    } else {
+        keys_wanted.iter().collect()
+    };
     let mut list = list;
     list.sort_by(|a, b| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
     let key_w = list.iter().map(|k| k.len()).max().unwrap_or(3);
-    let _ = writeln!(out, "  {}  {}", style.bold(&pad("KEY", key_w)), style.bold("LIVE"));
+    let _ = writeln!(
+        out,
+        "  {}  {}",
+        style.bold(&pad("KEY", key_w)),
+        style.bold("LIVE")
+    );
     for k in list {
         let v = match facts.sysctl.get(k.as_str()) {
             Some(Some(v)) => annotate(k, v, facts.page_size),

@@ -28,7 +28,14 @@ impl Rule for Overcommit {
     }
 }
 
-pub fn commit_limit_bytes(mem_total: u64, hugetlb: u64, swap_total: u64, page: u64, ratio: i128, kbytes: u64) -> u64 {
+pub fn commit_limit_bytes(
+    mem_total: u64,
+    hugetlb: u64,
+    swap_total: u64,
+    page: u64,
+    ratio: i128,
+    kbytes: u64,
+) -> u64 {
     let _ = (mem_total, hugetlb, swap_total, page, ratio, kbytes);
     0
 }

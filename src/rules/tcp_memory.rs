@@ -29,5 +29,9 @@ pub fn per_conn_worst(rmem_default: u64, wmem_default: u64, control_block: u64) 
 }
 
 pub fn max_connections(high_pages: u64, page: u64, per_conn: u64) -> u64 {
-    if per_conn == 0 { 0 } else { (high_pages as u128 * page as u128 / per_conn as u128) as u64 }
+    if per_conn == 0 {
+        0
+    } else {
+        (high_pages as u128 * page as u128 / per_conn as u128) as u64
+    }
 }

@@ -1,0 +1,187 @@
+//! Every bad input is a clear error on stderr, exit 2, nothing on stdout.
+
+mod common;
+
+use common::{copy_root, root, scrub, sysctune, sysctune_in};
+
+fn fails(args: &[&str]) -> String {
+    let run = sysctune(args);
+    assert_eq!(
+        run.code, 2,
+        "args {args:?}: stdout {} stderr {}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    scrub(&run.stderr)
+}
+
+fn profile_file(dir: &std::path::Path, body: &str) -> String {
+    let p = dir.join("p.toml");
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn bad_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let modern = root("modern").display().to_string();
+    let cases: &[(&str, &str)] = &[
+        ("malformed-toml", "name = \"x\"\n[connections\nconcurrent = 5\n"),
+        (
+            "unknown-field",
+            "name = \"x\"\n[connections]\nconcurrent = 5\nrmem_defualt = \"43KiB\"\n",
+        ),
+        (
+            "wrong-unit",
+            "name = \"x\"\n[connections]\nrmem_default = \"43 kilobytes\"\n",
+        ),
+        (
+            "negative-rate",
+            "name = \"x\"\n[outbound]\nnew_per_second = -400\n",
+        ),
+        ("zero-ram", "name = \"x\"\n[host]\nram = \"0GiB\"\n"),
+        ("headroom-below-one", "name = \"x\"\nheadroom = 0.8\n"),
+        (
+            "share-above-one",
+            "name = \"x\"\n[connections]\ntcp_memory_share = 1.5\n",
+        ),
+        (
+            "small-buffer",
+            "name = \"x\"\n[connections]\nrmem_default = 1024\n",
+        ),
+        ("zero-processes", "name = \"x\"\n[connections]\nprocesses = 0\n"),
+        (
+            "key-with-dotdot",
+            "name = \"x\"\n[sysctl]\n\"net/../../../etc/shadow\" = \"1\"\n",
+        ),
+        (
+            "value-with-newline",
+            "name = \"x\"\n[sysctl]\n\"net.core.somaxconn\" = \"4096\\nvm.swappiness = 100\"\n",
+        ),
+        (
+            "pin-out-of-range",
+            "name = \"x\"\n[sysctl]\n\"vm.overcommit_memory\" = \"3\"\n",
+        ),
+        (
+            "reserved-above-ram",
+            "name = \"x\"\n[host]\nram = \"8GiB\"\n[connections]\nconcurrent = 10\nreserved_memory = \"9GiB\"\n",
+        ),
+        ("missing-name", "[connections]\nconcurrent = 10\n"),
+    ];
+    for (name, body) in cases {
+        let path = profile_file(dir.path(), body);
+        let err = fails(&["--root", &modern, "plan", "--profile", &path]);
+        let err = err.replace(&path, "p.toml");
+        insta::assert_snapshot!(format!("bad-{name}"), err);
+    }
+}
+
+#[test]
+fn bad_flags_and_names() {
+    let modern = root("modern").display().to_string();
+    insta::assert_snapshot!(
+        "bad-unknown-profile",
+        fails(&["--root", &modern, "plan", "--profile", "reverse-prxy"])
+    );
+    insta::assert_snapshot!(
+        "bad-set-unknown-field",
+        fails(&[
+            "--root",
+            &modern,
+            "plan",
+            "--profile",
+            "reverse-proxy",
+            "--set",
+            "connections.concurent=5"
+        ])
+    );
+    insta::assert_snapshot!(
+        "bad-set-negative",
+        fails(&[
+            "--root",
+            &modern,
+            "plan",
+            "--profile",
+            "reverse-proxy",
+            "--set",
+            "connections.concurrent=-5"
+        ])
+    );
+    insta::assert_snapshot!(
+        "bad-show-key-dotdot",
+        fails(&["--root", &modern, "show", "net/../../etc/passwd"])
+    );
+    insta::assert_snapshot!("bad-explain", fails(&["explain", "tcp-mem"]));
+    insta::assert_snapshot!(
+        "bad-dropin-relative",
+        fails(&[
+            "--root",
+            &modern,
+            "plan",
+            "--profile",
+            "reverse-proxy",
+            "--dropin",
+            "../x.conf"
+        ])
+    );
+}
+
+#[test]
+fn bad_host_data() {
+    let missing = copy_root("modern");
+    std::fs::remove_file(missing.path().join("proc/meminfo")).unwrap();
+    let garbled_meminfo = copy_root("modern");
+    std::fs::write(garbled_meminfo.path().join("proc/meminfo"), "MemTotal: lots kB\n").unwrap();
+    let garbled_sysctl = copy_root("modern");
+    std::fs::write(
+        garbled_sysctl.path().join("proc/sys/net/ipv4/tcp_mem"),
+        "287898 abc\n",
+    )
+    .unwrap();
+    let garbled_sockstat = copy_root("modern");
+    std::fs::write(
+        garbled_sockstat.path().join("proc/net/sockstat"),
+        "TCP: inuse many\n",
+    )
+    .unwrap();
+    let unreadable = copy_root("modern");
+    let f = unreadable.path().join("proc/sys/vm/swappiness");
+    std::fs::remove_file(&f).unwrap();
+    std::fs::create_dir(&f).unwrap();
+    for (name, dir) in [
+        ("missing-meminfo", &missing),
+        ("garbled-meminfo", &garbled_meminfo),
+        ("garbled-sysctl", &garbled_sysctl),
+        ("garbled-sockstat", &garbled_sockstat),
+        ("unreadable-sysctl", &unreadable),
+    ] {
+        let r = dir.path().display().to_string();
+        let err = fails(&["--root", &r, "plan", "--profile", "reverse-proxy"]).replace(&r, "[ROOT]");
+        insta::assert_snapshot!(format!("host-{name}"), err);
+    }
+}
+
+#[test]
+fn profile_paths_are_relative_to_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        "name = \"mine\"\n[memory]\nswappiness = 5\n",
+    )
+    .unwrap();
+    let modern = root("modern").display().to_string();
+    let run = sysctune_in(
+        dir.path(),
+        &[
+            "--root",
+            &modern,
+            "plan",
+            "--profile",
+            "mine.toml",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("\"vm.swappiness\""));
+}

@@ -1,0 +1,68 @@
+//! Running the real binary on fixture roots.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn root(name: &str) -> PathBuf {
+    manifest().join("tests/roots").join(name)
+}
+
+pub fn profile(name: &str) -> String {
+    manifest().join("tests/profiles").join(name).display().to_string()
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run sysctune with a fixed width and no colour, in `cwd` (the manifest dir by default).
+pub fn sysctune_in(cwd: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_sysctune"))
+        .args(args)
+        .current_dir(cwd)
+        .env("COLUMNS", "110")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run sysctune");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}
+
+pub fn sysctune(args: &[&str]) -> Run {
+    sysctune_in(&manifest(), args)
+}
+
+/// Replace the absolute manifest path so snapshots are the same on every clone.
+pub fn scrub(s: &str) -> String {
+    s.replace(&manifest().display().to_string(), "[REPO]")
+}
+
+/// A copy of a fixture root in a temporary directory, for tests that write or break it.
+pub fn copy_root(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&root(name), dir.path());
+    dir
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

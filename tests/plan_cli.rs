@@ -1,0 +1,181 @@
+//! `sysctune plan` on fixture roots: text and JSON snapshots, and the figures of
+//! arithmetic.md read back from the JSON.
+
+mod common;
+
+use common::{profile, root, scrub, sysctune};
+use serde_json::Value;
+
+fn plan(root_name: &str, profile_arg: &str, extra: &[&str]) -> (common::Run, String) {
+    let r = root(root_name);
+    let rs = r.display().to_string();
+    let mut args = vec![
+        "--root",
+        &rs,
+        "--color",
+        "never",
+        "plan",
+        "--profile",
+        profile_arg,
+    ];
+    args.extend_from_slice(extra);
+    let run = sysctune(&args);
+    let out = scrub(&run.stdout);
+    (run, out)
+}
+
+fn json(root_name: &str, profile_arg: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--format", "json"];
+    args.extend_from_slice(extra);
+    let (run, out) = plan(root_name, profile_arg, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    serde_json::from_str(&out).expect("valid JSON")
+}
+
+fn setting<'a>(plan: &'a Value, key: &str) -> &'a Value {
+    plan["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap_or_else(|| panic!("no {key}"))
+}
+
+#[test]
+fn article_proxy_reproduces_the_worked_numbers() {
+    let p = json("article-proxy", &profile("article-proxy.toml"), &[]);
+    assert_eq!(p["schema"], "sysctune/plan/v1");
+    let tcp_mem = setting(&p, "net.ipv4.tcp_mem");
+    assert_eq!(tcp_mem["current"], "6179424 8239232 12358848");
+    assert_eq!(tcp_mem["recommended"], "6094848 8126464 12189696");
+    assert_eq!(tcp_mem["change"], true);
+    assert_eq!(tcp_mem["rules"], serde_json::json!(["tcp-memory"]));
+    let c = &p["capacity"];
+    assert_eq!(c["per_connection_worst"]["current"], 153940);
+    assert_eq!(c["per_connection_worst"]["recommended"], 77824);
+    assert_eq!(c["per_connection_expected"]["current"], 10240);
+    assert_eq!(c["max_connections_worst"]["current"], 328841);
+    assert_eq!(c["max_connections_worst"]["recommended"], 641562);
+    assert_eq!(c["max_connections_expected"]["current"], 4943539);
+    assert_eq!(c["max_connections_expected"]["recommended"], 4875878);
+    assert_eq!(c["ports_available"]["current"], 28232);
+    assert_eq!(c["max_new_per_second_per_destination"]["current"], 470);
+    assert_eq!(c["commit_limit"]["current"], 33285996544u64);
+    assert_eq!(p["host"]["mem_total"], 66571993088u64);
+    assert_eq!(p["host"]["commit_limit"], 33285996544u64);
+    assert_eq!(p["changed"], true);
+    assert_eq!(p["dropin"]["path"], "/etc/sysctl.d/90-sysctune.conf");
+    assert!(
+        p["dropin"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("net.ipv4.tcp_mem = 6094848 8126464 12189696\n")
+    );
+}
+
+#[test]
+fn article_batch_widens_the_port_range() {
+    let p = json("article-batch", "batch-client", &[]);
+    let range = setting(&p, "net.ipv4.ip_local_port_range");
+    assert_eq!(range["current"], "32768 60999");
+    assert_eq!(range["change"], true);
+    assert_eq!(
+        p["capacity"]["max_new_per_second_per_destination"]["current"],
+        470
+    );
+    // 400/s × 60 s + 200 concurrent, × 1.2 = 29040 ports needed
+    let rec = p["capacity"]["ports_available"]["recommended"].as_u64().unwrap();
+    assert!(rec >= 29040, "{rec}");
+}
+
+#[test]
+fn widest_range_gives_1075_per_second() {
+    let p = json(
+        "article-batch",
+        "batch-client",
+        &[
+            "--set",
+            "outbound.new_per_second=1000",
+            "--set",
+            "outbound.concurrent=0",
+            "--set",
+            "headroom=1",
+        ],
+    );
+    // 60000 ports needed: the widest range 1024..65535 (64512 ports, 1075/s) is not needed in full
+    let range = setting(&p, "net.ipv4.ip_local_port_range");
+    assert!(range["recommended"].as_str().unwrap().ends_with(" 65535"));
+    let p = json(
+        "article-batch",
+        "batch-client",
+        &[
+            "--set",
+            "outbound.new_per_second=1075",
+            "--set",
+            "outbound.concurrent=0",
+            "--set",
+            "headroom=1",
+        ],
+    );
+    assert_eq!(
+        setting(&p, "net.ipv4.ip_local_port_range")["recommended"],
+        "1024 65535"
+    );
+    assert_eq!(p["capacity"]["ports_available"]["recommended"], 64512);
+    assert_eq!(
+        p["capacity"]["max_new_per_second_per_destination"]["recommended"],
+        1075
+    );
+}
+
+#[test]
+fn exit_code_says_whether_changes_are_pending() {
+    let (run, _) = plan("article-proxy", &profile("article-proxy.toml"), &["--exit-code"]);
+    assert_eq!(run.code, 1);
+    let (run, _) = plan("article-proxy", &profile("article-proxy.toml"), &[]);
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn only_restricts_the_keys() {
+    let p = json("article-batch", "batch-client", &["--only", "net.ipv4.*"]);
+    for s in p["settings"].as_array().unwrap() {
+        assert!(s["key"].as_str().unwrap().starts_with("net.ipv4."), "{s}");
+    }
+    assert!(!p["dropin"]["content"].as_str().unwrap().contains("vm."));
+}
+
+#[test]
+fn snapshots_text() {
+    for (name, root_name, prof) in [
+        ("article-proxy", "article-proxy", profile("article-proxy.toml")),
+        ("article-batch", "article-batch", "batch-client".to_string()),
+        ("modern-reverse-proxy", "modern", "reverse-proxy".to_string()),
+        ("modern-web-server", "modern", "web-server".to_string()),
+        ("strict-over-limit", "strict-over-limit", "database".to_string()),
+    ] {
+        let (run, out) = plan(root_name, &prof, &[]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        insta::assert_snapshot!(format!("text-{name}"), out);
+    }
+}
+
+#[test]
+fn snapshots_verbose() {
+    let (run, out) = plan("article-proxy", &profile("article-proxy.toml"), &["-v"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!("text-article-proxy-verbose", out);
+}
+
+#[test]
+fn snapshots_json() {
+    for (name, root_name, prof) in [
+        ("article-proxy", "article-proxy", profile("article-proxy.toml")),
+        ("article-batch", "article-batch", "batch-client".to_string()),
+        ("modern-database", "modern", "database".to_string()),
+        ("strict-over-limit", "strict-over-limit", "database".to_string()),
+    ] {
+        let p = json(root_name, &prof, &[]);
+        insta::assert_json_snapshot!(format!("json-{name}"), p);
+    }
+}
