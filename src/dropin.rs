@@ -75,7 +75,7 @@ pub fn parse(text: &str) -> Parsed {
         match canonical {
             Ok(key) => out.entries.push(Entry {
                 key,
-                value: v.trim().split_whitespace().collect::<Vec<_>>().join(" "),
+                value: v.split_whitespace().collect::<Vec<_>>().join(" "),
                 line: line_no,
                 ignore_failure,
                 glob,

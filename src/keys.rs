@@ -423,6 +423,37 @@ pub fn format_port_list(ranges: &[(u32, u32)]) -> String {
         .join(",")
 }
 
+/// Check that a value read from the running kernel has the shape of `key` (the number of
+/// integers, or a port list) and return it normalised. Ranges and ordering are not
+/// checked: the kernel accepts some values sysctune would never recommend (tcp_rmem with
+/// min > default), and they must still be shown.
+pub fn check_shape(key: &str, raw: &str) -> Result<String, String> {
+    let value = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let Some(info) = info(key) else { return Ok(value) };
+    let count = match info.format {
+        Int { .. } => 1,
+        Triple { .. } | ReadOnly => 3,
+        PortRange => 2,
+        PortList => {
+            return parse_port_list(&value).map(|r| format_port_list(&r));
+        }
+    };
+    let fields: Vec<&str> = value.split(' ').filter(|s| !s.is_empty()).collect();
+    let ints = fields.iter().all(|f| {
+        let d = f.strip_prefix('-').unwrap_or(f);
+        !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && f.parse::<i128>().is_ok()
+    });
+    if fields.len() != count || !ints {
+        let what = if count == 1 {
+            "one integer".to_string()
+        } else {
+            format!("{count} integers")
+        };
+        return Err(format!("expected {what}, found {value:?}"));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,35 +527,4 @@ mod tests {
         );
         assert!(validate("net.ipv4.ip_local_reserved_ports", "9100-9000", "6.1").is_err());
     }
-}
-
-/// Check that a value read from the running kernel has the shape of `key` (the number of
-/// integers, or a port list) and return it normalised. Ranges and ordering are not
-/// checked: the kernel accepts some values sysctune would never recommend (tcp_rmem with
-/// min > default), and they must still be shown.
-pub fn check_shape(key: &str, raw: &str) -> Result<String, String> {
-    let value = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    let Some(info) = info(key) else { return Ok(value) };
-    let count = match info.format {
-        Int { .. } => 1,
-        Triple { .. } | ReadOnly => 3,
-        PortRange => 2,
-        PortList => {
-            return parse_port_list(&value).map(|r| format_port_list(&r));
-        }
-    };
-    let fields: Vec<&str> = value.split(' ').filter(|s| !s.is_empty()).collect();
-    let ints = fields.iter().all(|f| {
-        let d = f.strip_prefix('-').unwrap_or(f);
-        !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && f.parse::<i128>().is_ok()
-    });
-    if fields.len() != count || !ints {
-        let what = if count == 1 {
-            "one integer".to_string()
-        } else {
-            format!("{count} integers")
-        };
-        return Err(format!("expected {what}, found {value:?}"));
-    }
-    Ok(value)
 }

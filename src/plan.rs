@@ -434,7 +434,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
     let dropin_changed = req.dropin_current != Some(content.as_str());
     let diff = dropin::diff(req.dropin_path, old, &content);
 
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let changed = dropin_changed || settings.iter().any(|s| s.change);
     Ok(Plan {
         schema: SCHEMA,

@@ -718,6 +718,11 @@ pub fn pins(profile: &Profile) -> BTreeMap<&str, &str> {
 }
 
 #[cfg(test)]
+pub(crate) fn parse_for_tests(text: &str) -> Profile {
+    parse_text("test.toml", text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -845,9 +850,4 @@ rtt = "20ms"
             "{e}"
         );
     }
-}
-
-#[cfg(test)]
-pub(crate) fn parse_for_tests(text: &str) -> Profile {
-    parse_text("test.toml", text).unwrap_or_else(|e| panic!("{e}"))
 }

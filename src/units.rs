@@ -112,7 +112,7 @@ fn scaled(text: &str, number: &str, unit: u128, what: &str) -> Result<u64, Strin
         .checked_mul(unit)
         .and_then(|i| i.checked_add(frac_value * unit / denom))
         .ok_or_else(|| format!("{text:?} is too large"))?;
-    if frac_value * unit % denom != 0 {
+    if !(frac_value * unit).is_multiple_of(denom) {
         return Err(format!("{text:?} is not a whole number of {what}"));
     }
     u64::try_from(total).map_err(|_| format!("{text:?} is too large"))
@@ -216,7 +216,7 @@ pub fn human_bytes(bytes: u128) -> String {
     }
     // one decimal, rounded half up, in integers
     let tenths = (bytes * 10 + scale / 2) / scale;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{} {}", tenths / 10, UNITS[unit])
     } else {
         format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
@@ -233,7 +233,7 @@ pub fn grouped(n: u128) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);

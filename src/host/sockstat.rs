@@ -28,7 +28,7 @@ pub fn parse(text: &str) -> Result<Sockstat, String> {
             ));
         };
         let words: Vec<&str> = rest.split_whitespace().collect();
-        if words.len() % 2 != 0 {
+        if !words.len().is_multiple_of(2) {
             return Err(format!(
                 "line {line_no}: expected name/value pairs, found {line:?}"
             ));
