@@ -393,12 +393,21 @@ pub fn plan(req: &Request) -> Result<Plan> {
         ));
     }
 
-    // 6. Capacity, from the current values and from the final ones.
+    // 6. Capacity, from the current values and from the recommended ones. Writing
+    //    overcommit_ratio zeroes overcommit_kbytes in the kernel, and the other way round.
+    let managed_key = |k: &str| chosen.iter().any(|(c, _)| c == k);
+    let recommended = |k: &str| -> Option<String> {
+        match k {
+            "vm.overcommit_kbytes" if managed_key("vm.overcommit_ratio") => Some("0".into()),
+            "vm.overcommit_ratio" if managed_key("vm.overcommit_kbytes") => Some("0".into()),
+            _ => final_value(k),
+        }
+    };
     let capacity = capacity(
         &facts,
         profile,
         &|k| facts.value(k).map(str::to_string),
-        &final_value,
+        &recommended,
     );
 
     // 7. The drop-in: the chosen keys, plus (with --only) the lines of the current drop-in

@@ -150,8 +150,8 @@ struct RawHost {
 #[serde(deny_unknown_fields)]
 struct RawConnections {
     concurrent: Option<Count<0>>,
-    rmem_default: Option<Size<4096>>,
-    wmem_default: Option<Size<4096>>,
+    rmem_default: Option<Size<4096, INT_MAX>>,
+    wmem_default: Option<Size<4096, INT_MAX>>,
     average_memory: Option<Size<1>>,
     control_block: Option<Size<0>>,
     tcp_memory_share: Option<Decimal<0, 10_000, true>>,
@@ -199,9 +199,12 @@ impl<'de> Deserialize<'de> for Name {
 }
 
 /// A size in bytes, at least `MIN`: an integer (bytes) or a string with a unit.
-struct Size<const MIN: u64>(u64);
+struct Size<const MIN: u64, const MAX: u64 = { u64::MAX }>(u64);
 
-impl<'de, const MIN: u64> Deserialize<'de> for Size<MIN> {
+/// tcp_rmem and tcp_wmem hold C ints: at most 2147483647 bytes.
+const INT_MAX: u64 = i32::MAX as u64;
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<const MIN: u64>;
         impl<const MIN: u64> Visitor<'_> for V<MIN> {
@@ -237,6 +240,12 @@ impl<'de, const MIN: u64> Deserialize<'de> for Size<MIN> {
             };
             return Err(de::Error::custom(format!(
                 "{bytes} bytes is too small; it must be {min}"
+            )));
+        }
+        if bytes > MAX {
+            return Err(de::Error::custom(format!(
+                "{bytes} bytes is too large; at most {MAX} bytes ({}), the kernel's limit",
+                units::human_bytes(MAX as u128)
             )));
         }
         Ok(Size(bytes))

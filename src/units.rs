@@ -214,8 +214,8 @@ pub fn human_bytes(bytes: u128) -> String {
         scale *= 1024;
         unit += 1;
     }
-    // one decimal, rounded half up, in integers
-    let tenths = (bytes * 10 + scale / 2) / scale;
+    // one decimal, rounded half up, in integers (saturating: no size is that large)
+    let tenths = bytes.saturating_mul(10).saturating_add(scale / 2) / scale;
     if tenths.is_multiple_of(10) {
         format!("{} {}", tenths / 10, UNITS[unit])
     } else {
@@ -295,5 +295,6 @@ mod tests {
         assert_eq!(grouped(328841), "328 841");
         assert_eq!(grouped(4943539), "4 943 539");
         assert_eq!(grouped(470), "470");
+        assert!(human_bytes(u128::MAX).ends_with("PiB"));
     }
 }

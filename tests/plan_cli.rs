@@ -90,33 +90,34 @@ fn article_batch_widens_the_port_range() {
 
 #[test]
 fn widest_range_gives_1075_per_second() {
-    let p = json(
-        "article-batch",
-        "batch-client",
-        &[
-            "--set",
-            "outbound.new_per_second=1000",
-            "--set",
-            "outbound.concurrent=0",
-            "--set",
-            "headroom=1",
-        ],
+    let rate = |r: &str| {
+        let set = format!("outbound.new_per_second={r}");
+        json(
+            "article-batch",
+            "batch-client",
+            &[
+                "--set",
+                &set,
+                "--set",
+                "outbound.concurrent=0",
+                "--set",
+                "headroom=1",
+            ],
+        )
+    };
+    // 1075/s × 60 s = 64500 ports: the range starts at 1036, exactly enough.
+    let p = rate("1075");
+    assert_eq!(
+        setting(&p, "net.ipv4.ip_local_port_range")["recommended"],
+        "1036 65535"
     );
-    // 60000 ports needed: the widest range 1024..65535 (64512 ports, 1075/s) is not needed in full
-    let range = setting(&p, "net.ipv4.ip_local_port_range");
-    assert!(range["recommended"].as_str().unwrap().ends_with(" 65535"));
-    let p = json(
-        "article-batch",
-        "batch-client",
-        &[
-            "--set",
-            "outbound.new_per_second=1075",
-            "--set",
-            "outbound.concurrent=0",
-            "--set",
-            "headroom=1",
-        ],
+    assert_eq!(p["capacity"]["ports_available"]["recommended"], 64500);
+    assert_eq!(
+        p["capacity"]["max_new_per_second_per_destination"]["recommended"],
+        1075
     );
+    // 1076/s fits not even the widest range 1024..65535: 64512 ports, 1075/s, an error.
+    let p = rate("1076");
     assert_eq!(
         setting(&p, "net.ipv4.ip_local_port_range")["recommended"],
         "1024 65535"
@@ -126,6 +127,14 @@ fn widest_range_gives_1075_per_second() {
         p["capacity"]["max_new_per_second_per_destination"]["recommended"],
         1075
     );
+    let errors: Vec<_> = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["rule"], "port-range");
 }
 
 #[test]

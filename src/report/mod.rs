@@ -96,7 +96,8 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(20);
     let mut lines = Vec::new();
     let mut cur = String::new();
-    for word in text.split_whitespace() {
+    for word in unbreakable_words(text) {
+        let word = word.as_str();
         let wlen = word.chars().count();
         let clen = cur.chars().count();
         if clen > 0 && clen + 1 + wlen > width {
@@ -111,4 +112,31 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         lines.push(cur);
     }
     lines
+}
+
+/// Words for wrapping, keeping grouped numbers (`1 032 000`) in one piece.
+fn unbreakable_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in text.split_whitespace() {
+        let group = w.len() >= 3
+            && w.chars().take(3).all(|c| c.is_ascii_digit())
+            && !w.chars().nth(3).is_some_and(|c| c.is_ascii_digit());
+        match words.last_mut() {
+            Some(prev) if group && prev.chars().last().is_some_and(|c| c.is_ascii_digit()) => {
+                prev.push(' ');
+                prev.push_str(w);
+            }
+            _ => words.push(w.to_string()),
+        }
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrap_keeps_grouped_numbers_together() {
+        let lines = super::wrap("already covers 1 032 000 fds + 704 512 open now", 30);
+        assert_eq!(lines, ["already covers 1 032 000 fds +", "704 512 open now"]);
+    }
 }

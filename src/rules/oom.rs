@@ -1,8 +1,56 @@
-//! Rule `oom`. See [`DOC`].
+//! Rule `oom`: what the kernel does when memory runs out. See [`DOC`].
 
-use super::{Context, Outcome, Rule};
+use crate::host::Facts;
+use crate::keys;
+use crate::profile::OnOom;
 
-pub const DOC: &str = "TODO";
+use super::{Context, Outcome, Rule, Severity};
+
+pub const DOC: &str = "\
+Rule oom: keys vm.panic_on_oom, kernel.panic
+
+What it does
+  From the profile's memory.on_oom:
+  kill  -> vm.panic_on_oom = 0: on out-of-memory the OOM killer ends a process and the
+           host keeps running.
+  panic -> vm.panic_on_oom = 1: a system-wide out-of-memory panics the kernel; and when
+           kernel.panic is 0 (a panicked host hangs until someone resets it),
+           kernel.panic = 10 so the host reboots after 10 seconds and its peers take over.
+  Without the input the rule says nothing.
+
+Why
+  The article's batch host met the OOM killer under high concurrency. It notes that
+  vm.panic_on_oom = 1 makes the system panic instead, and that this is not advised in
+  production: when memory runs out, fix the program (there: short connections that piled
+  up; the cure was keep-alive and a connection pool) or add memory. Panicking only makes
+  sense on a node of a cluster that fails over, where a clean reboot beats a host limping
+  on with a random process killed; and then only if the host actually reboots, which
+  needs kernel.panic > 0.
+
+Arithmetic
+  None: panic_on_oom = 0 (kill) or 1 (panic); kernel.panic = 10 seconds when it is 0.
+
+Choices
+  - vm.panic_on_oom is managed whenever memory.on_oom is given, even when unchanged.
+  - kernel.panic is managed only when the rule changes it (from 0 to 10, with \"panic\"):
+    a host that already reboots after a panic (any non-zero value; negative reboots at
+    once) keeps its own setting, and \"kill\" leaves it alone.
+  - \"panic\" uses mode 1, not 2: mode 1 panics only when the whole system is out of
+    memory; an OOM inside a cgroup, cpuset or memory policy still kills a process there,
+    which is what a container limit means.
+  - When kernel.panic is absent, an info finding says it is not managed.
+
+References
+  Documentation/admin-guide/sysctl/vm.rst (panic_on_oom);
+  Documentation/admin-guide/sysctl/kernel.rst (panic); mm/oom_kill.c; the article
+  (\"panic_on_oom ... production systems are not advised to; fix the program or add
+  memory\").
+";
+
+const PANIC_ON_OOM: &str = "vm.panic_on_oom";
+const PANIC: &str = "kernel.panic";
+/// Seconds before a panicked host reboots.
+const REBOOT_AFTER: u32 = 10;
 
 pub struct Oom;
 
@@ -12,14 +60,179 @@ impl Rule for Oom {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["vm.panic_on_oom", "kernel.panic"]
+        &[PANIC_ON_OOM, PANIC]
     }
 
     fn doc(&self) -> &'static str {
         DOC
     }
 
-    fn evaluate(&self, _ctx: &Context) -> Outcome {
-        Outcome::default()
+    fn evaluate(&self, ctx: &Context) -> Outcome {
+        let mut out = Outcome::default();
+        let id = self.id();
+        let facts = ctx.facts;
+        match ctx.profile.memory.on_oom {
+            None => {}
+            Some(OnOom::Kill) => {
+                out.step("memory.on_oom = kill → vm.panic_on_oom = 0");
+                emit(
+                    &mut out,
+                    facts,
+                    id,
+                    PANIC_ON_OOM,
+                    "0",
+                    "kill a process on OOM; panicking is not advised in production",
+                );
+            }
+            Some(OnOom::Panic) => {
+                out.step("memory.on_oom = panic → vm.panic_on_oom = 1 (system-wide OOM only)");
+                emit(
+                    &mut out,
+                    facts,
+                    id,
+                    PANIC_ON_OOM,
+                    "1",
+                    "panic on system-wide OOM, so the host fails over (see DOC)",
+                );
+                match facts.int(PANIC) {
+                    Some(0) => {
+                        out.step(format!(
+                            "kernel.panic = 0 (a panicked host hangs) → {REBOOT_AFTER} s: reboot and fail over"
+                        ));
+                        emit(
+                            &mut out,
+                            facts,
+                            id,
+                            PANIC,
+                            &REBOOT_AFTER.to_string(),
+                            "reboot 10 s after the OOM panic instead of hanging",
+                        );
+                    }
+                    Some(secs) => out.step(format!(
+                        "kernel.panic = {secs}: the host already reboots after a panic; not managed"
+                    )),
+                    None if facts.value(PANIC).is_none() => absent(&mut out, id, PANIC),
+                    None => out.step(format!(
+                        "kernel.panic = {:?} is not an integer; not managed",
+                        facts.value(PANIC).unwrap_or("")
+                    )),
+                }
+            }
+        }
+        out
+    }
+}
+
+fn emit(out: &mut Outcome, facts: &Facts, id: &str, key: &str, value: &str, reason: &str) {
+    if facts.value(key).is_none() {
+        absent(out, id, key);
+        return;
+    }
+    match keys::validate(key, value, &facts.kernel) {
+        Ok(v) => out.set(key, v, reason),
+        Err(e) => out.finding(Severity::Error, id, format!("{e}; {key} is not managed.")),
+    }
+}
+
+fn absent(out: &mut Outcome, id: &str, key: &str) {
+    out.finding(
+        Severity::Info,
+        id,
+        format!("{key} is absent on this kernel; it is not managed."),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{Context, Outcome, Rule, Severity};
+    use super::*;
+
+    fn run(facts: &Facts, toml: &str) -> Outcome {
+        let profile = profile(toml);
+        let ctx = Context {
+            facts,
+            profile: &profile,
+            shrink: None,
+        };
+        let out = Oom.evaluate(&ctx);
+        for s in &out.settings {
+            assert_eq!(
+                keys::validate(&s.key, &s.value, &facts.kernel).as_deref(),
+                Ok(s.value.as_str())
+            );
+            assert!(s.reason.chars().count() < 70 && !s.reason.contains('\n'));
+        }
+        for f in &out.findings {
+            assert!(!f.message.contains('\n'));
+            assert_eq!(f.rule, "oom");
+        }
+        out
+    }
+
+    fn settings(out: &Outcome) -> Vec<(&str, &str)> {
+        out.settings
+            .iter()
+            .map(|s| (s.key.as_str(), s.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn no_input_no_settings() {
+        assert_eq!(run(&proxy_host(), ""), Outcome::default());
+    }
+
+    #[test]
+    fn kill_is_zero_and_leaves_kernel_panic() {
+        let out = run(&proxy_host(), "[memory]\non_oom = \"kill\"");
+        assert_eq!(settings(&out), [("vm.panic_on_oom", "0")]);
+        assert!(out.settings[0].reason.contains("not advised"));
+        assert!(out.findings.is_empty());
+        // from panic back to kill
+        let facts = with(proxy_host(), "vm.panic_on_oom", Some("1"));
+        let out = run(&facts, "[memory]\non_oom = \"kill\"");
+        assert_eq!(settings(&out), [("vm.panic_on_oom", "0")]);
+    }
+
+    #[test]
+    fn panic_sets_a_reboot_when_kernel_panic_is_zero() {
+        let out = run(&proxy_host(), "[memory]\non_oom = \"panic\"");
+        assert_eq!(settings(&out), [("vm.panic_on_oom", "1"), ("kernel.panic", "10")]);
+        assert!(out.findings.is_empty());
+    }
+
+    #[test]
+    fn panic_keeps_an_existing_reboot() {
+        for secs in ["30", "-1"] {
+            let facts = with(proxy_host(), "kernel.panic", Some(secs));
+            let out = run(&facts, "[memory]\non_oom = \"panic\"");
+            assert_eq!(settings(&out), [("vm.panic_on_oom", "1")], "{secs}");
+        }
+    }
+
+    #[test]
+    fn absent_keys() {
+        let facts = with(proxy_host(), "kernel.panic", None);
+        let out = run(&facts, "[memory]\non_oom = \"panic\"");
+        assert_eq!(settings(&out), [("vm.panic_on_oom", "1")]);
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].severity, Severity::Info);
+        assert!(out.findings[0].message.contains("kernel.panic is absent"));
+
+        let facts = with(with(proxy_host(), "kernel.panic", None), "vm.panic_on_oom", None);
+        for mode in ["kill", "panic"] {
+            let out = run(&facts, &format!("[memory]\non_oom = \"{mode}\""));
+            assert!(out.settings.is_empty());
+            assert!(out.findings.iter().all(|f| f.severity == Severity::Info));
+            assert!(!out.findings.is_empty());
+        }
+    }
+
+    #[test]
+    fn doc_has_the_sections() {
+        for s in ["What it does", "Why", "Arithmetic", "Choices", "References"] {
+            assert!(DOC.contains(s), "{s}");
+        }
+        assert!(DOC.contains("not advised in"));
     }
 }

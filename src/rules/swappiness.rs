@@ -1,8 +1,44 @@
-//! Rule `swappiness`. See [`DOC`].
+//! Rule `swappiness`: vm.swappiness from the profile. See [`DOC`].
 
-use super::{Context, Outcome, Rule};
+use crate::host::Facts;
+use crate::keys;
 
-pub const DOC: &str = "TODO";
+use super::{Context, Outcome, Rule, Severity};
+
+pub const DOC: &str = "\
+Rule swappiness: key vm.swappiness
+
+What it does
+  Sets vm.swappiness to the profile's memory.swappiness. The key is managed whenever the
+  profile gives the value, even when the host already has it, so the drop-in keeps it
+  across reboots. Without the input the rule says nothing.
+
+Why
+  vm.swappiness is the relative cost the kernel's reclaim gives to swapping anonymous
+  memory versus dropping file cache (0..100 before Linux 5.8, 0..200 since; default 60).
+  The article's host ran out of memory with no swap; the fix added swap and set
+  vm.swappiness = 10, the value the built-in server profiles (and TuneD's
+  throughput-performance and latency-performance profiles) use: keep the processes'
+  memory in RAM and reclaim cache first, but let swap absorb a burst rather than call the
+  OOM killer.
+
+Arithmetic
+  vm.swappiness = memory.swappiness. No arithmetic; the range is checked against the
+  kernel release (0..=200 from 5.8, 0..=100 before).
+
+Choices
+  - With the input and no swap (SwapTotal 0), an info finding: swappiness has no effect
+    without swap, and under memory pressure, once the cache is dropped, the OOM killer
+    acts at once. The value is still managed, so it applies when swap is added.
+  - The plan validates the range against the kernel before the rules run; should a value
+    out of range reach the rule anyway, it is not recommended and an error says why.
+
+References
+  Documentation/admin-guide/sysctl/vm.rst (swappiness); mm/vmscan.c; the article (\"added
+  swap; /proc/sys/vm/swappiness 10\").
+";
+
+const KEY: &str = "vm.swappiness";
 
 pub struct Swappiness;
 
@@ -12,14 +48,165 @@ impl Rule for Swappiness {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["vm.swappiness"]
+        &[KEY]
     }
 
     fn doc(&self) -> &'static str {
         DOC
     }
 
-    fn evaluate(&self, _ctx: &Context) -> Outcome {
-        Outcome::default()
+    fn evaluate(&self, ctx: &Context) -> Outcome {
+        let mut out = Outcome::default();
+        let id = self.id();
+        let facts = ctx.facts;
+        let Some(wanted) = ctx.profile.memory.swappiness else {
+            return out;
+        };
+
+        let max = keys::swappiness_max(&facts.kernel);
+        out.step(format!(
+            "vm.swappiness = memory.swappiness = {wanted} (valid 0..={max} on kernel {})",
+            facts.kernel
+        ));
+        let reason = match facts.int(KEY) {
+            Some(cur) if cur == wanted as i128 => format!("memory.swappiness = {wanted}; already set"),
+            Some(cur) => format!("memory.swappiness = {wanted} (was {cur})"),
+            None => format!("memory.swappiness = {wanted}"),
+        };
+        emit(&mut out, facts, id, wanted, reason);
+
+        if facts.mem.swap_total == 0 {
+            out.finding(
+                Severity::Info,
+                id,
+                format!(
+                    "no swap: vm.swappiness = {wanted} has no effect without swap, and under memory pressure the OOM killer acts at once (no anonymous memory can be paged out); add swap, as the article did, if bursts should page out instead."
+                ),
+            );
+        }
+        out
+    }
+}
+
+fn emit(out: &mut Outcome, facts: &Facts, id: &str, wanted: u32, reason: String) {
+    if facts.value(KEY).is_none() {
+        out.finding(
+            Severity::Info,
+            id,
+            format!("{KEY} is absent on this kernel; it is not managed."),
+        );
+        return;
+    }
+    match keys::validate(KEY, &wanted.to_string(), &facts.kernel) {
+        Ok(v) => out.set(KEY, v, reason),
+        Err(e) => out.finding(
+            Severity::Error,
+            id,
+            format!(
+                "memory.swappiness: {e} (kernel {}); {KEY} is not managed.",
+                facts.kernel
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{Context, Outcome, Rule, Severity};
+    use super::*;
+
+    fn run(facts: &Facts, toml: &str) -> Outcome {
+        let profile = profile(toml);
+        let ctx = Context {
+            facts,
+            profile: &profile,
+            shrink: None,
+        };
+        let out = Swappiness.evaluate(&ctx);
+        for s in &out.settings {
+            assert_eq!(
+                keys::validate(&s.key, &s.value, &facts.kernel).as_deref(),
+                Ok(s.value.as_str())
+            );
+            assert!(s.reason.chars().count() < 70 && !s.reason.contains('\n'));
+        }
+        for f in &out.findings {
+            assert!(!f.message.contains('\n'));
+            assert_eq!(f.rule, "swappiness");
+        }
+        out
+    }
+
+    #[test]
+    fn sets_the_value() {
+        let mut facts = proxy_host();
+        facts.mem.swap_total = 4 << 30;
+        let out = run(&facts, "[memory]\nswappiness = 10");
+        assert_eq!(out.settings.len(), 1);
+        assert_eq!(out.settings[0].key, "vm.swappiness");
+        assert_eq!(out.settings[0].value, "10");
+        assert!(out.settings[0].reason.contains("was 60"));
+        assert!(out.findings.is_empty());
+    }
+
+    #[test]
+    fn managed_when_unchanged() {
+        let mut facts = with(proxy_host(), "vm.swappiness", Some("10"));
+        facts.mem.swap_total = 4 << 30;
+        let out = run(&facts, "[memory]\nswappiness = 10");
+        assert_eq!(out.settings[0].value, "10");
+        assert!(out.settings[0].reason.contains("already set"));
+    }
+
+    #[test]
+    fn no_input_no_setting() {
+        assert_eq!(run(&proxy_host(), ""), Outcome::default());
+    }
+
+    #[test]
+    fn no_swap_is_an_info() {
+        // the article's proxy host has no swap
+        let out = run(&proxy_host(), "[memory]\nswappiness = 10");
+        assert_eq!(out.settings[0].value, "10");
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].severity, Severity::Info);
+        assert!(out.findings[0].message.starts_with("no swap:"));
+        assert!(out.findings[0].message.contains("OOM killer"));
+    }
+
+    #[test]
+    fn range_follows_the_kernel() {
+        let mut facts = proxy_host();
+        facts.mem.swap_total = 1 << 30;
+        // 3.10: 0..=100, so 150 is not recommended (the plan refuses it earlier)
+        let out = run(&facts, "[memory]\nswappiness = 150");
+        assert!(out.settings.is_empty());
+        assert_eq!(out.findings[0].severity, Severity::Error);
+        // 6.1: 0..=200
+        facts.kernel = "6.1.0".into();
+        let out = run(&facts, "[memory]\nswappiness = 150");
+        assert_eq!(out.settings[0].value, "150");
+        let out = run(&facts, "[memory]\nswappiness = 0");
+        assert_eq!(out.settings[0].value, "0");
+    }
+
+    #[test]
+    fn absent_key() {
+        let facts = with(proxy_host(), "vm.swappiness", None);
+        let out = run(&facts, "[memory]\nswappiness = 10");
+        assert!(out.settings.is_empty());
+        assert!(
+            out.findings
+                .iter()
+                .any(|f| f.severity == Severity::Info && f.message.contains("absent"))
+        );
+    }
+
+    #[test]
+    fn doc_has_the_sections() {
+        for s in ["What it does", "Why", "Arithmetic", "Choices", "References"] {
+            assert!(DOC.contains(s), "{s}");
+        }
     }
 }
