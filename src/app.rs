@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, Command, Format, PlanArgs, ProfilesAction};
+use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, StateArgs};
 use crate::error::{Error, Result};
 use crate::report::{self, Style, text};
-use crate::{host, keys, plan, profile, rules};
+use crate::{apply, host, keys, plan, profile, rules};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
@@ -34,6 +34,29 @@ pub fn run(cli: &Cli) -> Result<Output> {
             };
             Ok(Output { stdout, code })
         }
+        Command::Apply(args) if args.dry_run => {
+            let (plan, _) = make_plan(&g.root, &args.plan)?;
+            let code = if args.plan.exit_code && plan.changed { 1 } else { 0 };
+            let stdout = match g.format {
+                Format::Json => report::json(&plan),
+                Format::Text => text::plan(&plan, &style, g.verbose),
+            };
+            Ok(Output { stdout, code })
+        }
+        Command::Apply(args) => {
+            let report = run_apply(&g.root, args)?;
+            Ok(Output::ok(match g.format {
+                Format::Json => report::json(&report),
+                Format::Text => text::apply(&report, &style),
+            }))
+        }
+        Command::Rollback(state) => {
+            let report = run_rollback(&g.root, state)?;
+            Ok(Output::ok(match g.format {
+                Format::Json => report::json(&report),
+                Format::Text => text::rollback(&report, &style),
+            }))
+        }
         Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format))),
         Command::Profiles {
             action: Some(ProfilesAction::Show { name }),
@@ -50,25 +73,51 @@ pub fn run(cli: &Cli) -> Result<Output> {
 
 /// The drop-in path inside the root, validated: absolute, no `..`.
 pub fn dropin_paths(root: &Path, dropin: &str) -> Result<(String, PathBuf)> {
-    let p = Path::new(dropin);
-    if !p.is_absolute() {
-        return Err(Error::input(format!(
-            "--dropin {dropin:?}: give an absolute path as seen inside the root, e.g. {}",
-            plan::DEFAULT_DROPIN
-        )));
-    }
-    if p.components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
-        || dropin.chars().any(char::is_control)
-    {
-        return Err(Error::input(format!(
-            "--dropin {dropin:?}: '..' and control characters are not allowed"
-        )));
-    }
-    let rel = p.strip_prefix("/").unwrap_or(p);
-    Ok((dropin.to_string(), root.join(rel)))
+    Ok((dropin.to_string(), apply::inside_root(root, "--dropin", dropin)?))
 }
 
+fn state_paths(root: &Path, dropin: &str, state: &StateArgs) -> Result<apply::Paths> {
+    let (dropin_shown, dropin) = dropin_paths(root, dropin)?;
+    Ok(apply::Paths {
+        root: root.to_path_buf(),
+        dropin_shown,
+        dropin,
+        state_shown: state.state_dir.clone(),
+        state: apply::inside_root(root, "--state-dir", &state.state_dir)?,
+        lock: apply::inside_root(root, "lock", apply::LOCK_PATH)?,
+    })
+}
+
+/// apply: check everything that can be checked before the lock, then plan under the
+/// lock (so the plan sees the state it changes) and carry it out.
+fn run_apply(root: &Path, args: &ApplyArgs) -> Result<apply::ApplyReport> {
+    let live = !args.no_live;
+    apply::check_dropin_location(&args.plan.dropin, args.allow_any_dropin_path)?;
+    let paths = state_paths(root, &args.plan.dropin, &args.state)?;
+    // Bad profiles and flags fail before anything is touched, the lock included.
+    profile::load(&args.plan.profile, &args.plan.sets)?;
+    apply::check_privileges(root, live)?;
+    let _lock = apply::Lock::acquire(
+        &paths.lock,
+        std::time::Duration::from_secs(args.state.lock_timeout),
+    )?;
+    let (plan, _) = make_plan(root, &args.plan)?;
+    apply::apply(
+        &paths,
+        &plan,
+        apply::Options {
+            live,
+            file: !args.no_file,
+        },
+    )
+}
+
+fn run_rollback(root: &Path, state: &StateArgs) -> Result<apply::RollbackReport> {
+    let paths = state_paths(root, plan::DEFAULT_DROPIN, state)?;
+    apply::check_privileges(root, true)?;
+    let _lock = apply::Lock::acquire(&paths.lock, std::time::Duration::from_secs(state.lock_timeout))?;
+    apply::rollback(&paths)
+}
 /// Read the drop-in's current content; `None` when absent.
 pub fn read_dropin(path: &Path) -> Result<Option<String>> {
     match std::fs::read(path) {

@@ -73,6 +73,16 @@ pub enum Command {
         after_help = "Examples:\n  sysctune plan --profile reverse-proxy\n  sysctune plan --profile ./edge.toml --set connections.concurrent=860000 -v\n  sysctune plan --profile batch-client --only 'net.ipv4.*' --exit-code --format json"
     )]
     Plan(PlanArgs),
+    /// Write the drop-in (atomically, only if it changes) and apply the changed keys live (read back, all or nothing)
+    #[command(
+        after_help = "Examples:\n  sysctune apply --profile batch-client\n  sysctune apply --profile reverse-proxy --format json     # for config management: use .changed\n  sysctune apply --profile web-server --only 'net.ipv4.*' --no-file   # a network namespace's own keys\n  sysctune rollback\n\nExit codes: 0 applied (or nothing to do), 2 refused or failed; on failure every key already\nwritten and the drop-in are restored first."
+    )]
+    Apply(ApplyArgs),
+    /// Restore the live values and the drop-in recorded by the last apply
+    #[command(
+        after_help = "Examples:\n  sysctune rollback\n  sysctune --root /srv/image rollback --format json"
+    )]
+    Rollback(StateArgs),
     /// List the built-in profiles, or print one as TOML to start from
     #[command(
         after_help = "Examples:\n  sysctune profiles\n  sysctune profiles show reverse-proxy > my-proxy.toml"
@@ -114,4 +124,34 @@ pub struct PlanArgs {
     /// Exit 1 when changes are pending (a live value or the drop-in differs)
     #[arg(long)]
     pub exit_code: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StateArgs {
+    /// Where the rollback record lives, as a path inside the root
+    #[arg(long, value_name = "DIR", default_value = crate::apply::DEFAULT_STATE_DIR)]
+    pub state_dir: String,
+    /// Seconds to wait for another apply or rollback to finish before failing
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Write only the drop-in; leave the live values alone
+    #[arg(long, conflicts_with = "no_file")]
+    pub no_live: bool,
+    /// Apply only the live values; leave the drop-in alone
+    #[arg(long)]
+    pub no_file: bool,
+    /// Show the plan and write nothing (the same as `sysctune plan`)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow --dropin outside the sysctl.d directories (systemd-sysctl will not read it there)
+    #[arg(long)]
+    pub allow_any_dropin_path: bool,
 }

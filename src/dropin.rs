@@ -94,6 +94,9 @@ pub fn parse(text: &str) -> Parsed {
     out
 }
 
+/// How sysctune's header comment starts (it is not a key's comment).
+pub const HEADER_START: &str = "Managed by sysctune";
+
 /// One key of sysctune's drop-in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {

@@ -5,6 +5,7 @@
 //! [`plan::Plan`]; `report` renders it and `apply` carries it out.
 
 pub mod app;
+pub mod apply;
 pub mod cli;
 pub mod dropin;
 pub mod error;

@@ -411,25 +411,46 @@ pub fn plan(req: &Request) -> Result<Plan> {
     );
 
     // 7. The drop-in: the chosen keys, plus (with --only) the lines of the current drop-in
-    //    for keys outside the globs, so a restricted apply does not drop them.
+    //    for keys outside the globs, so a restricted apply does not drop them. A key whose
+    //    value the drop-in already holds keeps its comment: the reason it was set, and the
+    //    same bytes on the next run (a reason like "high exceeds the budget" would read
+    //    "already fits" once applied, and the file would never converge).
+    let existing: Vec<dropin::Entry> = req
+        .dropin_current
+        .map(|c| dropin::parse(c).entries)
+        .unwrap_or_default();
+    let comment_of = |e: &dropin::Entry| -> String {
+        e.comments
+            .iter()
+            .filter(|c| !c.starts_with(dropin::HEADER_START))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let mut lines: Vec<dropin::Line> = chosen
         .iter()
-        .map(|(key, m)| dropin::Line {
-            key: key.clone(),
-            value: m.value.clone(),
-            comment: format!("{}: {}", m.rules.join(", "), m.reason),
+        .map(|(key, m)| {
+            let kept = existing
+                .iter()
+                .find(|e| e.key == *key && e.value == m.value)
+                .map(comment_of);
+            dropin::Line {
+                key: key.clone(),
+                value: m.value.clone(),
+                comment: kept
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| format!("{}: {}", m.rules.join(", "), m.reason)),
+            }
         })
         .collect();
     if !globs.is_empty() {
-        if let Some(current) = req.dropin_current {
-            for e in dropin::parse(current).entries {
-                if !matches(&globs, &e.key) && !lines.iter().any(|l| l.key == e.key) {
-                    lines.push(dropin::Line {
-                        key: e.key,
-                        value: e.value,
-                        comment: e.comments.join("\n"),
-                    });
-                }
+        for e in &existing {
+            if !matches(&globs, &e.key) && !lines.iter().any(|l| l.key == e.key) {
+                lines.push(dropin::Line {
+                    key: e.key.clone(),
+                    value: e.value.clone(),
+                    comment: comment_of(e),
+                });
             }
         }
         lines.sort_by(|a, b| {

@@ -391,3 +391,62 @@ fn annotate(key: &str, value: &str, page: u64) -> String {
     }
     value.to_string()
 }
+
+/// `sysctune apply`: what was written, and how to undo it.
+pub fn apply(r: &crate::apply::ApplyReport, style: &Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} profile {}", style.bold("sysctune apply:"), r.profile);
+    if !r.changed {
+        let _ = writeln!(
+            out,
+            "Nothing to change: the live values and {} already match the plan.",
+            r.dropin.path
+        );
+    }
+    for c in &r.live {
+        let _ = writeln!(
+            out,
+            "  set    {} = {}  {}",
+            c.key,
+            style.green(&c.to),
+            style.dim(&format!(
+                "(was {}; read back and verified)",
+                c.from.as_deref().unwrap_or("absent")
+            ))
+        );
+    }
+    if r.dropin.changed {
+        let _ = writeln!(out, "  wrote  {}", r.dropin.path);
+    }
+    if r.changed
+        && let Some(rec) = &r.rollback
+    {
+        let _ = writeln!(
+            out,
+            "  saved  the previous state in {rec}; undo with: sysctune rollback"
+        );
+    }
+    out.push('\n');
+    findings(&mut out, style, &r.findings);
+    out
+}
+
+/// `sysctune rollback`.
+pub fn rollback(r: &crate::apply::RollbackReport, style: &Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {}", style.bold("sysctune rollback:"), r.message);
+    for c in &r.live {
+        let _ = writeln!(
+            out,
+            "  set      {} = {}  {}",
+            c.key,
+            style.green(&c.to),
+            style.dim(&format!("(was {})", c.from.as_deref().unwrap_or("absent")))
+        );
+    }
+    if let Some(d) = &r.dropin {
+        let verb = if d.changed { "restored" } else { "kept" };
+        let _ = writeln!(out, "  {verb} {}", d.path);
+    }
+    out
+}
