@@ -301,9 +301,11 @@ fn restore_file(path: &Path, previous: Option<&str>) -> Result<()> {
 /// back and compare after whitespace normalisation. The error is the kernel's.
 pub fn write_live(root: &Path, key: &str, value: &str) -> std::result::Result<(), String> {
     let path = host::proc_sys_path(root, key);
+    if !on_procfs(&path) {
+        return write_tree_value(&path, value);
+    }
     let mut f = OpenOptions::new()
         .write(true)
-        .truncate(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(&path)
         .map_err(|e| match e.kind() {
@@ -322,6 +324,24 @@ pub fn write_live(root: &Path, key: &str, value: &str) -> std::result::Result<()
         return Err(format!("read back {:?} after writing {value:?}", norm(&back)));
     }
     Ok(())
+}
+
+fn on_procfs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+}
+
+/// A value under a `--root` tree that is not procfs (an image, a fixture): a regular file,
+/// replaced atomically so a kill never leaves it empty.
+fn write_tree_value(path: &Path, value: &str) -> std::result::Result<(), String> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err("no such key on this kernel (ENOENT)".into()),
+        Err(e) => return Err(kernel_error(&e)),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(format!("{} is a symlink; not followed", path.display()));
+        }
+        Ok(_) => {}
+    }
+    atomic_write(path, format!("{value}\n").as_bytes()).map_err(|e| e.to_string())
 }
 
 fn kernel_error(e: &std::io::Error) -> String {

@@ -600,7 +600,8 @@ fn field_at(text: &str, line_start: usize) -> Option<String> {
     })
 }
 
-fn parse_text(origin: &str, text: &str) -> Result<Profile> {
+/// Parse profile text; `origin` names it in errors (a path, or "built-in profile NAME").
+pub fn parse_text(origin: &str, text: &str) -> Result<Profile> {
     let raw: RawProfile = toml::from_str(text).map_err(|e| Error::input(located(origin, text, &e)))?;
     raw.finish().map_err(|e| Error::input(format!("{origin}: {e}")))
 }

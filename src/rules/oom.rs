@@ -32,9 +32,11 @@ Arithmetic
 
 Choices
   - vm.panic_on_oom is managed whenever memory.on_oom is given, even when unchanged.
-  - kernel.panic is managed only when the rule changes it (from 0 to 10, with \"panic\"):
-    a host that already reboots after a panic (any non-zero value; negative reboots at
-    once) keeps its own setting, and \"kill\" leaves it alone.
+  - With \"panic\", kernel.panic is always managed: 0 becomes 10, any other value (a host
+    that already reboots after a panic; negative reboots at once) is kept as it is. It is
+    managed even when kept so the drop-in holds it: otherwise, once applied, the drop-in
+    would lose it and the next boot would bring back 0, a host that hangs. \"kill\" leaves
+    it alone.
   - \"panic\" uses mode 1, not 2: mode 1 panics only when the whole system is out of
     memory; an OOM inside a cgroup, cpuset or memory policy still kills a process there,
     which is what a container limit means.
@@ -108,9 +110,21 @@ impl Rule for Oom {
                             "reboot 10 s after the OOM panic instead of hanging",
                         );
                     }
-                    Some(secs) => out.step(format!(
-                        "kernel.panic = {secs}: the host already reboots after a panic; not managed"
-                    )),
+                    Some(secs) => {
+                        // Kept, but managed: once sysctune set 10, dropping it from the drop-in
+                        // would let the next boot bring back 0 (a hang).
+                        out.step(format!(
+                            "kernel.panic = {secs}: the host already reboots after a panic; kept"
+                        ));
+                        emit(
+                            &mut out,
+                            facts,
+                            id,
+                            PANIC,
+                            &secs.to_string(),
+                            "already reboots after a panic; kept so it survives a reboot",
+                        );
+                    }
                     None if facts.value(PANIC).is_none() => absent(&mut out, id, PANIC),
                     None => out.step(format!(
                         "kernel.panic = {:?} is not an integer; not managed",
@@ -206,7 +220,11 @@ mod tests {
         for secs in ["30", "-1"] {
             let facts = with(proxy_host(), "kernel.panic", Some(secs));
             let out = run(&facts, "[memory]\non_oom = \"panic\"");
-            assert_eq!(settings(&out), [("vm.panic_on_oom", "1")], "{secs}");
+            assert_eq!(
+                settings(&out),
+                [("vm.panic_on_oom", "1"), ("kernel.panic", secs)],
+                "{secs}"
+            );
         }
     }
 

@@ -32,12 +32,14 @@ The default range 32768 60999 has 28232 ports, 470 new connections per second; t
    fit = the largest lo ≥ floor_lo with available(fit, 65535) ≥ ports_needed;
    lo' = min(current lo, fit); if lo' is odd and lo' − 1 ≥ floor_lo, lo' = lo' − 1 (the
    kernel prefers a start and end of different parity; 65535 is odd).
-3. else infeasible: lo' = floor_lo, hi' = 65535, tcp_tw_reuse = 1 (only when it is not
-   already 1), and an error finding with the ports needed, the ports available and the fix.
+3. else infeasible: lo' = floor_lo, hi' = 65535, tcp_tw_reuse = 1, and an error finding
+   with the ports needed, the ports available and the fix.
 
 ## Choices
-- The range is managed whenever an outbound input is given, even when it is kept;
-  tcp_tw_reuse only when the rule changes it.
+- The range is managed whenever an outbound input is given, even when it is kept.
+  tcp_tw_reuse is managed only in the infeasible case, and then always, even when it is
+  already 1: \"managed only when changed\" would drop it from the drop-in once applied,
+  and the next boot would undo it.
 - Reserved ports are counted once each, whatever the order or overlap of the list.
 - ip_unprivileged_port_start absent (kernels before 4.11): floor_lo = 1024 and no lower
   bound other than 1.
@@ -234,11 +236,11 @@ impl Rule for PortRange {
                         id,
                         format!("{TW_REUSE} is absent on this kernel and is not managed."),
                     ),
-                    Some(_) if facts.int(TW_REUSE) == Some(1) => {
-                        out.step("tcp_tw_reuse is already 1: not changed".to_string());
-                    }
                     Some(v) => {
                         out.step(format!("tcp_tw_reuse {v} → 1"));
+                        // Managed whenever the demand does not fit, even when it is already 1:
+                        // otherwise the drop-in would lose it once applied and the next boot
+                        // would undo it.
                         out.set(
                             TW_REUSE,
                             "1",
@@ -612,11 +614,11 @@ mod tests {
             assert!(err.message.contains(part), "{part:?} missing: {}", err.message);
         }
         assert!(severities(&out).contains(&Severity::Info));
-        // already 1: the range is still set, tcp_tw_reuse is not managed
+        // already 1: still managed, so the drop-in keeps it across reboots
         let facts = with(proxy_host(), TW_REUSE, Some("1"));
         let out = run(&facts, &outbound(2000, 0, "1.2"));
         assert_eq!(value(&out, RANGE), Some("1024 65535"));
-        assert_eq!(value(&out, TW_REUSE), None);
+        assert_eq!(value(&out, TW_REUSE), Some("1"));
         // absent: info, not managed
         let facts = with(proxy_host(), TW_REUSE, None);
         let out = run(&facts, &outbound(2000, 0, "1.2"));

@@ -13,7 +13,9 @@ What it does
   tcp_wmem[1]) and the maximum autotuning may grow them to (tcp_rmem[2], tcp_wmem[2]).
   tcp_rmem is managed when connections.rmem_default is given, tcp_wmem when
   connections.wmem_default is given, both when connections.bandwidth and rtt are given,
-  and both when rule tcp-memory shrank the default buffers to fit its budget.
+  and both when rule tcp-memory shrank the default buffers to fit its budget or may
+  shrink them (connections.shrink_buffers_to_fit = true with connections and no
+  average_memory: once shrunk they stay managed, so the drop-in keeps them).
 
 Why
   The default buffer is what every connection costs up front: the article's proxy ran
@@ -91,7 +93,12 @@ impl Rule for TcpBuffers {
                 (None, Some(g)) => Some((g, Source::Profile)),
                 (None, None) => None,
             };
-            if default.is_some() || link.is_some() {
+            // With shrink_buffers_to_fit the profile hands both defaults to sysctune: they stay
+            // managed once shrunk, even when the next run finds they already fit (otherwise
+            // the drop-in would lose them and the next boot would bring back the old ones).
+            let shrink_input =
+                c.shrink_buffers_to_fit && ctx.profile.conns() > 0 && c.average_memory.is_none();
+            if default.is_some() || link.is_some() || shrink_input {
                 size(ctx, &mut out, dir, default, link);
             }
         }

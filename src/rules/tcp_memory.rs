@@ -62,11 +62,19 @@ Arithmetic (exact integers; headroom and share in ten-thousandths)
 Choices (where the spec is silent)
   - Buffers are only shrunk when average_memory is not given: with an observed average,
     smaller default buffers would not change the demand.
+  - When the profile names only one default (say wmem_default) and the other comes from
+    the host, only the named one is shrunk: the other is already live, perhaps from an
+    earlier shrink, and scaling it again would give new sizes at every run (the plan
+    would never converge). wmem_fit = floor((fit_per_conn - control_block - rmem) / 1024)
+    * 1024, and the same the other way round.
   - If page rounding makes the shrunk demand exceed the budget by a page (need_pages
     rounds up, the budget down), fit_per_conn is recomputed from budget_pages * page,
     which fits by construction; with a page-aligned budget both give the same sizes.
   - The remedy 'less reserved_memory' is named, with the largest value that fits, only
     when lowering it alone would make the demand fit.
+  - Without connections, tcp_mem is managed when step 3 caps it, and afterwards while it
+    still holds exactly the capped value (budget/2, budget*2/3, budget): dropping it from
+    the drop-in once applied would let the next boot bring back a high above the budget.
   - tcp_mem absent (inside a network namespace) or unreadable: not managed; an info
     finding when the profile declares connections, nothing otherwise.
   - Sizing defaults unknown (tcp_rmem/tcp_wmem absent, no rmem_default/wmem_default and
@@ -245,7 +253,7 @@ impl Demand {
 
     /// fit_per_conn and the shrunk buffers for `budget_bytes`; `None` when not even the
     /// control block fits.
-    fn fit_with(&self, budget_bytes: u128, rmem: u64, wmem: u64) -> Option<Fit> {
+    fn fit_with(&self, budget_bytes: u128, rmem: u64, wmem: u64, keep: Keep) -> Option<Fit> {
         let denom = self.conns.checked_mul(self.headroom.0 as u128)?;
         if denom == 0 {
             return None;
@@ -260,9 +268,24 @@ impl Demand {
             let v = (b as u128).checked_mul(spare)? / total / 1024 * 1024;
             u64::try_from(v).ok()
         };
-        let shrink = Shrink {
-            rmem: scaled(rmem)?,
-            wmem: scaled(wmem)?,
+        // Mixed sources: the default the profile names is shrunk, the current one (already
+        // live, maybe from an earlier shrink) stays, so planning again converges.
+        let rest = |other: u64| -> Option<u64> {
+            u64::try_from(spare.saturating_sub(other as u128) / 1024 * 1024).ok()
+        };
+        let shrink = match keep {
+            Keep::Neither => Shrink {
+                rmem: scaled(rmem)?,
+                wmem: scaled(wmem)?,
+            },
+            Keep::Rmem => Shrink {
+                rmem,
+                wmem: rest(rmem)?,
+            },
+            Keep::Wmem => Shrink {
+                rmem: rest(wmem)?,
+                wmem,
+            },
         };
         let big_enough = shrink.rmem >= MIN_BUFFER && shrink.wmem >= MIN_BUFFER;
         let need = self.need(per_conn_worst(shrink.rmem, shrink.wmem, self.control_block) as u128);
@@ -277,8 +300,8 @@ impl Demand {
 
     /// The spec's fit from budget_bytes; when page rounding keeps it a page over the budget,
     /// the same from budget_pages × page (which fits by construction).
-    fn fit(&self, budget: &Budget, rmem: u64, wmem: u64) -> Option<Fit> {
-        let first = self.fit_with(budget.bytes, rmem, wmem)?;
+    fn fit(&self, budget: &Budget, rmem: u64, wmem: u64, keep: Keep) -> Option<Fit> {
+        let first = self.fit_with(budget.bytes, rmem, wmem, keep)?;
         let page_aligned = budget.pages * self.page as u128;
         if first.ok || page_aligned == budget.bytes {
             return Some(first);
@@ -287,8 +310,17 @@ impl Demand {
         if !big_enough {
             return Some(first);
         }
-        self.fit_with(page_aligned, rmem, wmem)
+        self.fit_with(page_aligned, rmem, wmem, keep)
     }
+}
+
+/// Which default a shrink leaves alone: the one taken from the host when the profile
+/// names only the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    Neither,
+    Rmem,
+    Wmem,
 }
 
 /// Steps 2–4: the new high and why.
@@ -343,6 +375,23 @@ fn cap_reason(high: u64, budget: &Budget, page: u64) -> String {
 
 /// Without connections (or without a way to size them): only step 3.
 fn only_cap(facts: &Facts, out: &mut Outcome, current: [u64; 3], budget: &Budget, page: u64) {
+    let b = budget.pages;
+    if current.map(|v| v as u128) == [b / 2, b * 2 / 3, b] {
+        // What step 3 set on an earlier run: still managed, so the drop-in keeps it and
+        // the next boot does not bring back a high above the budget.
+        budget.steps(page, out);
+        out.step(format!(
+            "high {} = budget_pages, as step 3 set it: kept",
+            pages(b, page)
+        ));
+        emit(
+            facts,
+            out,
+            current.map(|v| v as u128),
+            format!("kept at the TCP budget {}", budget.source()),
+        );
+        return;
+    }
     if current[2] as u128 <= budget.pages {
         return;
     }
@@ -494,7 +543,14 @@ fn run(ctx: &Context, out: &mut Outcome) {
             budget.pages
         ));
         let fit = match (c.average_memory, rmem, wmem) {
-            (None, Some(r), Some(w)) => demand.fit(&budget, r, w).map(|f| (f, r, w)),
+            (None, Some(r), Some(w)) => {
+                let keep = match (c.rmem_default, c.wmem_default) {
+                    (None, Some(_)) => Keep::Rmem,
+                    (Some(_), None) => Keep::Wmem,
+                    _ => Keep::Neither,
+                };
+                demand.fit(&budget, r, w, keep).map(|f| (f, r, w))
+            }
             _ => None,
         };
         if let Some((f, r, w)) = &fit {
