@@ -60,8 +60,13 @@ impl Paths {
 pub fn inside_root(root: &Path, flag: &str, shown: &str) -> Result<PathBuf> {
     let p = Path::new(shown);
     if !p.is_absolute() {
+        let example = if flag == "--dropin" {
+            crate::plan::DEFAULT_DROPIN
+        } else {
+            DEFAULT_STATE_DIR
+        };
         return Err(Error::input(format!(
-            "{flag} {shown:?}: give an absolute path as seen inside the root"
+            "{flag} {shown:?}: give an absolute path as seen inside the root, e.g. {example}"
         )));
     }
     if p.components().any(|c| matches!(c, Component::ParentDir)) || shown.chars().any(char::is_control) {
