@@ -306,6 +306,13 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
         "Nothing to change: the live values and the drop-in match the plan.".to_string()
     };
     let _ = writeln!(out, "{}", style.bold(&summary));
+    trim_line_ends(&out)
+}
+
+/// Padding leaves spaces at the end of some lines; terminals and diffs do not need them.
+fn trim_line_ends(text: &str) -> String {
+    let mut out: String = text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
+    out.push('\n');
     out
 }
 
