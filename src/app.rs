@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, StateArgs};
+use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Shell, StateArgs};
 use crate::error::{Error, Result};
 use crate::report::{self, Style, text};
 use crate::{apply, host, keys, plan, profile, rules};
@@ -68,6 +68,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
             ))),
         },
         Command::Explain { topic } => explain(topic).map(Output::ok),
+        Command::Completions { shell } => Ok(Output::ok(completions(*shell))),
+        Command::Man => man().map(Output::ok),
     }
 }
 
@@ -258,4 +260,27 @@ fn rule_doc(rule: &dyn rules::Rule) -> String {
     );
     s.push('\n');
     s
+}
+
+fn completions(shell: Shell) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(generator, &mut cmd, "sysctune", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn man() -> Result<String> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut buf = Vec::new();
+    let page = clap_mangen::Man::new(cmd).section("8");
+    page.render(&mut buf)
+        .map_err(|e| Error::Write(format!("rendering the man page: {e}")))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }

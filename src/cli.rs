@@ -91,6 +91,19 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ProfilesAction>,
     },
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  sysctune completions bash > /etc/bash_completion.d/sysctune\n  sysctune completions zsh > \"${fpath[1]}/_sysctune\"\n  sysctune completions fish > ~/.config/fish/completions/sysctune.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff)
+    #[command(
+        after_help = "Examples:\n  sysctune man > /usr/local/share/man/man8/sysctune.8\n  sysctune man | man -l -"
+    )]
+    Man,
     /// A rule's documentation: what it does, why, its arithmetic, references
     #[command(
         after_help = "Examples:\n  sysctune explain tcp-memory\n  sysctune explain net.ipv4.ip_local_port_range"
@@ -99,6 +112,13 @@ pub enum Command {
         /// A rule id (tcp-memory, port-range, ...) or a key (net.ipv4.tcp_mem)
         topic: String,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand, Debug)]
