@@ -338,17 +338,19 @@ fn resolve_key(ops: &[Op], key: &str, mode: Mode) -> Origin {
     }
 }
 
-/// systemd-sysctl keeps its options in an ordered map keyed by the line's key: a new
-/// value moves the key to the end, a repeated value keeps its place. Globs are applied in
-/// that order, so the last glob in the map wins; its latest line is the one shown.
+/// systemd-sysctl keeps its options in an ordered map keyed by the line's normalised key
+/// (`net.ipv4.conf.*.rp_filter` and `net/ipv4/conf/*/rp_filter` are one): a new value
+/// moves the key to the end, a repeated value keeps its place. Globs are applied in that
+/// order, so the last glob in the map wins; its latest line is the one shown.
 fn systemd_glob_winner(ops: &[Op], globs: &[usize]) -> Option<usize> {
-    // (pattern, value, latest op index)
-    let mut map: Vec<(&str, &str, usize)> = Vec::new();
+    // (normalised pattern, value, latest op index)
+    let mut map: Vec<(String, &str, usize)> = Vec::new();
     for &i in globs {
         let Op::Set { key, value, .. } = &ops[i] else {
             continue;
         };
-        match map.iter().position(|(k, _, _)| k == key) {
+        let key = path_form(key);
+        match map.iter().position(|(k, _, _)| *k == key) {
             Some(pos) if map[pos].1 == *value => map[pos].2 = i,
             Some(pos) => {
                 map.remove(pos);
@@ -468,6 +470,56 @@ impl SysctlD {
             notes: self.notes.clone(),
         })
     }
+}
+
+/// One key as `show` presents it: the live value against the boot value and its origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyView {
+    pub key: String,
+    /// `None` when the kernel lacks the key.
+    pub live: Option<String>,
+    /// What systemd-sysctl leaves at boot, and where it comes from.
+    pub boot: Option<Assignment>,
+    /// The assignments `boot` overrides.
+    pub shadowed: Vec<Assignment>,
+    /// The live value differs from the boot value (changed at runtime, or a file changed
+    /// and was not applied).
+    pub drift: bool,
+    /// A `-key` line that leaves the key unset at boot.
+    pub excluded: Option<Location>,
+    /// What procps `sysctl --system` would leave instead, when it differs from `boot`
+    /// (it also reads /etc/sysctl.conf, last).
+    pub procps_instead: Option<Assignment>,
+}
+
+/// The [`KeyView`] of each key, in the order given.
+pub fn views(sd: &SysctlD, keys: &[String], live: &dyn Fn(&str) -> Option<String>) -> Vec<KeyView> {
+    let mut boot = sd.boot(keys);
+    let mut procps = sd.procps(keys);
+    keys.iter()
+        .map(|k| {
+            let origin = boot.remove(k).unwrap_or_default();
+            let p = procps.remove(k).and_then(|o| o.boot);
+            let live = live(k);
+            let drift = match (&live, &origin.boot) {
+                (Some(l), Some(b)) => !same_value(l, &b.value),
+                _ => false,
+            };
+            let procps_instead = match (&p, &origin.boot) {
+                (Some(p), Some(b)) if same_value(&p.value, &b.value) => None,
+                (p, _) => p.clone(),
+            };
+            KeyView {
+                key: k.clone(),
+                live,
+                boot: origin.boot,
+                shadowed: origin.shadowed,
+                drift,
+                excluded: origin.excluded,
+                procps_instead,
+            }
+        })
+        .collect()
 }
 
 /// `(dir, name)` of a path that systemd-sysctl would read: a `*.conf` directly in one of
@@ -895,7 +947,7 @@ mod tests {
     fn a_repeated_glob_value_keeps_its_place_in_systemd_but_not_in_procps() {
         // Checked against systemd-sysctl 252 and procps-ng 4.0.2 in a network namespace.
         let sd = one_file(
-            "net.ipv4.conf.*.rp_filter = 2\nnet.ipv4.conf.a*.rp_filter = 1\nnet.ipv4.conf.*.rp_filter = 2\n",
+            "net.ipv4.conf.*.rp_filter = 2\nnet.ipv4.conf.a*.rp_filter = 1\nnet/ipv4/conf/*/rp_filter = 2\n",
         );
         let k = keys(&["net.ipv4.conf.all.rp_filter"]);
         assert_eq!(
