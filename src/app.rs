@@ -135,12 +135,14 @@ pub fn make_plan(root: &Path, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
     let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
     let facts = host::read(root, &extra)?;
     let current = read_dropin(&real)?;
+    let sysctl_d = sysctl_d::read(root)?;
     let plan = plan::plan(&plan::Request {
         facts: &facts,
         profile: &profile,
         only: &args.only,
         dropin_path: &shown,
         dropin_current: current.as_deref(),
+        sysctl_d: &sysctl_d,
     })?;
     Ok((plan, facts))
 }

@@ -1,4 +1,4 @@
-//! `show` on a root with several sysctl.d files: which file sets each key at
+//! `show` and `plan` on a root with several sysctl.d files: which file sets each key at
 //! boot, what it shadows, drift, and the drop-in being shadowed (fixture
 //! `tests/roots/precedence`: a vendor file, a same-name override, a /dev/null mask, a glob
 //! and a negative match, the drop-in, a later file that beats it, and /etc/sysctl.conf).
@@ -120,4 +120,94 @@ fn snapshots_show() {
     args.extend_from_slice(KEYS);
     insta::assert_snapshot!("show-text-keys", run(&args));
     insta::assert_json_snapshot!("show-json-keys", show_json(KEYS));
+}
+
+#[test]
+fn plan_warns_when_a_later_file_shadows_the_drop_in() {
+    let doc: Value =
+        serde_json::from_str(&run(&["--format", "json", "plan", "--profile", "web-server"])).unwrap();
+    let messages: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "sysctl.d" || f["rule"] == "drift")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    let shadow = messages
+        .iter()
+        .find(|m| m.starts_with("vm.swappiness = 10 would not survive a reboot"))
+        .unwrap_or_else(|| panic!("{messages:#?}"));
+    assert!(shadow.contains("/etc/sysctl.d/95-local.conf:2"), "{shadow}");
+    assert!(
+        shadow.contains("--dropin /etc/sysctl.d/99-sysctune.conf"),
+        "{shadow}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("procps sysctl --system would set net.ipv4.tcp_rmem")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("vm.swappiness is 60 now, but /etc/sysctl.d/95-local.conf:2 sets 30")),
+        "{messages:#?}"
+    );
+    let swap = doc["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "vm.swappiness")
+        .unwrap();
+    assert_eq!(swap["boot"]["file"], "/etc/sysctl.d/95-local.conf");
+
+    // A drop-in that sorts after 95-local.conf wins: no shadow warning any more.
+    let doc: Value = serde_json::from_str(&run(&[
+        "--format",
+        "json",
+        "plan",
+        "--profile",
+        "web-server",
+        "--dropin",
+        "/etc/sysctl.d/99-sysctune.conf",
+    ]))
+    .unwrap();
+    let text = doc["findings"].to_string();
+    assert!(!text.contains("would not survive a reboot"), "{text}");
+}
+
+#[test]
+fn plan_warns_when_the_drop_in_is_masked_or_overridden() {
+    let masked = run(&[
+        "plan",
+        "--profile",
+        "web-server",
+        "--dropin",
+        "/usr/lib/sysctl.d/70-swap.conf",
+    ]);
+    assert!(
+        masked.contains("/etc/sysctl.d/70-swap.conf is a symlink to /dev/null that masks the name"),
+        "{masked}"
+    );
+    let overridden = run(&[
+        "--format",
+        "json",
+        "plan",
+        "--profile",
+        "web-server",
+        "--dropin",
+        "/usr/lib/sysctl.d/60-vendor.conf",
+    ]);
+    assert!(
+        overridden.contains("/etc/sysctl.d/60-vendor.conf has the same name in an earlier directory"),
+        "{overridden}"
+    );
+    let outside = run(&["plan", "--profile", "web-server", "--dropin", "/tmp/x.conf"]);
+    assert!(outside.contains("systemd-sysctl does not read it"), "{outside}");
+}
+
+#[test]
+fn snapshot_plan_text() {
+    insta::assert_snapshot!("plan-text", run(&["plan", "--profile", "web-server"]));
 }
