@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Shell, StateArgs};
 use crate::error::{Error, Result};
 use crate::report::{self, Style, text};
-use crate::{apply, host, keys, plan, profile, rules};
+use crate::{apply, host, keys, plan, profile, rules, sysctl_d};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
@@ -137,12 +137,14 @@ pub fn make_plan(root: &Path, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
     let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
     let facts = host::read(root, &extra)?;
     let current = read_dropin(&real)?;
+    let sysctl_d = sysctl_d::read(root)?;
     let plan = plan::plan(&plan::Request {
         facts: &facts,
         profile: &profile,
         only: &args.only,
         dropin_path: &shown,
         dropin_current: current.as_deref(),
+        sysctl_d: &sysctl_d,
     })?;
     Ok((plan, facts))
 }
@@ -158,6 +160,15 @@ fn show(root: &Path, format: Format, wanted: &[String], style: &Style) -> Result
         .cloned()
         .collect();
     let facts = host::read(root, &extra)?;
+    let sd = sysctl_d::read(root)?;
+    let mut list: Vec<String> = if canonical.is_empty() {
+        facts.sysctl.keys().cloned().collect()
+    } else {
+        canonical.clone()
+    };
+    list.sort_by(|a, b| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
+    list.dedup();
+    let views = sysctl_d::views(&sd, &list, &|k| facts.value(k).map(str::to_string));
     let stdout = match format {
         Format::Json => {
             let host = serde_json::json!({
@@ -172,25 +183,33 @@ fn show(root: &Path, format: Format, wanted: &[String], style: &Style) -> Result
                 "kernel": facts.kernel,
                 "sockstat": facts.sockstat,
             });
-            let list: Vec<&String> = if canonical.is_empty() {
-                facts.sysctl.keys().collect()
-            } else {
-                canonical.iter().collect()
-            };
-            let mut list = list;
-            list.sort_by(|a, b| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
-            let keys_json: Vec<_> = list
+            let masked: Vec<&str> = sd
+                .files
                 .iter()
-                .map(|k| serde_json::json!({"key": k, "live": facts.sysctl.get(k.as_str()).cloned().flatten()}))
+                .filter(|f| f.winner() && f.kind == sysctl_d::Kind::Mask)
+                .map(|f| f.path.as_str())
                 .collect();
+            let overridden: Vec<_> = sd
+                .files
+                .iter()
+                .filter_map(|f| {
+                    let by = f.overridden_by.as_deref()?;
+                    Some(serde_json::json!({"file": f.path, "by": by}))
+                })
+                .collect();
+            let warnings: Vec<&String> = facts.warnings.iter().chain(&sd.notes).collect();
             report::json(&serde_json::json!({
                 "schema": "sysctune/show/v1",
                 "host": host,
-                "keys": keys_json,
-                "warnings": facts.warnings,
+                "files": sd.applied_paths(),
+                "masked": masked,
+                "overridden": overridden,
+                "procps_also_reads": sd.sysctl_conf.as_ref().map(|_| sysctl_d::SYSCTL_CONF),
+                "keys": views,
+                "warnings": warnings,
             }))
         }
-        Format::Text => text::show(&facts, &canonical, style),
+        Format::Text => text::show(&facts, &views, &sd, style),
     };
     Ok(Output::ok(stdout))
 }

@@ -29,16 +29,40 @@ pub struct BadLine {
     pub message: String,
 }
 
+/// `-key` on a line of its own (no `=`): a "negative match". systemd-sysctl leaves the
+/// key out of every glob and drops an earlier assignment of it; procps only leaves it out
+/// of globs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exclusion {
+    /// Canonical dotted key.
+    pub key: String,
+    /// 1-based line number.
+    pub line: usize,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Parsed {
     pub entries: Vec<Entry>,
     pub bad: Vec<BadLine>,
+    /// Negative matches; only [`parse_sysctl_d`] fills this (for [`parse`] they are bad lines).
+    pub excluded: Vec<Exclusion>,
 }
 
 /// Parse sysctl.d text as systemd-sysctl does: outer whitespace trimmed, `#` or `;`
 /// starts a comment line, the first `=` separates key and value, a slash-first key has
-/// dots and slashes swapped.
+/// dots and slashes swapped. A line without `=` is a bad line.
 pub fn parse(text: &str) -> Parsed {
+    parse_with(text, false)
+}
+
+/// [`parse`], and `-key` lines without `=` are negative matches ([`Parsed::excluded`]), as
+/// in the files of the sysctl.d directories. A negative match of a glob does nothing (both
+/// tools check exclusions against concrete keys) and is dropped.
+pub fn parse_sysctl_d(text: &str) -> Parsed {
+    parse_with(text, true)
+}
+
+fn parse_with(text: &str, negative_matches: bool) -> Parsed {
     let mut out = Parsed::default();
     let mut comments: Vec<String> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -53,6 +77,22 @@ pub fn parse(text: &str) -> Parsed {
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
+            if negative_matches && let Some(rest) = line.strip_prefix('-') {
+                let key = rest.trim();
+                comments.clear();
+                if key.contains(['*', '?', '[']) {
+                    continue;
+                }
+                match keys::normalize_key(key) {
+                    Ok(key) => out.excluded.push(Exclusion { key, line: line_no }),
+                    Err(e) => out.bad.push(BadLine {
+                        line: line_no,
+                        text: raw.to_string(),
+                        message: e,
+                    }),
+                }
+                continue;
+            }
             out.bad.push(BadLine {
                 line: line_no,
                 text: raw.to_string(),
@@ -163,6 +203,32 @@ mod tests {
         assert!(p.entries[3].glob);
         assert_eq!(p.bad.len(), 1);
         assert_eq!(p.bad[0].line, 8);
+    }
+
+    #[test]
+    fn negative_matches_only_in_sysctl_d_mode() {
+        let text =
+            "-net.ipv4.conf.all.rp_filter\n- net/ipv4/tcp_tw_reuse \n-net.ipv4.conf.*.rp_filter\n-net..x\n";
+        let p = parse(text);
+        assert_eq!(p.bad.len(), 4);
+        assert!(p.excluded.is_empty());
+        let p = parse_sysctl_d(text);
+        assert_eq!(
+            p.excluded,
+            [
+                Exclusion {
+                    key: "net.ipv4.conf.all.rp_filter".into(),
+                    line: 1
+                },
+                Exclusion {
+                    key: "net.ipv4.tcp_tw_reuse".into(),
+                    line: 2
+                },
+            ]
+        );
+        assert_eq!(p.bad.len(), 1);
+        assert_eq!(p.bad[0].line, 4);
+        assert!(p.entries.is_empty());
     }
 
     #[test]

@@ -15,4 +15,5 @@ pub mod plan;
 pub mod profile;
 pub mod report;
 pub mod rules;
+pub mod sysctl_d;
 pub mod units;

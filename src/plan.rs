@@ -11,6 +11,7 @@ use crate::host::Facts;
 use crate::keys::{self, Kubernetes, Scope};
 use crate::profile::Profile;
 use crate::rules::{self, Context, Finding, Severity, overcommit, port_range, tcp_memory};
+use crate::sysctl_d::{self, Assignment, Kind, Origin, SysctlD};
 use crate::units::human_bytes;
 
 pub const SCHEMA: &str = "sysctune/plan/v1";
@@ -28,6 +29,8 @@ pub struct Request<'a> {
     pub dropin_path: &'a str,
     /// Its current content; `None` when absent.
     pub dropin_current: Option<&'a str>,
+    /// The sysctl.d files of the host (the drop-in among them, as it is now).
+    pub sysctl_d: &'a SysctlD,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -66,6 +69,8 @@ pub struct Setting {
     pub reason: String,
     pub scope: Scope,
     pub kubernetes: Kubernetes,
+    /// What the sysctl.d files set at boot now, and where (before this plan's drop-in).
+    pub boot: Option<Assignment>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -350,7 +355,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
     }
 
     // 5. Settings.
-    let settings: Vec<Setting> = chosen
+    let mut settings: Vec<Setting> = chosen
         .iter()
         .map(|(key, m)| {
             let current = req.facts.value(key).map(str::to_string);
@@ -371,6 +376,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
                     },
                     |i| i.kubernetes,
                 ),
+                boot: None,
             }
         })
         .collect();
@@ -464,6 +470,15 @@ pub fn plan(req: &Request) -> Result<Plan> {
     let dropin_changed = req.dropin_current != Some(content.as_str());
     let diff = dropin::diff(req.dropin_path, old, &content);
 
+    // 8. Boot: what the sysctl.d files make of the managed keys, now and once the drop-in
+    //    holds `content`.
+    let managed_keys: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
+    let boot_now = req.sysctl_d.boot(&managed_keys);
+    for s in &mut settings {
+        s.boot = boot_now.get(&s.key).and_then(|o| o.boot.clone());
+    }
+    findings.extend(boot_findings(req, &settings, &boot_now, &content));
+
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let changed = dropin_changed || settings.iter().any(|s| s.change);
     Ok(Plan {
@@ -491,6 +506,155 @@ pub fn plan(req: &Request) -> Result<Plan> {
         changed,
         arithmetic,
     })
+}
+
+/// The rule id of findings about the sysctl.d files.
+pub const SYSCTL_D: &str = "sysctl.d";
+/// The rule id of drift findings (live value ≠ boot value).
+pub const DRIFT: &str = "drift";
+
+/// Findings about boot: notes on the files, drift (live ≠ boot value now), and whether the
+/// drop-in with `content` would be read at boot and win for each managed key, for
+/// systemd-sysctl and for procps `sysctl --system`.
+fn boot_findings(
+    req: &Request,
+    settings: &[Setting],
+    now: &BTreeMap<String, Origin>,
+    content: &str,
+) -> Vec<Finding> {
+    let sd = req.sysctl_d;
+    let path = req.dropin_path;
+    let mut out: Vec<Finding> = sd
+        .notes
+        .iter()
+        .map(|n| Finding::new(Severity::Warning, SYSCTL_D, n.clone()))
+        .collect();
+    for s in settings {
+        let (Some(live), Some(b)) = (
+            req.facts.value(&s.key),
+            now.get(&s.key).and_then(|o| o.boot.as_ref()),
+        ) else {
+            continue;
+        };
+        if !sysctl_d::same_value(live, &b.value) {
+            out.push(Finding::new(
+                Severity::Info,
+                DRIFT,
+                format!(
+                    "{} is {live} now, but {} sets {} at boot: it was changed at runtime, or the file changed and \
+                     was not applied; a reboot would bring {} back",
+                    s.key,
+                    b.at(),
+                    b.value,
+                    b.value
+                ),
+            ));
+        }
+    }
+
+    let Some(after) = sd.with_file(path, content) else {
+        out.push(Finding::new(
+            Severity::Warning,
+            SYSCTL_D,
+            format!(
+                "the drop-in {path} is not a *.conf file directly in one of {}: systemd-sysctl does not read it \
+                 at boot, so none of these values would survive a reboot",
+                sysctl_d::DIRS.join(", ")
+            ),
+        ));
+        return out;
+    };
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if let Some(by) = after.file(path).and_then(|f| f.overridden_by.clone()) {
+        let (how, fix) = match after.file(&by).map(|f| f.kind) {
+            Some(Kind::Mask) => (
+                "is a symlink to /dev/null that masks the name",
+                "Remove that mask, or give the drop-in another name",
+            ),
+            _ => (
+                "has the same name in an earlier directory and is read instead",
+                "Give the drop-in a name that no other file uses",
+            ),
+        };
+        out.push(Finding::new(
+            Severity::Warning,
+            SYSCTL_D,
+            format!(
+                "{by} {how}: systemd-sysctl never reads the drop-in {path}, so none of these values would \
+                 survive a reboot. {fix}"
+            ),
+        ));
+        return out;
+    }
+    let keys: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
+    let boot = after.boot(&keys);
+    let procps = after.procps(&keys);
+    let mut shadows: Vec<(&Setting, String, &str)> = Vec::new();
+    for s in settings {
+        let Some(o) = boot.get(&s.key) else { continue };
+        match (&o.boot, &o.excluded) {
+            (Some(b), _) if b.file != path && !sysctl_d::same_value(&b.value, &s.recommended) => {
+                shadows.push((s, format!("{} sets {} = {}", b.at(), s.key, b.value), &b.file))
+            }
+            (None, Some(x)) => shadows.push((
+                s,
+                format!(
+                    "{}:{} has -{}, which drops the drop-in's line",
+                    x.file, x.line, s.key
+                ),
+                &x.file,
+            )),
+            _ => {}
+        }
+    }
+    let suggestion = sysctl_d::name_after(shadows.iter().map(|(_, _, f)| f.rsplit('/').next().unwrap_or(f)));
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    for (s, what, file) in &shadows {
+        let winner = file.rsplit('/').next().unwrap_or(file);
+        out.push(Finding::new(
+            Severity::Warning,
+            SYSCTL_D,
+            format!(
+                "{} = {} would not survive a reboot: {what}, and {winner} is applied after {name}. Give the \
+                 drop-in a name that sorts after it (--dropin {dir}/{suggestion}) or remove that line",
+                s.key, s.recommended
+            ),
+        ));
+    }
+    for s in settings {
+        let (Some(p), b) = (
+            procps.get(&s.key).and_then(|o| o.boot.as_ref()),
+            boot.get(&s.key).and_then(|o| o.boot.as_ref()),
+        ) else {
+            continue;
+        };
+        // Only a different value than both the plan's and systemd-sysctl's is news.
+        if sysctl_d::same_value(&p.value, &s.recommended)
+            || b.is_some_and(|b| sysctl_d::same_value(&b.value, &p.value))
+        {
+            continue;
+        }
+        let why = if p.file == sysctl_d::SYSCTL_CONF {
+            format!(
+                "; it reads {} after the sysctl.d files, systemd-sysctl never does. Remove that line or set it to {}",
+                sysctl_d::SYSCTL_CONF,
+                s.recommended
+            )
+        } else {
+            String::new()
+        };
+        out.push(Finding::new(
+            Severity::Warning,
+            SYSCTL_D,
+            format!(
+                "procps sysctl --system would set {} = {} from {} instead{why}",
+                s.key,
+                p.value,
+                p.at()
+            ),
+        ));
+    }
+    out
 }
 
 type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
@@ -534,5 +698,136 @@ fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lo
         ports_available: fig(&|v| ports(v)),
         max_new_per_second_per_destination: fig(&|v| ports(v).map(port_range::max_new_per_second)),
         commit_limit: fig(&|v| Some(commit_limit_of(facts, v))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::{profile, proxy_host};
+    use crate::sysctl_d::{Kind, Listed};
+
+    /// Plan swappiness = 10 (live 60) on the proxy host with these sysctl.d files.
+    fn run(sd: &SysctlD, dropin: &str, current: Option<&str>) -> Plan {
+        let facts = proxy_host();
+        let p = profile("[sysctl]\n\"vm.swappiness\" = \"10\"\n");
+        plan(&Request {
+            facts: &facts,
+            profile: &p,
+            only: &[],
+            dropin_path: dropin,
+            dropin_current: current,
+            sysctl_d: sd,
+        })
+        .unwrap()
+    }
+
+    fn boot_messages(p: &Plan) -> Vec<(Severity, String)> {
+        p.findings
+            .iter()
+            .filter(|f| f.rule == SYSCTL_D || f.rule == DRIFT)
+            .map(|f| (f.severity, f.message.clone()))
+            .collect()
+    }
+
+    fn tree(files: &[(&str, &str)], sysctl_conf: Option<&str>) -> SysctlD {
+        let listing: Vec<Listed> = files
+            .iter()
+            .map(|(path, _)| {
+                let (dir, name) = path.rsplit_once('/').unwrap();
+                Listed::new(dir, name, Kind::File)
+            })
+            .collect();
+        SysctlD::from_listing(&listing, files, sysctl_conf)
+    }
+
+    #[test]
+    fn a_later_file_shadows_the_drop_in() {
+        let sd = tree(&[("/etc/sysctl.d/99-local.conf", "vm.swappiness = 30\n")], None);
+        let p = run(&sd, DEFAULT_DROPIN, None);
+        let m = boot_messages(&p);
+        assert_eq!(m.len(), 2, "{m:#?}");
+        assert_eq!(m[0].0, Severity::Warning);
+        assert_eq!(
+            m[0].1,
+            "vm.swappiness = 10 would not survive a reboot: /etc/sysctl.d/99-local.conf:1 sets vm.swappiness = 30, \
+             and 99-local.conf is applied after 90-sysctune.conf. Give the drop-in a name that sorts after it \
+             (--dropin /etc/sysctl.d/99-sysctune.conf) or remove that line"
+        );
+        assert_eq!(m[1].0, Severity::Info);
+        assert!(
+            m[1].1
+                .starts_with("vm.swappiness is 60 now, but /etc/sysctl.d/99-local.conf:1 sets 30")
+        );
+        let s = p.settings.iter().find(|s| s.key == "vm.swappiness").unwrap();
+        assert_eq!(s.boot.as_ref().unwrap().at(), "/etc/sysctl.d/99-local.conf:1");
+
+        // The suggested name wins.
+        let p = run(&sd, "/etc/sysctl.d/99-sysctune.conf", None);
+        assert_eq!(boot_messages(&p).len(), 1, "only the drift is left");
+    }
+
+    #[test]
+    fn shadowing_is_computed_with_the_planned_content() {
+        // The drop-in on disk says 1 and loses to 20-a.conf (10); the plan writes 10, so the
+        // later file agrees with it: nothing would be lost at boot.
+        let sd = tree(
+            &[
+                ("/etc/sysctl.d/90-sysctune.conf", "vm.swappiness = 1\n"),
+                ("/etc/sysctl.d/95-a.conf", "vm.swappiness = 10\n"),
+            ],
+            None,
+        );
+        let p = run(&sd, DEFAULT_DROPIN, Some("vm.swappiness = 1\n"));
+        let m = boot_messages(&p);
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert!(
+            m[0].1
+                .starts_with("vm.swappiness is 60 now, but /etc/sysctl.d/95-a.conf:1 sets 10")
+        );
+
+        // A drop-in that only adds a key is shadowed once written, even though absent now.
+        let sd = tree(&[("/usr/lib/sysctl.d/95-a.conf", "-vm.swappiness\n")], None);
+        let m = boot_messages(&run(&sd, DEFAULT_DROPIN, None));
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert!(
+            m[0].1
+                .contains("/usr/lib/sysctl.d/95-a.conf:1 has -vm.swappiness"),
+            "{m:#?}"
+        );
+    }
+
+    #[test]
+    fn procps_and_etc_sysctl_conf() {
+        let sd = tree(&[], Some("vm.swappiness = 60\n"));
+        let m = boot_messages(&run(&sd, DEFAULT_DROPIN, None));
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert_eq!(
+            m[0].1,
+            "procps sysctl --system would set vm.swappiness = 60 from /etc/sysctl.conf:1 instead; it reads \
+             /etc/sysctl.conf after the sysctl.d files, systemd-sysctl never does. Remove that line or set it to 10"
+        );
+    }
+
+    #[test]
+    fn a_masked_or_misplaced_drop_in_is_never_read() {
+        let sd = SysctlD::from_listing(
+            &[Listed::new("/etc/sysctl.d", "90-sysctune.conf", Kind::Mask)],
+            &[],
+            None,
+        );
+        // The drop-in itself replaces the mask when written: no finding.
+        assert!(boot_messages(&run(&sd, DEFAULT_DROPIN, None)).is_empty());
+        let m = boot_messages(&run(&sd, "/usr/lib/sysctl.d/90-sysctune.conf", None));
+        assert!(
+            m[0].1
+                .starts_with("/etc/sysctl.d/90-sysctune.conf is a symlink to /dev/null"),
+            "{m:#?}"
+        );
+        let m = boot_messages(&run(&sd, "/etc/sysctl.d/90-sysctune", None));
+        assert!(
+            m[0].1.contains("systemd-sysctl does not read it at boot"),
+            "{m:#?}"
+        );
     }
 }

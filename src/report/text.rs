@@ -5,9 +5,9 @@ use std::fmt::Write;
 
 use super::{Style, wrap};
 use crate::host::Facts;
-use crate::keys;
 use crate::plan::{Figure, Plan};
 use crate::rules::{Finding, Severity};
+use crate::sysctl_d::{KeyView, Kind, SysctlD};
 use crate::units::{grouped, human_bytes};
 
 fn pad(s: &str, width: usize) -> String {
@@ -316,8 +316,9 @@ fn trim_line_ends(text: &str) -> String {
     out
 }
 
-/// `sysctune show`: the host facts and the live value of every key.
-pub fn show(facts: &Facts, keys_wanted: &[String], style: &Style) -> String {
+/// `sysctune show`: the host facts, and for every key the live value against the boot
+/// value and the file that sets it; then the sysctl.d files in apply order.
+pub fn show(facts: &Facts, rows: &[KeyView], sd: &SysctlD, style: &Style) -> String {
     let mut out = String::new();
     let m = &facts.mem;
     let _ = writeln!(
@@ -356,47 +357,165 @@ pub fn show(facts: &Facts, keys_wanted: &[String], style: &Style) -> String {
         );
     }
     out.push('\n');
-    let list: Vec<&String> = if keys_wanted.is_empty() {
-        facts.sysctl.keys().collect()
-    } else {
-        keys_wanted.iter().collect()
-    };
-    let mut list = list;
-    list.sort_by(|a, b| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
-    let key_w = list.iter().map(|k| k.len()).max().unwrap_or(3);
-    let _ = writeln!(
-        out,
-        "  {}  {}",
-        style.bold(&pad("KEY", key_w)),
-        style.bold("LIVE")
-    );
-    for k in list {
-        let v = match facts.sysctl.get(k.as_str()) {
-            Some(Some(v)) => annotate(k, v, facts.page_size),
-            _ => style.dim("(absent on this kernel)"),
-        };
-        let _ = writeln!(out, "  {}  {v}", pad(k, key_w));
-    }
-    for w in &facts.warnings {
-        let _ = writeln!(out, "\n{} {w}", severity(style, Severity::Warning));
+    show_keys(&mut out, facts, rows, style);
+    show_files(&mut out, sd, style);
+    for w in facts.warnings.iter().chain(&sd.notes) {
+        for (i, line) in wrap(w, style.width.saturating_sub(10)).iter().enumerate() {
+            if i == 0 {
+                let _ = writeln!(out, "{} {line}", severity(style, Severity::Warning));
+            } else {
+                let _ = writeln!(out, "{}{line}", " ".repeat(8));
+            }
+        }
     }
     out
 }
 
-/// Units beside the value: tcp_mem in pages and bytes.
-fn annotate(key: &str, value: &str, page: u64) -> String {
-    if key == "net.ipv4.tcp_mem" {
-        let parts: Vec<String> = value
-            .split(' ')
-            .filter_map(|p| p.parse::<u128>().ok())
-            .map(|p| human_bytes(p * page as u128))
-            .collect();
-        return format!("{value}  (pages = {})", parts.join(" / "));
+/// The key table: KEY, LIVE, and BOOT (the value systemd-sysctl sets at boot and the
+/// file:line that sets it, `=` when it is the live value), with the assignments it
+/// shadows and procps' different opinion below.
+fn show_keys(out: &mut String, facts: &Facts, rows: &[KeyView], style: &Style) {
+    let live = |r: &KeyView| r.live.clone().unwrap_or_else(|| "(absent on this kernel)".into());
+    let key_w = rows.iter().map(|r| r.key.len()).max().unwrap_or(3).max(3);
+    let live_w = rows.iter().map(|r| live(r).len()).max().unwrap_or(4).max(4);
+    let boot_col = 2 + key_w + 2 + live_w + 2;
+    // Details go below the row, from the LIVE column on.
+    let below_col = 2 + key_w + 2;
+    let below_w = style.width.saturating_sub(below_col).max(30);
+    let indent = " ".repeat(below_col);
+    let _ = writeln!(
+        out,
+        "  {}  {}  {}",
+        style.bold(&pad("KEY", key_w)),
+        style.bold(&pad("LIVE", live_w)),
+        style.bold("BOOT (systemd-sysctl, file:line)")
+    );
+    for r in rows {
+        let mark = if r.drift { style.yellow("!") } else { " ".into() };
+        let live_cell = match &r.live {
+            Some(v) => pad(v, live_w),
+            None => style.dim(&pad(&live(r), live_w)),
+        };
+        let (value, from) = match (&r.boot, &r.excluded) {
+            (Some(b), _) => {
+                let v = if r.drift {
+                    style.yellow(&b.value)
+                } else {
+                    "=".to_string()
+                };
+                let glob = b.glob.as_ref().map_or(String::new(), |g| format!(" via {g}"));
+                (v, format!("{}{glob}", b.at()))
+            }
+            (None, Some(x)) => (
+                style.dim("-"),
+                format!("excluded by -{} at {}:{}", r.key, x.file, x.line),
+            ),
+            (None, None) => (style.dim("-"), String::new()),
+        };
+        let value_len = match &r.boot {
+            Some(b) if r.drift => b.value.len(),
+            _ => 1,
+        };
+        let mut below: Vec<String> = Vec::new();
+        if from.is_empty() {
+            let _ = writeln!(out, "{mark} {}  {live_cell}  {value}", pad(&r.key, key_w));
+        } else if boot_col + value_len + 2 + from.len() <= style.width {
+            let _ = writeln!(
+                out,
+                "{mark} {}  {live_cell}  {value}  {}",
+                pad(&r.key, key_w),
+                style.dim(&from)
+            );
+        } else {
+            let _ = writeln!(out, "{mark} {}  {live_cell}  {value}", pad(&r.key, key_w));
+            below.push(if r.boot.is_some() {
+                format!("boot value from {from}")
+            } else {
+                from
+            });
+        }
+        if let Some(unit) = units(&r.key, &r.live, facts.page_size) {
+            let _ = writeln!(out, "  {}  {}", " ".repeat(key_w), style.dim(&unit));
+        }
+        for a in &r.shadowed {
+            below.push(format!("overrides {} from {}", a.value, a.at()));
+        }
+        if let Some(p) = &r.procps_instead {
+            below.push(format!(
+                "procps sysctl --system would leave {} from {}",
+                p.value,
+                p.at()
+            ));
+        }
+        for text in below {
+            for line in wrap(&text, below_w) {
+                let _ = writeln!(out, "{indent}{}", style.dim(&line));
+            }
+        }
     }
-    if key == "net.ipv4.tcp_rmem" || key == "net.ipv4.tcp_wmem" {
-        return format!("{value}  (bytes)");
+    let drifted = rows.iter().filter(|r| r.drift).count();
+    let legend = format!(
+        "! = live differs from boot ({drifted} of {} keys); = : boot sets the live value; - : no file sets it; \
+         tcp_rmem and tcp_wmem are in bytes",
+        rows.len()
+    );
+    for line in wrap(&legend, style.width.saturating_sub(2)) {
+        let _ = writeln!(out, "  {}", style.dim(&line));
     }
-    value.to_string()
+    out.push('\n');
+}
+
+/// The files systemd-sysctl applies, in order, and those it skips.
+fn show_files(out: &mut String, sd: &SysctlD, style: &Style) {
+    let applied = sd.applied_paths();
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold("sysctl.d files, in the order systemd-sysctl applies them (a later line wins)")
+    );
+    if applied.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for (i, p) in applied.iter().enumerate() {
+        let _ = writeln!(out, "  {:>2}. {p}", i + 1);
+    }
+    for f in &sd.files {
+        let note = match (&f.overridden_by, f.kind) {
+            (Some(by), _) => format!("{}  overridden by {by}", f.path),
+            (None, Kind::Mask) => format!("{}  masks the name (symlink to /dev/null)", f.path),
+            (None, Kind::Dangling) => format!("{}  dangling symlink, skipped", f.path),
+            (None, Kind::Other) => format!("{}  not a regular file, skipped", f.path),
+            (None, Kind::File) => continue,
+        };
+        let _ = writeln!(out, "      {}", style.dim(&note));
+    }
+    if sd.sysctl_conf.is_some() {
+        let _ = writeln!(
+            out,
+            "      {}",
+            style.dim(&format!(
+                "{} is read by procps sysctl --system (last), not by systemd-sysctl",
+                crate::sysctl_d::SYSCTL_CONF
+            ))
+        );
+    }
+    out.push('\n');
+}
+
+/// The unit of a value when it is not obvious: tcp_mem in pages (and their size).
+fn units(key: &str, value: &Option<String>, page: u64) -> Option<String> {
+    let value = value.as_deref()?;
+    match key {
+        "net.ipv4.tcp_mem" => {
+            let parts: Vec<String> = value
+                .split(' ')
+                .filter_map(|p| p.parse::<u128>().ok())
+                .map(|p| human_bytes(p * page as u128))
+                .collect();
+            Some(format!("pages of {page} B: {}", parts.join(" / ")))
+        }
+        _ => None,
+    }
 }
 
 /// `sysctune apply`: what was written, and how to undo it.
