@@ -6,17 +6,23 @@ use std::path::{Path, PathBuf};
 use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Shell, StateArgs};
 use crate::error::{Error, Result};
 use crate::report::{self, Style, text};
-use crate::{apply, host, keys, plan, profile, rules, sysctl_d};
+use crate::{apply, host, keys, plan, profile, rules, snapshot, sysctl_d};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
     pub stdout: String,
+    /// Errors that did not stop the command (one snapshot of many failed).
+    pub stderr: String,
     pub code: i32,
 }
 
 impl Output {
     fn ok(stdout: String) -> Self {
-        Output { stdout, code: 0 }
+        Output {
+            stdout,
+            stderr: String::new(),
+            code: 0,
+        }
     }
 }
 
@@ -25,6 +31,15 @@ pub fn run(cli: &Cli) -> Result<Output> {
     let style = Style::detect(g.color.as_str());
     match &cli.command {
         Command::Show { keys: wanted } => show(&g.root, g.format, wanted, &style),
+        Command::Plan(args) if !args.snapshot.is_empty() => plan_snapshots(args, g.format, &style, g.verbose),
+        Command::Snapshot { keys: wanted } => {
+            let mut extra = Vec::new();
+            for k in wanted {
+                extra.push(keys::normalize_key(k).map_err(|e| Error::input(format!("--key: {e}")))?);
+            }
+            let snap = snapshot::take(&g.root, &extra)?;
+            Ok(Output::ok(report::json(&snap)))
+        }
         Command::Plan(args) => {
             let (plan, _) = make_plan(&g.root, args)?;
             let code = if args.exit_code && plan.changed { 1 } else { 0 };
@@ -32,7 +47,11 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 Format::Json => report::json(&plan),
                 Format::Text => text::plan(&plan, &style, g.verbose),
             };
-            Ok(Output { stdout, code })
+            Ok(Output {
+                stdout,
+                stderr: String::new(),
+                code,
+            })
         }
         Command::Apply(args) if args.dry_run => {
             let (plan, _) = make_plan(&g.root, &args.plan)?;
@@ -41,7 +60,11 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 Format::Json => report::json(&plan),
                 Format::Text => text::plan(&plan, &style, g.verbose),
             };
-            Ok(Output { stdout, code })
+            Ok(Output {
+                stdout,
+                stderr: String::new(),
+                code,
+            })
         }
         Command::Apply(args) => {
             let report = run_apply(&g.root, args)?;
@@ -302,4 +325,111 @@ fn man() -> Result<String> {
     page.render(&mut buf)
         .map_err(|e| Error::Write(format!("rendering the man page: {e}")))?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Plan one snapshot: the same inputs `make_plan` reads from a host, from the document.
+pub fn plan_snapshot(
+    snap: &snapshot::Snapshot,
+    prof: &profile::Profile,
+    args: &PlanArgs,
+) -> Result<plan::Plan> {
+    let mut facts = snap.facts();
+    for (key, _) in &prof.sysctl {
+        if !facts.sysctl.contains_key(key) {
+            facts.warnings.push(format!(
+                "{key} is not in the snapshot, so its current value is unknown (take it with `sysctune snapshot --key {key}`)"
+            ));
+        }
+    }
+    let sd = snap.sysctl_d();
+    plan::plan(&plan::Request {
+        facts: &facts,
+        profile: prof,
+        only: &args.only,
+        dropin_path: &args.dropin,
+        dropin_current: snap.file(&args.dropin),
+        sysctl_d: &sd,
+    })
+}
+
+/// `plan --snapshot FILE...`: one plan per host. A snapshot that cannot be read or planned
+/// is reported on stderr and in the exit code (2); the others are still planned.
+fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool) -> Result<Output> {
+    let prof = profile::load(&args.profile, &args.sets)?;
+    apply::inside_root(Path::new("/"), "--dropin", &args.dropin)?;
+    let files = snapshot::expand(&args.snapshot);
+    let one = |path: &PathBuf| -> Result<plan::Plan> {
+        if path.is_dir() {
+            return Err(Error::host(path, "no *.json snapshot in this directory"));
+        }
+        let snap = snapshot::load(path)?;
+        plan_snapshot(&snap, &prof, args).map_err(|e| match e {
+            Error::Host { .. } => e,
+            other => Error::host(path, other.to_string()),
+        })
+    };
+    // Hosts are independent: plan them on every core, keep the order of the files.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let chunk = files.len().div_ceil(workers).max(1);
+    let results: Vec<Result<plan::Plan>> = std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("planning never panics"))
+            .collect()
+    });
+
+    let single = files.len() == 1 && args.snapshot.len() == 1 && !args.snapshot[0].is_dir();
+    if single {
+        let plan = results.into_iter().next().expect("one file")?;
+        let code = if args.exit_code && plan.changed { 1 } else { 0 };
+        let stdout = match format {
+            Format::Json => report::json(&plan),
+            Format::Text => text::plan(&plan, style, verbose),
+        };
+        return Ok(Output {
+            stdout,
+            stderr: String::new(),
+            code,
+        });
+    }
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let mut failed = 0;
+    let mut changed = false;
+    let mut rows = Vec::new();
+    for (path, result) in files.iter().zip(results) {
+        match result {
+            Ok(plan) => {
+                changed |= plan.changed;
+                match format {
+                    Format::Json => {
+                        stdout.push_str(&serde_json::to_string(&plan).expect("plain data serialises"));
+                        stdout.push('\n');
+                    }
+                    Format::Text => rows.push((path.clone(), plan)),
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                stderr.push_str(&format!("sysctune: error: {e}\n"));
+            }
+        }
+    }
+    if format == Format::Text {
+        stdout = text::fleet(&rows, files.len(), failed, style);
+    }
+    let code = if failed > 0 {
+        2
+    } else if args.exit_code && changed {
+        1
+    } else {
+        0
+    };
+    Ok(Output { stdout, stderr, code })
 }

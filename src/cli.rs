@@ -78,6 +78,15 @@ pub enum Command {
         after_help = "Examples:\n  sysctune apply --profile batch-client\n  sysctune apply --profile reverse-proxy --format json     # for config management: use .changed\n  sysctune apply --profile web-server --only 'net.ipv4.*' --no-file   # a network namespace's own keys\n  sysctune rollback\n\nExit codes: 0 applied (or nothing to do), 2 refused or failed; on failure every key already\nwritten and the drop-in are restored first."
     )]
     Apply(ApplyArgs),
+    /// Write a snapshot of this host (JSON) to plan it offline with `plan --snapshot`
+    #[command(
+        after_help = "Examples:\n  sysctune snapshot > $(hostname).json\n  sysctune snapshot --key net.core.netdev_max_backlog > host.json\n  sysctune plan --profile reverse-proxy --snapshot fleet/"
+    )]
+    Snapshot {
+        /// Also record this key (keys the rules know are always recorded); repeatable
+        #[arg(long = "key", value_name = "KEY")]
+        keys: Vec<String>,
+    },
     /// Restore the live values and the drop-in recorded by the last apply
     #[command(
         after_help = "Examples:\n  sysctune rollback\n  sysctune --root /srv/image rollback --format json"
@@ -144,6 +153,9 @@ pub struct PlanArgs {
     /// Exit 1 when changes are pending (a live value or the drop-in differs)
     #[arg(long)]
     pub exit_code: bool,
+    /// Plan from snapshots (files or directories of *.json) instead of this host: one plan per host
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub snapshot: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -15,5 +15,6 @@ pub mod plan;
 pub mod profile;
 pub mod report;
 pub mod rules;
+pub mod snapshot;
 pub mod sysctl_d;
 pub mod units;

@@ -6,6 +6,7 @@ fn main() {
     let cli = sysctune::cli::Cli::parse();
     let code = match sysctune::app::run(&cli) {
         Ok(out) => {
+            eprint!("{}", out.stderr);
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`sysctune plan | head`) is not an error.
             match stdout

@@ -35,7 +35,7 @@ pub const DIRS: &[&str] = &[
 pub const SYSCTL_CONF: &str = "/etc/sysctl.conf";
 
 /// What a directory entry is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A regular file, or a symlink to one.
@@ -384,6 +384,10 @@ pub struct SysctlD {
     pub sysctl_conf: Option<Parsed>,
     /// What does not stop the reading but deserves a word: bad lines, dangling symlinks.
     pub notes: Vec<String>,
+    /// The text of every regular file listed (applied or overridden), by path, and of
+    /// `/etc/sysctl.conf`: what a snapshot carries to plan the host offline.
+    pub raw: BTreeMap<String, String>,
+    pub sysctl_conf_raw: Option<String>,
 }
 
 impl SysctlD {
@@ -399,11 +403,23 @@ impl SysctlD {
                 (f.path.clone(), dropin::parse_sysctl_d(text))
             })
             .collect();
+        let raw = files
+            .iter()
+            .filter(|f| f.kind == Kind::File)
+            .filter_map(|f| {
+                texts
+                    .iter()
+                    .find(|(p, _)| *p == f.path)
+                    .map(|(p, t)| (p.to_string(), t.to_string()))
+            })
+            .collect();
         SysctlD {
             files,
             content,
             sysctl_conf: sysctl_conf.map(dropin::parse_sysctl_d),
             notes: Vec::new(),
+            raw,
+            sysctl_conf_raw: sysctl_conf.map(str::to_string),
         }
     }
 
@@ -463,11 +479,15 @@ impl SysctlD {
             };
             content.insert(f.path.clone(), parsed);
         }
+        let mut raw = self.raw.clone();
+        raw.insert(path.to_string(), text.to_string());
         Some(SysctlD {
             files,
             content,
             sysctl_conf: self.sysctl_conf.clone(),
             notes: self.notes.clone(),
+            raw,
+            sysctl_conf_raw: self.sysctl_conf_raw.clone(),
         })
     }
 }
@@ -713,11 +733,18 @@ pub fn read(root: &Path) -> Result<SysctlD> {
     }
     let files = order(&listing);
     let mut content = BTreeMap::new();
-    for f in files.iter().filter(|f| f.applied()) {
+    let mut raw = BTreeMap::new();
+    for f in files.iter().filter(|f| f.kind == Kind::File) {
         let Some(host) = host_paths.get(&f.path) else {
             continue;
         };
-        let parsed = dropin::parse_sysctl_d(&read_text(host)?);
+        let text = read_text(host)?;
+        if !f.applied() {
+            raw.insert(f.path.clone(), text);
+            continue;
+        }
+        let parsed = dropin::parse_sysctl_d(&text);
+        raw.insert(f.path.clone(), text);
         note_bad_lines(
             &mut notes,
             &f.path,
@@ -726,9 +753,12 @@ pub fn read(root: &Path) -> Result<SysctlD> {
         );
         content.insert(f.path.clone(), parsed);
     }
+    let mut sysctl_conf_raw = None;
     let sysctl_conf = match chase(root, SYSCTL_CONF).map_err(|e| Error::io(&in_root(SYSCTL_CONF), &e))? {
         Chased::Found { host, inside } if inside != "/dev/null" && host.is_file() => {
-            let parsed = dropin::parse_sysctl_d(&read_text(&host)?);
+            let text = read_text(&host)?;
+            let parsed = dropin::parse_sysctl_d(&text);
+            sysctl_conf_raw = Some(text);
             let read_by_systemd = files
                 .iter()
                 .any(|f| f.applied() && host_paths.get(&f.path) == Some(&host));
@@ -749,6 +779,8 @@ pub fn read(root: &Path) -> Result<SysctlD> {
         content,
         sysctl_conf,
         notes,
+        raw,
+        sysctl_conf_raw,
     })
 }
 

@@ -576,3 +576,61 @@ pub fn rollback(r: &crate::apply::RollbackReport, style: &Style) -> String {
     }
     out
 }
+
+/// `plan --snapshot` with several hosts: one line per host.
+pub fn fleet(rows: &[(std::path::PathBuf, Plan)], total: usize, failed: usize, style: &Style) -> String {
+    let mut out = String::new();
+    let host_w = rows
+        .iter()
+        .map(|(_, p)| p.host.name.as_deref().unwrap_or("?").len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!(
+            "{}  {:>7}  {:>6}  {:>8}  {:<13}  SNAPSHOT",
+            pad("HOST", host_w),
+            "CHANGES",
+            "ERRORS",
+            "WARNINGS",
+            "DROP-IN"
+        ))
+    );
+    for (path, p) in rows {
+        let changes = p.settings.iter().filter(|s| s.change).count();
+        let count = |sev: Severity| p.findings.iter().filter(|f| f.severity == sev).count();
+        let errors = count(Severity::Error);
+        let errors_text = if errors > 0 {
+            style.red(&format!("{errors:>6}"))
+        } else {
+            format!("{errors:>6}")
+        };
+        let _ = writeln!(
+            out,
+            "{}  {:>7}  {errors_text}  {:>8}  {:<13}  {}",
+            pad(p.host.name.as_deref().unwrap_or("?"), host_w),
+            format!("{changes}/{}", p.settings.len()),
+            count(Severity::Warning),
+            if p.dropin.changed {
+                "would change"
+            } else {
+                "up to date"
+            },
+            path.display()
+        );
+    }
+    let pending = rows.iter().filter(|(_, p)| p.changed).count();
+    let _ = writeln!(
+        out,
+        "\n{} hosts planned, {pending} with changes pending{}. Details: sysctune plan --snapshot FILE",
+        rows.len(),
+        if failed > 0 {
+            format!(", {failed} of {total} snapshots failed (see the errors above)")
+        } else {
+            String::new()
+        }
+    );
+    out
+}

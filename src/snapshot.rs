@@ -1,0 +1,218 @@
+//! Host snapshots: everything `plan` and `show` need from a host in one self-describing
+//! JSON document (`sysctune/snapshot/v1`), so a fleet can be planned offline, in review,
+//! with no access to the hosts. Field order is fixed and maps are sorted: the same host
+//! gives the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::host::{self, Facts, MemInfo, Sockstat};
+use crate::keys;
+use crate::sysctl_d::{self, Kind, Listed, SysctlD};
+
+pub const SCHEMA: &str = "sysctune/snapshot/v1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub schema: String,
+    pub host: SnapHost,
+    pub meminfo: MemInfo,
+    pub sockstat: Option<Sockstat>,
+    /// Live values of the known keys (and any asked for with `--key`); null when absent.
+    pub sysctl: BTreeMap<String, Option<String>>,
+    pub sysctl_d: SnapSysctlD,
+    /// What could not be read but is not needed.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapHost {
+    pub name: Option<String>,
+    pub kernel: String,
+    pub page_size: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapSysctlD {
+    /// Every `*.conf` in the sysctl.d directories, in the order systemd-sysctl considers
+    /// them, with the text of the regular files.
+    pub files: Vec<SnapFile>,
+    /// `/etc/sysctl.conf` (read by procps `sysctl --system` only).
+    pub sysctl_conf: Option<String>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapFile {
+    pub path: String,
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// Take a snapshot of the host under `root`.
+pub fn take(root: &Path, extra_keys: &[String]) -> Result<Snapshot> {
+    let facts = host::read(root, extra_keys)?;
+    let sd = sysctl_d::read(root)?;
+    Ok(Snapshot {
+        schema: SCHEMA.to_string(),
+        host: SnapHost {
+            name: facts.hostname.clone(),
+            kernel: facts.kernel.clone(),
+            page_size: facts.page_size,
+        },
+        meminfo: facts.mem,
+        sockstat: facts.sockstat,
+        sysctl: facts.sysctl.clone(),
+        sysctl_d: SnapSysctlD {
+            files: sd
+                .files
+                .iter()
+                .map(|f| SnapFile {
+                    path: f.path.clone(),
+                    kind: f.kind,
+                    content: sd.raw.get(&f.path).cloned(),
+                })
+                .collect(),
+            sysctl_conf: sd.sysctl_conf_raw.clone(),
+            notes: sd.notes.clone(),
+        },
+        warnings: facts.warnings,
+    })
+}
+
+impl Snapshot {
+    /// The facts as `host::read` would have given them on the host.
+    pub fn facts(&self) -> Facts {
+        Facts {
+            hostname: self.host.name.clone(),
+            kernel: self.host.kernel.clone(),
+            page_size: self.host.page_size,
+            mem: self.meminfo,
+            sysctl: self.sysctl.clone(),
+            sockstat: self.sockstat,
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The sysctl.d files as `sysctl_d::read` would have given them on the host.
+    pub fn sysctl_d(&self) -> SysctlD {
+        let listing: Vec<Listed> = self
+            .sysctl_d
+            .files
+            .iter()
+            .filter_map(|f| sysctl_d::split_conf_path(&f.path).map(|(d, n)| Listed::new(&d, &n, f.kind)))
+            .collect();
+        let texts: Vec<(&str, &str)> = self
+            .sysctl_d
+            .files
+            .iter()
+            .filter_map(|f| f.content.as_deref().map(|c| (f.path.as_str(), c)))
+            .collect();
+        let mut sd = SysctlD::from_listing(&listing, &texts, self.sysctl_d.sysctl_conf.as_deref());
+        sd.notes = self.sysctl_d.notes.clone();
+        sd
+    }
+
+    /// The text of a file listed in the snapshot (the drop-in), `None` when absent.
+    pub fn file(&self, path: &str) -> Option<&str> {
+        self.sysctl_d
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .and_then(|f| f.content.as_deref())
+    }
+
+    /// Check what serde cannot: the schema, keys that stay inside proc/sys, values in the
+    /// kernel's shape, files in the sysctl.d directories.
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.schema != SCHEMA {
+            return Err(format!("schema {:?} is not {SCHEMA:?}", self.schema));
+        }
+        let page = self.host.page_size;
+        if !page.is_power_of_two() || page < 1024 {
+            return Err(format!("host.page_size {page} is not a power of two ≥ 1024"));
+        }
+        if self.meminfo.mem_total == 0 {
+            return Err("meminfo.mem_total is 0".into());
+        }
+        for (key, value) in &self.sysctl {
+            let canonical = keys::normalize_key(key).map_err(|e| format!("sysctl: {e}"))?;
+            if canonical != *key {
+                return Err(format!("sysctl: key {key:?} is not in dotted form ({canonical})"));
+            }
+            if let Some(v) = value {
+                keys::normalize_value(v).map_err(|e| format!("sysctl.{key}: {e}"))?;
+                keys::check_shape(key, v).map_err(|e| format!("sysctl.{key}: {e}"))?;
+            }
+        }
+        for f in &self.sysctl_d.files {
+            if sysctl_d::split_conf_path(&f.path).is_none() {
+                return Err(format!(
+                    "sysctl_d.files: {:?} is not a *.conf file in {}",
+                    f.path,
+                    sysctl_d::DIRS.join(", ")
+                ));
+            }
+            if f.kind == Kind::File && f.content.is_none() {
+                return Err(format!("sysctl_d.files: {} is a file without content", f.path));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read and check a snapshot file; errors name the file (and the line and column of
+/// broken JSON).
+pub fn load(path: &Path) -> Result<Snapshot> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+    let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "truncated JSON",
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Data => "not a sysctune snapshot",
+            serde_json::error::Category::Io => "unreadable",
+        };
+        Error::host(
+            path,
+            format!("{what}: {e} (take one with `sysctune snapshot > FILE`)"),
+        )
+    })?;
+    snap.validate()
+        .map_err(|e| Error::host(path, format!("not a valid sysctune snapshot: {e}")))?;
+    Ok(snap)
+}
+
+/// The snapshot files named on the command line: files as given, directories expanded to
+/// their `*.json` files in name order.
+pub fn expand(args: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(a)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            if found.is_empty() {
+                // Reported as a failure for this argument.
+                out.push(a.clone());
+            }
+            out.extend(found);
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
