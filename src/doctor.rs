@@ -406,9 +406,9 @@ pub fn check_ports(
     } else {
         String::new()
     };
-    let fix = "Fix: reuse connections (HTTP keep-alive, a connection pool) instead of opening and closing \
-               them; widen the range (sysctune plan --profile batch-client; 1024 65535 has 64 512 ports); \
-               or spread the load over more destination addresses or ports (each has its own ports).";
+    let fix = "Fix: reuse connections (HTTP keep-alive, a connection pool); widen the range (sysctune plan \
+               --profile batch-client; at most 1024 65535, 64 512 ports); or add destination addresses or \
+               ports (each has its own).";
     if usable == 0 {
         return vec![Finding::new(
             Severity::Error,
@@ -434,16 +434,15 @@ pub fn check_ports(
         let consequence = if severity == Severity::Error {
             "connect() to it is about to fail with EADDRNOTAVAIL \"Cannot assign requested address\""
         } else {
-            "when they are all taken, connect() to it fails with EADDRNOTAVAIL \"Cannot assign requested \
-             address\""
+            "when all are, connect() to it fails with EADDRNOTAVAIL \"Cannot assign requested address\""
         };
         out.push(Finding::new(
             severity,
             id,
             format!(
                 "{}: {} of the {usable_s} usable local ports of {range}{reserved_note} are taken ({}: {}); \
-                 {consequence}. A closed port stays in TIME_WAIT for {TIME_WAIT_SECONDS} s: at most {} new \
-                 connections per second to one destination. {fix}",
+                 {consequence}. With {TIME_WAIT_SECONDS} s of TIME_WAIT per closed port, the range sustains \
+                 {} new connection(s) per second to one destination. {fix}",
                 d.name(),
                 grouped(used as u128),
                 percent(used as u128, usable as u128),
@@ -526,12 +525,10 @@ pub fn check_orphans(orphans: Option<u64>, max: Option<u64>) -> Finding {
         format!("{figures}.")
     } else {
         format!(
-            "{figures} (orphans: closed by their program, still finishing the close): beyond it the \
-             kernel resets connections and logs \"too many orphaned sockets\" \
-             (it counts an orphan twice or four times when the peer is idle or sent an error, so this can \
-             start at 25%). Each orphan may hold up to ~64 KiB of unswappable memory: up to {} now. Fix: \
-             find why peers do not finish closing; lower net.ipv4.tcp_fin_timeout and \
-             net.ipv4.tcp_orphan_retries; raise net.ipv4.tcp_max_orphans only if the memory allows.",
+            "{figures}: beyond it the kernel resets connections, logging \"too many orphaned sockets\" \
+             (an orphan of an idle or erroring peer counts 2 or 4 times: it can start at 25%). Up to ~64 KiB \
+             of unswappable memory each: up to {} now. Fix: find why peers do not finish closing; lower \
+             net.ipv4.tcp_fin_timeout and tcp_orphan_retries; raise tcp_max_orphans if memory allows.",
             human_bytes(o * ORPHAN_BYTES)
         )
     };
@@ -556,16 +553,15 @@ pub fn check_tcp_memory(mem: Option<u64>, tcp_mem: Option<[u64; 3]>, page: u64) 
     };
     let now = format!("TCP memory {}", human_pages(mem, page));
     let fix = "Fix: size tcp_mem and the default buffers for the connections (sysctune plan --profile \
-               reverse-proxy: smaller tcp_rmem/tcp_wmem defaults, tcp_mem within the RAM), or spread the \
-               connections over more hosts.";
+               reverse-proxy), or spread them over more hosts.";
     if mem >= high {
         Finding::new(
             Severity::Error,
             id,
             format!(
-                "{now} is at or above net.ipv4.tcp_mem high {}: sockets cannot get buffer memory, the \
-                 kernel drops data and resets connections and logs \"TCP: out of memory -- consider \
-                 tuning tcp_mem\" (older kernels: \"Out of socket memory\"). {fix}",
+                "{now} is at or above net.ipv4.tcp_mem high {}: sockets get no more buffer memory; the \
+                 kernel drops data, resets connections and logs \"TCP: out of memory -- consider tuning \
+                 tcp_mem\" (older kernels: \"Out of socket memory\"). {fix}",
                 human_pages(high, page)
             ),
         )
@@ -614,9 +610,8 @@ pub fn check_commit(mode: Option<u64>, committed: u64, limit: u64) -> Finding {
         };
         return Finding::new(Severity::Info, id, format!("{figures}, not enforced {why}."));
     }
-    let fix = "Fix: add swap, or raise the limit (vm.overcommit_ratio; sysctune plan with [memory] \
-               overcommit = \"strict\" and commit_target sizes it), or return to heuristic mode \
-               (vm.overcommit_memory = 0).";
+    let fix = "Fix: add swap, raise vm.overcommit_ratio (sysctune plan with [memory] overcommit = \
+               \"strict\" and commit_target), or use heuristic mode (vm.overcommit_memory = 0).";
     if c > l {
         Finding::new(
             Severity::Error,
@@ -673,8 +668,8 @@ pub fn check_oom(available: Option<u64>, total: u64, swap: u64) -> Finding {
         );
     }
     let below = |p: u64| a * 100 < t * p as u128;
-    let fix = "Fix: find the process that grows (ps -eo rss,comm --sort=-rss | head), reduce its memory, \
-               add RAM, or add swap so bursts page out instead of killing.";
+    let fix = "Fix: find the process that grows (ps -eo rss,comm --sort=-rss | head) and reduce its \
+               memory, add RAM, or add swap so bursts page out instead of killing.";
     if below(OOM_ERROR_BELOW_PERCENT) {
         Finding::new(
             Severity::Error,
@@ -710,7 +705,7 @@ pub fn check_files(files: Option<FileFacts>) -> Finding {
     };
     let (a, m) = (allocated as u128, max as u128);
     let figures = format!(
-        "{} file handles allocated (fs.file-nr) are {} of fs.file-max {}",
+        "{} allocated file handles (fs.file-nr) are {} of fs.file-max {}",
         grouped(a),
         percent(a, m),
         grouped(m)
@@ -728,7 +723,7 @@ pub fn check_files(files: Option<FileFacts>) -> Finding {
         format!(
             "{figures}: at the limit, open(), socket() and accept() fail with ENFILE \"Too many open \
              files in system\". Fix: raise fs.file-max (sysctune plan sizes it from the connections) and \
-             find what holds so many files (ls /proc/*/fd | wc -l)."
+             find what holds so many files."
         )
     };
     Finding::new(severity, id, message)
@@ -789,10 +784,10 @@ mod tests {
             "9 TIME_WAIT",
             "ip_local_port_range 40000 40009",
             "Cannot assign requested address",
-            "at most 0 new connections per second",
+            "sustains 0 new connection(s) per second",
             "keep-alive",
             "sysctune plan --profile batch-client",
-            "more destination addresses",
+            "add destination addresses",
         ] {
             assert!(m.contains(part), "{part:?} not in {m}");
         }

@@ -490,7 +490,7 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
         rows.push((
             "ephemeral ports",
             format!(
-                "{} {}: {} usable{reserved}; at most {} new connections/s per destination",
+                "{} {}: {} usable{reserved}; at most {} new connection(s)/s per destination",
                 p.range[0],
                 p.range[1],
                 grouped(p.usable as u128),
@@ -508,7 +508,7 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
         rows.push((
             "TCP sockets",
             format!(
-                "{} in {}: {} hold an ephemeral port ({} destinations), {} inbound",
+                "{} in {}: {} hold an ephemeral port ({} destination(s)), {} inbound",
                 grouped(p.sockets as u128),
                 read.join(", "),
                 grouped(p.outbound as u128),
