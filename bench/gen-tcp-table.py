@@ -13,12 +13,14 @@ Deterministic: the same arguments write the same bytes.
                  memory: one map entry per socket).
 
   gen-tcp-table.py ROOT --spec FILE
-      Sockets listed in FILE, one "STATE LOCAL REMOTE [xCOUNT]" per line, e.g.
+      Sockets listed in FILE, one "STATE LOCAL REMOTE [xCOUNT|rCOUNT]" per line, e.g.
           LISTEN       0.0.0.0:22          0.0.0.0:0
           TIME_WAIT    10.0.0.1:40000      10.0.0.5:8080     x85
           ESTABLISHED  [2001:db8::1]:40000 [2001:db8::5]:443 x50
-      With xCOUNT the local port goes up by one for each socket. IPv6 addresses go to
-      tcp6, IPv4 to tcp. "#" starts a comment.
+          ESTABLISHED  10.0.0.1:443        192.0.2.10:51000  r3
+      COUNT sockets: with xCOUNT the local port goes up by one for each (outbound), with
+      rCOUNT the remote port (inbound, to one local port). IPv6 addresses go to tcp6,
+      IPv4 to tcp. "#" starts a comment.
 
 Addresses are written in x86's (little-endian) byte order, as the kernel prints them
 there: IPv4 as the address read as a native u32 (127.0.0.1 -> 0100007F); IPv6 as four
@@ -86,19 +88,22 @@ def from_spec(path):
             words = raw.split("#", 1)[0].split()
             if not words:
                 continue
-            if len(words) not in (3, 4) or words[0] not in STATES:
-                sys.exit("%s:%d: expected STATE LOCAL REMOTE [xCOUNT], found %r" % (path, number, raw))
+            if (len(words) not in (3, 4) or words[0] not in STATES
+                    or len(words) == 4 and not (words[3][:1] in ("x", "r") and words[3][1:].isdigit())):
+                sys.exit("%s:%d: expected STATE LOCAL REMOTE [xCOUNT|rCOUNT], found %r" % (path, number, raw))
             count = int(words[3][1:]) if len(words) == 4 else 1
+            remote_steps = len(words) == 4 and words[3][0] == "r"
             fam, local, lport = endpoint(words[1])
             fam2, remote, rport = endpoint(words[2])
             if fam != fam2:
                 sys.exit("%s:%d: local and remote of different families" % (path, number))
             for i in range(count):
                 inode += 1
+                lp, rp = (lport, rport + i) if remote_steps else (lport + i, rport)
                 if fam == 4:
-                    tcp.append(line4(len(tcp) - 1, local, lport + i, remote, rport, STATES[words[0]], inode))
+                    tcp.append(line4(len(tcp) - 1, local, lp, remote, rp, STATES[words[0]], inode))
                 else:
-                    tcp6.append(line6(len(tcp6) - 1, local, lport + i, remote, rport, STATES[words[0]], inode))
+                    tcp6.append(line6(len(tcp6) - 1, local, lp, remote, rp, STATES[words[0]], inode))
     return tcp, tcp6
 
 
