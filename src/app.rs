@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Shell, StateArgs};
 use crate::error::{Error, Result};
 use crate::report::{self, Style, text};
-use crate::{apply, host, keys, plan, profile, rules, snapshot, sysctl_d};
+use crate::{apply, doctor, host, keys, plan, profile, rules, snapshot, sysctl_d};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
@@ -79,6 +79,22 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 Format::Json => report::json(&report),
                 Format::Text => text::rollback(&report, &style),
             }))
+        }
+        Command::Doctor(args) => {
+            let top = args.top.unwrap_or(match g.format {
+                Format::Text => 5,
+                Format::Json => 20,
+            });
+            let report = doctor::run(&g.root, top)?;
+            let stdout = match g.format {
+                Format::Json => report::json(&report),
+                Format::Text => text::doctor(&report, &style),
+            };
+            Ok(Output {
+                stdout,
+                stderr: String::new(),
+                code: report.exit_code(),
+            })
         }
         Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format))),
         Command::Profiles {

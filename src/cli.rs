@@ -92,6 +92,11 @@ pub enum Command {
         after_help = "Examples:\n  sysctune rollback\n  sysctune --root /srv/image rollback --format json"
     )]
     Rollback(StateArgs),
+    /// Live diagnosis: ports per destination, orphans, TCP memory, commit, OOM risk, open files
+    #[command(
+        after_help = "Checks (warning / error):\n  ports             sockets holding ephemeral ports per destination address:port, of the\n                    usable ip_local_port_range (50% / 90%)\n  orphans           sockstat orphan of net.ipv4.tcp_max_orphans (50% / 90%)\n  tcp-memory        sockstat mem of net.ipv4.tcp_mem (pressure / high)\n  commit            Committed_AS of CommitLimit in strict mode (90% / over)\n  oom               MemAvailable of MemTotal without swap (below 10% / below 5%)\n  file-descriptors  fs.file-nr of fs.file-max (80% / 95%)\n\nExit codes: 0 healthy, 1 a warning or an error was found, 2 unreadable or garbled host data.\n\nExamples:\n  sysctune doctor\n  sysctune doctor --format json --top 50\n  sysctune --root /srv/snapshot doctor"
+    )]
+    Doctor(DoctorArgs),
     /// List the built-in profiles, or print one as TOML to start from
     #[command(
         after_help = "Examples:\n  sysctune profiles\n  sysctune profiles show reverse-proxy > my-proxy.toml"
@@ -128,6 +133,13 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DoctorArgs {
+    /// Destinations listed in the facts, busiest first [default: 5 in text, 20 in JSON]
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -4,6 +4,7 @@
 
 pub mod meminfo;
 pub mod sockstat;
+pub mod tcp_table;
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;

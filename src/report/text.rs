@@ -634,3 +634,217 @@ pub fn fleet(rows: &[(std::path::PathBuf, Plan)], total: usize, failed: usize, s
     );
     out
 }
+
+/// `sysctune doctor`: the verdict, the findings (worst first), then a short table of the
+/// facts and the busiest destinations. One screen.
+pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
+    use crate::doctor::percent;
+    use crate::units::human_pages;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} (kernel {})",
+        style.bold("sysctune doctor:"),
+        r.host.name.as_deref().unwrap_or("this host"),
+        r.host.kernel
+    );
+    let count = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let verdict = match (errors, warnings) {
+        (0, 0) => style.green("Healthy: no warning or error."),
+        (0, w) => style.yellow(&format!("{}.", plural(w, "warning"))),
+        (e, 0) => style.red(&format!("{}.", plural(e, "error"))),
+        (e, w) => style.red(&format!("{}, {}.", plural(e, "error"), plural(w, "warning"))),
+    };
+    let _ = writeln!(out, "{verdict}\n");
+
+    findings(&mut out, style, &r.findings);
+
+    let f = &r.facts;
+    let page = f.page_size;
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    if let Some(p) = &f.ports {
+        let reserved = if p.reserved > 0 {
+            format!(", {} reserved", grouped(p.reserved as u128))
+        } else {
+            String::new()
+        };
+        rows.push((
+            "ephemeral ports",
+            format!(
+                "{} {}: {} usable{reserved}; at most {} new connection(s)/s per destination",
+                p.range[0],
+                p.range[1],
+                grouped(p.usable as u128),
+                grouped(p.max_new_per_second_per_destination as u128)
+            ),
+        ));
+        let read: Vec<String> = p
+            .tables
+            .iter()
+            .map(|t| match t.lines {
+                Some(_) => t.path.clone(),
+                None => format!("{} (missing)", t.path),
+            })
+            .collect();
+        rows.push((
+            "TCP sockets",
+            format!(
+                "{} in {}: {} hold an ephemeral port ({} destination(s)), {} inbound",
+                grouped(p.sockets as u128),
+                read.join(", "),
+                grouped(p.outbound as u128),
+                grouped(p.destinations as u128),
+                grouped(p.inbound as u128),
+            ),
+        ));
+    }
+    if let Some(s) = &f.sockstat {
+        rows.push((
+            "TCP (sockstat)",
+            format!(
+                "inuse {} orphan {} tw {} alloc {} mem {}",
+                s.tcp_inuse,
+                s.tcp_orphan,
+                s.tcp_tw,
+                s.tcp_alloc,
+                human_pages(s.tcp_mem, page)
+            ),
+        ));
+    }
+    if let Some([low, pressure, high]) = f.tcp_mem {
+        rows.push((
+            "tcp_mem",
+            format!(
+                "{low} {pressure} {high} pages = {} / {} / {}",
+                human_bytes(low as u128 * page as u128),
+                human_bytes(pressure as u128 * page as u128),
+                human_bytes(high as u128 * page as u128)
+            ),
+        ));
+    }
+    if let (Some(max), Some(s)) = (f.tcp_max_orphans, &f.sockstat) {
+        rows.push((
+            "orphans",
+            format!(
+                "{} of tcp_max_orphans {}",
+                grouped(s.tcp_orphan as u128),
+                grouped(max as u128)
+            ),
+        ));
+    }
+    let m = &f.memory;
+    let swap = if m.swap_total == 0 {
+        "no swap".to_string()
+    } else {
+        format!("swap {}", human_bytes(m.swap_total as u128))
+    };
+    rows.push((
+        "memory",
+        match m.mem_available {
+            Some(a) => format!(
+                "MemAvailable {} of MemTotal {} ({}), {swap}",
+                human_bytes(a as u128),
+                human_bytes(m.mem_total as u128),
+                percent(a as u128, m.mem_total as u128)
+            ),
+            None => format!("MemTotal {}, {swap}", human_bytes(m.mem_total as u128)),
+        },
+    ));
+    rows.push((
+        "commit",
+        format!(
+            "Committed_AS {} of CommitLimit {} ({}), vm.overcommit_memory = {}",
+            human_bytes(m.committed_as as u128),
+            human_bytes(m.commit_limit as u128),
+            percent(m.committed_as as u128, m.commit_limit as u128),
+            m.overcommit_memory
+                .map_or("absent".to_string(), |v| v.to_string())
+        ),
+    ));
+    if let Some(files) = f.files {
+        rows.push((
+            "open files",
+            format!(
+                "{} of fs.file-max {} ({})",
+                grouped(files.allocated as u128),
+                grouped(files.max as u128),
+                percent(files.allocated as u128, files.max as u128)
+            ),
+        ));
+    }
+    let _ = writeln!(out, "{}", style.bold("Facts"));
+    let name_w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, value) in &rows {
+        let lines = wrap(value, style.width.saturating_sub(name_w + 4));
+        for (i, line) in lines.iter().enumerate() {
+            let label = if i == 0 { *name } else { "" };
+            let _ = writeln!(out, "  {}  {line}", pad(label, name_w));
+        }
+    }
+
+    if let Some(p) = f.ports.as_ref().filter(|p| !p.top.is_empty()) {
+        out.push('\n');
+        let head = [
+            "DESTINATION",
+            "PORTS",
+            "USE",
+            "TIME_WAIT",
+            "ESTABLISHED",
+            "SYN_SENT",
+            "CLOSING",
+        ];
+        let cells: Vec<[String; 7]> = p
+            .top
+            .iter()
+            .map(|d| {
+                [
+                    d.destination.clone(),
+                    grouped(d.total as u128),
+                    percent(d.total as u128, p.usable as u128),
+                    grouped(d.time_wait as u128),
+                    grouped(d.established as u128),
+                    grouped(d.syn_sent as u128),
+                    grouped(d.other as u128),
+                ]
+            })
+            .collect();
+        let widths: Vec<usize> = (0..7)
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|c| c[i].chars().count())
+                    .chain([head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |c: &[String]| {
+            let mut s = String::from(" ");
+            for (i, cell) in c.iter().enumerate() {
+                s.push(' ');
+                s.push_str(&pad(cell, widths[i]));
+                s.push(' ');
+            }
+            s.trim_end().to_string()
+        };
+        let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
+        let _ = writeln!(out, "{}", style.bold(&line(&head)));
+        for c in &cells {
+            let _ = writeln!(out, "{}", line(c));
+        }
+        if p.destinations > p.top.len() as u64 {
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.dim(&format!(
+                    "… and {} more destinations (--top N)",
+                    grouped((p.destinations - p.top.len() as u64) as u128)
+                ))
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,237 @@
+//! `sysctune doctor` on fixture roots (tests/roots/make-doctor-fixtures.sh): text and
+//! JSON snapshots, exit codes 0/1/2, and the figures read back from the JSON.
+
+mod common;
+
+use common::{copy_root, root, scrub, sysctune};
+use serde_json::Value;
+
+fn doctor(root_dir: &str, extra: &[&str]) -> common::Run {
+    let mut args = vec!["--root", root_dir, "--color", "never", "doctor"];
+    args.extend_from_slice(extra);
+    sysctune(&args)
+}
+
+fn json(root_dir: &str, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["--format", "json"];
+    args.extend_from_slice(extra);
+    let run = doctor(root_dir, &args);
+    assert!(run.code < 2, "{}", run.stderr);
+    (run.code, serde_json::from_str(&run.stdout).expect("valid JSON"))
+}
+
+fn fixture(name: &str) -> String {
+    root(name).display().to_string()
+}
+
+fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+#[test]
+fn snapshots_text_and_exit_codes() {
+    for (name, code) in [("doctor-healthy", 0), ("doctor-ports", 1), ("doctor-memory", 1)] {
+        let run = doctor(&fixture(name), &[]);
+        assert_eq!(run.code, code, "{name}: {}", run.stderr);
+        assert!(run.stderr.is_empty(), "{}", run.stderr);
+        insta::assert_snapshot!(format!("text-{name}"), scrub(&run.stdout));
+    }
+}
+
+#[test]
+fn snapshots_json() {
+    for name in ["doctor-healthy", "doctor-ports", "doctor-memory"] {
+        let (_, report) = json(&fixture(name), &[]);
+        insta::assert_json_snapshot!(format!("json-{name}"), report);
+    }
+}
+
+#[test]
+fn healthy_has_only_info() {
+    let (code, r) = json(&fixture("doctor-healthy"), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(r["schema"], "sysctune/doctor/v1");
+    assert_eq!(r["status"], "healthy");
+    for f in r["findings"].as_array().unwrap() {
+        assert_eq!(f["severity"], "info", "{f}");
+    }
+    let rules: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "ports",
+            "orphans",
+            "tcp-memory",
+            "commit",
+            "oom",
+            "file-descriptors"
+        ]
+    );
+    let p = &r["facts"]["ports"];
+    assert_eq!(p["usable"], 28232);
+    // the IPv4-mapped TIME_WAIT sockets of tcp6 joined 10.0.0.7:8080
+    let dest = p["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == "10.0.0.7:8080")
+        .unwrap();
+    assert_eq!(dest["time_wait"], 14);
+    assert!(
+        p["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["destination"] == "[2001:db8::9]:443")
+    );
+    assert_eq!(p["inbound"], 5);
+}
+
+#[test]
+fn ports_near_exhaustion() {
+    let (code, r) = json(&fixture("doctor-ports"), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(r["status"], "error");
+    let ports = findings(&r, "ports");
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert_eq!(ports[0]["severity"], "error");
+    let m = ports[0]["message"].as_str().unwrap();
+    assert!(m.starts_with("10.0.0.5:8080: 85 of the 90 usable"), "{m}");
+    assert!(m.contains("ip_local_port_range 40000 40099"), "{m}");
+    assert!(m.contains("Cannot assign requested address"), "{m}");
+    assert_eq!(ports[1]["severity"], "warning");
+    assert!(
+        ports[1]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[2001:db8::5]:443: 46 of")
+    );
+    let p = &r["facts"]["ports"];
+    assert_eq!(p["range"], serde_json::json!([40000, 40099]));
+    assert_eq!(p["reserved"], 10);
+    assert_eq!(p["usable"], 90);
+    assert_eq!(p["listening_in_range"], 1);
+    assert_eq!(p["inbound"], 1);
+    let top = p["top"].as_array().unwrap();
+    assert_eq!(top[0]["destination"], "10.0.0.5:8080");
+    assert_eq!(top[0]["total"], 85);
+    assert_eq!(top[0]["time_wait"], 50);
+    assert_eq!(top[0]["established"], 30);
+    assert_eq!(top[0]["syn_sent"], 3);
+    assert_eq!(top[0]["other"], 2);
+    assert_eq!(top[0]["percent"], 94.4);
+    // busiest first
+    let totals: Vec<u64> = top.iter().map(|d| d["total"].as_u64().unwrap()).collect();
+    assert_eq!(totals, [85, 46, 30, 2]);
+    // --top limits the list, not the findings
+    let (_, r) = json(&fixture("doctor-ports"), &["--top", "1"]);
+    assert_eq!(r["facts"]["ports"]["top"].as_array().unwrap().len(), 1);
+    assert_eq!(r["facts"]["ports"]["destinations"], 4);
+    assert_eq!(findings(&r, "ports").len(), 2);
+}
+
+#[test]
+fn memory_figures() {
+    let (code, r) = json(&fixture("doctor-memory"), &[]);
+    assert_eq!(code, 1);
+    let sev = |rule: &str| findings(&r, rule)[0]["severity"].as_str().unwrap().to_string();
+    assert_eq!(sev("tcp-memory"), "error");
+    assert_eq!(sev("commit"), "error");
+    assert_eq!(sev("file-descriptors"), "error");
+    assert_eq!(sev("orphans"), "warning");
+    assert_eq!(sev("oom"), "warning");
+    assert_eq!(sev("ports"), "info");
+    let tcp = findings(&r, "tcp-memory")[0]["message"].as_str().unwrap();
+    assert!(tcp.contains("800000 pages = 3.1 GiB"), "{tcp}");
+    assert!(tcp.contains("762402 pages = 2.9 GiB"), "{tcp}");
+    // errors first
+    assert_eq!(r["findings"][0]["severity"], "error");
+    let f = &r["facts"];
+    assert_eq!(f["sockstat"]["tcp_mem"], 800000);
+    assert_eq!(f["tcp_mem"], serde_json::json!([381201, 508271, 762402]));
+    assert_eq!(f["memory"]["commit_limit"], 517584u64 * 1024);
+    assert_eq!(f["memory"]["committed_as"], 3306488u64 * 1024);
+    assert_eq!(f["memory"]["overcommit_memory"], 2);
+    assert_eq!(
+        f["files"],
+        serde_json::json!({"allocated": 1560000, "max": 1620000})
+    );
+}
+
+#[test]
+fn child_namespace_without_global_keys_skips_with_info() {
+    let dir = copy_root("doctor-memory");
+    for key in ["net/ipv4/tcp_mem", "net/ipv4/tcp_max_orphans"] {
+        std::fs::remove_file(dir.path().join("proc/sys").join(key)).unwrap();
+    }
+    let (_, r) = json(&dir.path().display().to_string(), &[]);
+    for rule in ["tcp-memory", "orphans"] {
+        let f = findings(&r, rule);
+        assert_eq!(f[0]["severity"], "info", "{rule}");
+        assert!(f[0]["message"].as_str().unwrap().contains("absent"), "{rule}");
+    }
+    assert_eq!(r["facts"]["tcp_mem"], Value::Null);
+}
+
+#[test]
+fn missing_tables_and_sockstat_are_info() {
+    let dir = copy_root("doctor-healthy");
+    for f in ["tcp", "tcp6", "sockstat"] {
+        std::fs::remove_file(dir.path().join("proc/net").join(f)).unwrap();
+    }
+    let (code, r) = json(&dir.path().display().to_string(), &[]);
+    assert_eq!(code, 0);
+    let ports = findings(&r, "ports");
+    assert!(ports[0]["message"].as_str().unwrap().contains("not checked"));
+    assert!(
+        findings(&r, "tcp-memory")[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sockstat")
+    );
+    // tcp6 alone missing (IPv6 disabled) is no finding, only a fact
+    let dir = copy_root("doctor-healthy");
+    std::fs::remove_file(dir.path().join("proc/net/tcp6")).unwrap();
+    let (code, r) = json(&dir.path().display().to_string(), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(r["facts"]["ports"]["tables"][1]["lines"], Value::Null);
+}
+
+#[test]
+fn garbled_input_exits_2_naming_file_and_line() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "garbled-tcp",
+            "proc/net/tcp",
+            "   3: 0100007F:9C40 0100007F:1F90 0Z 00000000:00000000\n",
+        ),
+        ("garbled-tcp6", "proc/net/tcp6", "   9: ::1:443 ::1:80 01\n"),
+        ("garbled-sockstat", "proc/net/sockstat", "TCP: inuse lots\n"),
+    ];
+    for (name, file, junk) in cases {
+        let dir = copy_root("doctor-ports");
+        let path = dir.path().join(file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if file.contains("tcp") {
+            text.push_str(junk); // after the good lines
+        } else {
+            text = junk.to_string();
+        }
+        std::fs::write(&path, text).unwrap();
+        let r = dir.path().display().to_string();
+        let run = doctor(&r, &[]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stdout);
+        assert!(run.stdout.is_empty());
+        insta::assert_snapshot!(format!("bad-{name}"), run.stderr.replace(&r, "[ROOT]"));
+    }
+}

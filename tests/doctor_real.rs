@@ -1,0 +1,241 @@
+//! `sysctune doctor` against the real kernel: port exhaustion made for real in a private
+//! network namespace (reference/real-clients.md, "Port exhaustion, for real").
+//!
+//! Each case runs as a child process under `unshare -n` (a namespace belongs to a thread,
+//! so never in a test thread): a shell script checks it is in a new namespace, brings `lo`
+//! up, sets `ip_local_port_range = 40000 40009` and `tcp_tw_reuse = 0` (per-namespace
+//! keys; nothing host-wide is written), then a python3 loopback client and server put 9
+//! of the 10 ports in TIME_WAIT (the client closes first, the server waits for its FIN)
+//! and run `sysctune --root / doctor` inside. The loops are bounded: 11 connects, a few
+//! seconds, loopback only. Only the `ports` findings are asserted: the others come from
+//! the host's real memory figures.
+//!
+//! Where `unshare` is refused (not root) the tests print why and pass, unless `CI` is set.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+const SCRIPT: &str = r#"
+set -eu
+bin=$1; dir=$2; host_ns=$3; mode=$4
+if [ "$(readlink /proc/self/ns/net)" = "$host_ns" ]; then
+  echo "refusing to run: not in a new network namespace" >&2
+  exit 99
+fi
+ip link set lo up
+echo "40000 40009" > /proc/sys/net/ipv4/ip_local_port_range
+echo 0 > /proc/sys/net/ipv4/tcp_tw_reuse
+if [ "$mode" = fill ]; then
+  timeout 30 python3 "$dir/tw.py" "$bin" "$dir"
+else
+  code=0
+  "$bin" --root / --format json doctor > "$dir/out.json" || code=$?
+  echo "$code" > "$dir/code"
+fi
+"#;
+
+const CLIENT: &str = r#"
+import errno, socket, subprocess, sys, threading, time
+
+bin, out = sys.argv[1], sys.argv[2]
+PORT = 8080  # outside the ephemeral range 40000-40009
+
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", PORT))
+srv.listen(64)
+
+def serve():
+    while True:
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return
+        conn.settimeout(5)
+        try:
+            while conn.recv(4096):  # until the client's FIN
+                pass
+        except OSError:
+            pass
+        conn.close()
+
+threading.Thread(target=serve, daemon=True).start()
+
+def time_wait():
+    """Our sockets in TIME_WAIT on a port of the range."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "06" and 40000 <= int(fields[1].split(":")[1], 16) <= 40009:
+                n += 1
+    return n
+
+def connect_and_close():
+    c = socket.socket()
+    try:
+        c.connect(("127.0.0.1", PORT))
+    finally:
+        c.close()  # the client closes first: its port goes to TIME_WAIT
+
+for _ in range(9):
+    connect_and_close()
+deadline = time.time() + 5
+while time_wait() < 9 and time.time() < deadline:
+    time.sleep(0.02)
+print("time_wait", time_wait(), file=sys.stderr)
+
+with open(out + "/out.json", "w") as f:
+    code = subprocess.run([bin, "--root", "/", "--format", "json", "doctor"], stdout=f).returncode
+with open(out + "/code", "w") as f:
+    f.write(str(code))
+with open(out + "/out.txt", "w") as f:
+    subprocess.run([bin, "--root", "/", "--color", "never", "doctor"], stdout=f)
+
+# What the doctor predicted: one port left, then "Cannot assign requested address".
+results = []
+for _ in range(2):
+    try:
+        connect_and_close()
+        results.append("ok")
+    except OSError as e:
+        results.append(errno.errorcode.get(e.errno, str(e.errno)))
+with open(out + "/after", "w") as f:
+    f.write(" ".join(results))
+"#;
+
+/// `Some(reason)` when namespaces cannot be made here.
+fn cannot_unshare() -> Option<String> {
+    let probe = Command::new("unshare").args(["-n", "true"]).output();
+    match probe {
+        Err(e) => Some(format!("cannot run unshare: {e}")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "unshare -n refused ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Ok(_) => match Command::new("python3").arg("--version").output() {
+            Ok(o) if o.status.success() => None,
+            _ => Some("python3 is not available".into()),
+        },
+    }
+}
+
+/// Run the script in a new network namespace; `None` when skipped.
+fn in_namespace(mode: &str) -> Option<tempfile::TempDir> {
+    if let Some(reason) = cannot_unshare() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set and the real-kernel test cannot run: {reason}");
+        }
+        eprintln!("skipping the real-kernel doctor test: {reason}");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ns.sh"), SCRIPT).unwrap();
+    std::fs::write(dir.path().join("tw.py"), CLIENT).unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let out = Command::new("unshare")
+        .arg("-n")
+        .arg("sh")
+        .arg(dir.path().join("ns.sh"))
+        .arg(env!("CARGO_BIN_EXE_sysctune"))
+        .arg(dir.path())
+        .arg(&host_ns)
+        .arg(mode)
+        .env("COLUMNS", "110")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "namespace script failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(dir)
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn ports_findings(report: &Value) -> Vec<&Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "ports")
+        .collect()
+}
+
+#[test]
+fn nine_of_ten_ports_in_time_wait_is_an_error_naming_the_destination() {
+    let Some(dir) = in_namespace("fill") else { return };
+    let dir = dir.path();
+    let report: Value = serde_json::from_str(&read(dir, "out.json")).unwrap();
+    assert_eq!(read(dir, "code").trim(), "1");
+    assert_eq!(report["schema"], "sysctune/doctor/v1");
+
+    let ports = ports_findings(&report);
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    assert_eq!(ports[0]["severity"], "error");
+    let m = ports[0]["message"].as_str().unwrap();
+    assert!(m.starts_with("127.0.0.1:8080: 9 of the 10 usable"), "{m}");
+    assert!(m.contains("ip_local_port_range 40000 40009"), "{m}");
+    assert!(m.contains("Cannot assign requested address"), "{m}");
+
+    let p = &report["facts"]["ports"];
+    assert_eq!(p["range"], serde_json::json!([40000, 40009]));
+    assert_eq!(p["usable"], 10);
+    let top = &p["top"][0];
+    assert_eq!(top["destination"], "127.0.0.1:8080");
+    assert_eq!(top["time_wait"], 9);
+    assert_eq!(top["total"], 9);
+    // the listener on 8080 and the server's side of each connection are not counted
+    assert_eq!(p["destinations"], 1);
+
+    // tcp_mem and tcp_max_orphans are host-wide: absent here, skipped with an info
+    let info = |rule: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule)
+            .map(|f| f["severity"].clone())
+    };
+    assert_eq!(info("tcp-memory"), Some(Value::from("info")));
+    assert_eq!(info("orphans"), Some(Value::from("info")));
+
+    let text = read(dir, "out.txt");
+    assert!(text.contains("error    ports"), "{text}");
+    assert!(text.contains("127.0.0.1:8080"), "{text}");
+
+    // and the kernel agrees: one port left, then EADDRNOTAVAIL
+    assert_eq!(read(dir, "after"), "ok EADDRNOTAVAIL");
+}
+
+#[test]
+fn a_fresh_namespace_is_healthy_for_ports() {
+    let Some(dir) = in_namespace("healthy") else {
+        return;
+    };
+    let dir = dir.path();
+    let report: Value = serde_json::from_str(&read(dir, "out.json")).unwrap();
+    let code = read(dir, "code");
+    assert!(code.trim() == "0" || code.trim() == "1", "{code}");
+    let ports = ports_findings(&report);
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    assert_eq!(ports[0]["severity"], "info");
+    assert!(
+        ports[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no connection holds a port of ip_local_port_range 40000 40009"),
+        "{}",
+        ports[0]["message"]
+    );
+    assert_eq!(report["facts"]["ports"]["outbound"], 0);
+    assert_eq!(report["facts"]["ports"]["usable"], 10);
+}
