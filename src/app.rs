@@ -384,25 +384,9 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
             other => Error::host(path, other.to_string()),
         })
     };
-    // Hosts are independent: plan them on every core, keep the order of the files.
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(workers).max(1);
-    let results: Vec<Result<plan::Plan>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("planning never panics"))
-            .collect()
-    });
 
-    let single = files.len() == 1 && args.snapshot.len() == 1 && !args.snapshot[0].is_dir();
-    if single {
-        let plan = results.into_iter().next().expect("one file")?;
+    if files.len() == 1 && args.snapshot.len() == 1 && !args.snapshot[0].is_dir() {
+        let plan = one(&files[0])?;
         let code = if args.exit_code && plan.changed { 1 } else { 0 };
         let stdout = match format {
             Format::Json => report::json(&plan),
@@ -414,22 +398,42 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
             code,
         });
     }
+
+    // Hosts are independent: plan them on every core, in the order of the files. Each
+    // worker keeps only what is printed (a JSON line, a summary row), not the plans.
+    let summarise = |path: &PathBuf| -> Result<(Option<String>, text::FleetRow)> {
+        let plan = one(path)?;
+        let line =
+            (format == Format::Json).then(|| serde_json::to_string(&plan).expect("plain data serialises"));
+        Ok((line, text::FleetRow::of(path, &plan)))
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let chunk = files.len().div_ceil(workers).max(1);
+    let results: Vec<Result<(Option<String>, text::FleetRow)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(summarise).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("planning never panics"))
+            .collect()
+    });
+
     let mut stdout = String::new();
     let mut stderr = String::new();
-    let mut failed = 0;
-    let mut changed = false;
     let mut rows = Vec::new();
-    for (path, result) in files.iter().zip(results) {
+    let mut failed = 0;
+    for result in results {
         match result {
-            Ok(plan) => {
-                changed |= plan.changed;
-                match format {
-                    Format::Json => {
-                        stdout.push_str(&serde_json::to_string(&plan).expect("plain data serialises"));
-                        stdout.push('\n');
-                    }
-                    Format::Text => rows.push((path.clone(), plan)),
+            Ok((line, row)) => {
+                if let Some(line) = line {
+                    stdout.push_str(&line);
+                    stdout.push('\n');
                 }
+                rows.push(row);
             }
             Err(e) => {
                 failed += 1;
@@ -437,6 +441,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
             }
         }
     }
+    let changed = rows.iter().any(|r| r.changed);
     if format == Format::Text {
         stdout = text::fleet(&rows, files.len(), failed, style);
     }

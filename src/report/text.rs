@@ -577,15 +577,39 @@ pub fn rollback(r: &crate::apply::RollbackReport, style: &Style) -> String {
     out
 }
 
+/// One host of `plan --snapshot` with several hosts.
+#[derive(Clone, Debug)]
+pub struct FleetRow {
+    pub snapshot: std::path::PathBuf,
+    pub host: String,
+    pub changes: usize,
+    pub managed: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub dropin_changed: bool,
+    pub changed: bool,
+}
+
+impl FleetRow {
+    pub fn of(snapshot: &std::path::Path, p: &Plan) -> Self {
+        let count = |sev: Severity| p.findings.iter().filter(|f| f.severity == sev).count();
+        FleetRow {
+            snapshot: snapshot.to_path_buf(),
+            host: p.host.name.clone().unwrap_or_else(|| "?".into()),
+            changes: p.settings.iter().filter(|s| s.change).count(),
+            managed: p.settings.len(),
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            dropin_changed: p.dropin.changed,
+            changed: p.changed,
+        }
+    }
+}
+
 /// `plan --snapshot` with several hosts: one line per host.
-pub fn fleet(rows: &[(std::path::PathBuf, Plan)], total: usize, failed: usize, style: &Style) -> String {
+pub fn fleet(rows: &[FleetRow], total: usize, failed: usize, style: &Style) -> String {
     let mut out = String::new();
-    let host_w = rows
-        .iter()
-        .map(|(_, p)| p.host.name.as_deref().unwrap_or("?").len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let host_w = rows.iter().map(|r| r.host.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(
         out,
         "{}",
@@ -598,30 +622,27 @@ pub fn fleet(rows: &[(std::path::PathBuf, Plan)], total: usize, failed: usize, s
             "DROP-IN"
         ))
     );
-    for (path, p) in rows {
-        let changes = p.settings.iter().filter(|s| s.change).count();
-        let count = |sev: Severity| p.findings.iter().filter(|f| f.severity == sev).count();
-        let errors = count(Severity::Error);
-        let errors_text = if errors > 0 {
-            style.red(&format!("{errors:>6}"))
+    for r in rows {
+        let errors = if r.errors > 0 {
+            style.red(&format!("{:>6}", r.errors))
         } else {
-            format!("{errors:>6}")
+            format!("{:>6}", r.errors)
         };
         let _ = writeln!(
             out,
-            "{}  {:>7}  {errors_text}  {:>8}  {:<13}  {}",
-            pad(p.host.name.as_deref().unwrap_or("?"), host_w),
-            format!("{changes}/{}", p.settings.len()),
-            count(Severity::Warning),
-            if p.dropin.changed {
+            "{}  {:>7}  {errors}  {:>8}  {:<13}  {}",
+            pad(&r.host, host_w),
+            format!("{}/{}", r.changes, r.managed),
+            r.warnings,
+            if r.dropin_changed {
                 "would change"
             } else {
                 "up to date"
             },
-            path.display()
+            r.snapshot.display()
         );
     }
-    let pending = rows.iter().filter(|(_, p)| p.changed).count();
+    let pending = rows.iter().filter(|r| r.changed).count();
     let _ = writeln!(
         out,
         "\n{} hosts planned, {pending} with changes pending{}. Details: sysctune plan --snapshot FILE",
