@@ -30,7 +30,11 @@ pub fn run(cli: &Cli) -> Result<Output> {
     let g = &cli.global;
     let style = Style::detect(g.color.as_str());
     match &cli.command {
-        Command::Show { keys: wanted } => show(&g.root, g.format, wanted, &style),
+        Command::Show {
+            keys: wanted,
+            profile: p,
+            sets,
+        } => show(&g.root, g.format, wanted, p.as_deref(), sets, &style),
         Command::Plan(args) if !args.snapshot.is_empty() => plan_snapshots(args, g.format, &style, g.verbose),
         Command::Snapshot { keys: wanted } => {
             let mut extra = Vec::new();
@@ -188,7 +192,33 @@ pub fn make_plan(root: &Path, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
     Ok((plan, facts))
 }
 
-fn show(root: &Path, format: Format, wanted: &[String], style: &Style) -> Result<Output> {
+fn show(
+    root: &Path,
+    format: Format,
+    wanted: &[String],
+    profile_arg: Option<&str>,
+    sets: &[String],
+    style: &Style,
+) -> Result<Output> {
+    // With a profile: what it recommends for each key it manages, and the rules that say so.
+    let recommended: std::collections::BTreeMap<String, (String, Vec<String>)> = match profile_arg {
+        Some(p) => {
+            let args = PlanArgs {
+                profile: p.to_string(),
+                sets: sets.to_vec(),
+                dropin: plan::DEFAULT_DROPIN.to_string(),
+                only: Vec::new(),
+                exit_code: false,
+                snapshot: Vec::new(),
+            };
+            let (plan, _) = make_plan(root, &args)?;
+            plan.settings
+                .into_iter()
+                .map(|s| (s.key, (s.recommended, s.rules)))
+                .collect()
+        }
+        None => Default::default(),
+    };
     let mut canonical = Vec::new();
     for k in wanted {
         canonical.push(keys::normalize_key(k).map_err(Error::input)?);
@@ -201,7 +231,12 @@ fn show(root: &Path, format: Format, wanted: &[String], style: &Style) -> Result
     let facts = host::read(root, &extra)?;
     let sd = sysctl_d::read(root)?;
     let mut list: Vec<String> = if canonical.is_empty() {
-        facts.sysctl.keys().cloned().collect()
+        facts
+            .sysctl
+            .keys()
+            .cloned()
+            .chain(recommended.keys().cloned())
+            .collect()
     } else {
         canonical.clone()
     };
@@ -244,11 +279,17 @@ fn show(root: &Path, format: Format, wanted: &[String], style: &Style) -> Result
                 "masked": masked,
                 "overridden": overridden,
                 "procps_also_reads": sd.sysctl_conf.as_ref().map(|_| sysctl_d::SYSCTL_CONF),
-                "keys": views,
+                "keys": views.iter().map(|v| {
+                    let mut j = serde_json::to_value(v).expect("plain data serialises");
+                    if profile_arg.is_some() {
+                        j["recommended"] = recommended.get(&v.key).map_or(serde_json::Value::Null, |(r, _)| r.clone().into());
+                    }
+                    j
+                }).collect::<Vec<_>>(),
                 "warnings": warnings,
             }))
         }
-        Format::Text => text::show(&facts, &views, &sd, style),
+        Format::Text => text::show(&facts, &views, &sd, &recommended, style),
     };
     Ok(Output::ok(stdout))
 }

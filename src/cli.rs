@@ -62,11 +62,17 @@ impl Color {
 pub enum Command {
     /// Current values of every key the rules know (or the named ones) and the host facts
     #[command(
-        after_help = "Examples:\n  sysctune show\n  sysctune show net.ipv4.tcp_mem vm.overcommit_memory\n  sysctune --root /srv/image show --format json"
+        after_help = "Examples:\n  sysctune show\n  sysctune show net.ipv4.tcp_mem vm.overcommit_memory\n  sysctune show --profile reverse-proxy          # live, boot and recommended side by side\n  sysctune --root /srv/image show --format json"
     )]
     Show {
         /// Keys to show (dotted or slashed); all known keys when none
         keys: Vec<String>,
+        /// Also show what this profile recommends for each key it manages
+        #[arg(long, short = 'p', value_name = "P")]
+        profile: Option<String>,
+        /// Override one profile field (with --profile): FIELD=VALUE
+        #[arg(long = "set", value_name = "FIELD=VALUE", requires = "profile")]
+        sets: Vec<String>,
     },
     /// The recommendation: keys, current and recommended values, why, capacity, findings, drop-in diff
     #[command(

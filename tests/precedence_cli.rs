@@ -211,3 +211,33 @@ fn plan_warns_when_the_drop_in_is_masked_or_overridden() {
 fn snapshot_plan_text() {
     insta::assert_snapshot!("plan-text", run(&["plan", "--profile", "web-server"]));
 }
+
+#[test]
+fn show_with_a_profile_puts_live_boot_and_recommended_side_by_side() {
+    let doc: Value = serde_json::from_str(&run(&["--format", "json", "show", "--profile", "web-server"]))
+        .expect("valid JSON");
+    let swappiness = key(&doc, "vm.swappiness");
+    assert_eq!(swappiness["live"], "60");
+    assert_eq!(swappiness["boot"]["value"], "30");
+    assert_eq!(swappiness["boot"]["file"], "/etc/sysctl.d/95-local.conf");
+    assert_eq!(swappiness["recommended"], "10");
+    // a key the profile does not manage
+    assert_eq!(
+        key(&doc, "net.ipv4.ip_local_port_range")["recommended"],
+        Value::Null
+    );
+    let text = run(&[
+        "show",
+        "--profile",
+        "web-server",
+        "vm.swappiness",
+        "net.ipv4.tcp_wmem",
+    ]);
+    insta::assert_snapshot!("show-text-with-profile", text);
+    // Without --profile there is no recommended field at all.
+    assert!(
+        show_json(&["vm.swappiness"])["keys"][0]
+            .get("recommended")
+            .is_none()
+    );
+}

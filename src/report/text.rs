@@ -318,7 +318,13 @@ fn trim_line_ends(text: &str) -> String {
 
 /// `sysctune show`: the host facts, and for every key the live value against the boot
 /// value and the file that sets it; then the sysctl.d files in apply order.
-pub fn show(facts: &Facts, rows: &[KeyView], sd: &SysctlD, style: &Style) -> String {
+pub fn show(
+    facts: &Facts,
+    rows: &[KeyView],
+    sd: &SysctlD,
+    recommended: &std::collections::BTreeMap<String, (String, Vec<String>)>,
+    style: &Style,
+) -> String {
     let mut out = String::new();
     let m = &facts.mem;
     let _ = writeln!(
@@ -357,7 +363,7 @@ pub fn show(facts: &Facts, rows: &[KeyView], sd: &SysctlD, style: &Style) -> Str
         );
     }
     out.push('\n');
-    show_keys(&mut out, facts, rows, style);
+    show_keys(&mut out, facts, rows, recommended, style);
     show_files(&mut out, sd, style);
     for w in facts.warnings.iter().chain(&sd.notes) {
         for (i, line) in wrap(w, style.width.saturating_sub(10)).iter().enumerate() {
@@ -374,7 +380,13 @@ pub fn show(facts: &Facts, rows: &[KeyView], sd: &SysctlD, style: &Style) -> Str
 /// The key table: KEY, LIVE, and BOOT (the value systemd-sysctl sets at boot and the
 /// file:line that sets it, `=` when it is the live value), with the assignments it
 /// shadows and procps' different opinion below.
-fn show_keys(out: &mut String, facts: &Facts, rows: &[KeyView], style: &Style) {
+fn show_keys(
+    out: &mut String,
+    facts: &Facts,
+    rows: &[KeyView],
+    recommended: &std::collections::BTreeMap<String, (String, Vec<String>)>,
+    style: &Style,
+) {
     let live = |r: &KeyView| r.live.clone().unwrap_or_else(|| "(absent on this kernel)".into());
     let key_w = rows.iter().map(|r| r.key.len()).max().unwrap_or(3).max(3);
     let live_w = rows.iter().map(|r| live(r).len()).max().unwrap_or(4).max(4);
@@ -440,12 +452,28 @@ fn show_keys(out: &mut String, facts: &Facts, rows: &[KeyView], style: &Style) {
         for a in &r.shadowed {
             below.push(format!("overrides {} from {}", a.value, a.at()));
         }
+        let recommendation = recommended.get(&r.key).map(|(value, rules)| {
+            let same = r.live.as_deref() == Some(value.as_str());
+            let text = format!(
+                "recommended {value} ({}){}",
+                rules.join(", "),
+                if same { ", as live" } else { "" }
+            );
+            if same {
+                style.dim(&text)
+            } else {
+                style.green(&text)
+            }
+        });
         if let Some(p) = &r.procps_instead {
             below.push(format!(
                 "procps sysctl --system would leave {} from {}",
                 p.value,
                 p.at()
             ));
+        }
+        if let Some(line) = recommendation {
+            let _ = writeln!(out, "{indent}{line}");
         }
         for text in below {
             for line in wrap(&text, below_w) {
