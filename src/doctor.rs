@@ -308,6 +308,17 @@ fn at_least(used: u128, total: u128, percent: u64) -> bool {
     used * 100 >= total * percent as u128
 }
 
+/// Error at `error_percent` of `total` or more, warning at `warning_percent`, else info.
+fn grade(used: u128, total: u128, warning_percent: u64, error_percent: u64) -> Severity {
+    if at_least(used, total, error_percent) {
+        Severity::Error
+    } else if at_least(used, total, warning_percent) {
+        Severity::Warning
+    } else {
+        Severity::Info
+    }
+}
+
 /// `n / d` in percent, rounded down to one decimal: `90%`, `89.9%`. `d = 0` → `∞%`.
 pub fn percent(n: u128, d: u128) -> String {
     if d == 0 {
@@ -338,13 +349,7 @@ pub fn port_severity(used: u64, usable: u64) -> Option<Severity> {
         return None;
     }
     let (u, t) = (used as u128, usable as u128);
-    Some(if at_least(u, t, PORTS_ERROR_PERCENT) {
-        Severity::Error
-    } else if at_least(u, t, PORTS_WARNING_PERCENT) {
-        Severity::Warning
-    } else {
-        Severity::Info
-    })
+    Some(grade(u, t, PORTS_WARNING_PERCENT, PORTS_ERROR_PERCENT))
 }
 
 fn destination_fact(d: &Destination, usable: u64) -> DestinationFact {
@@ -514,13 +519,7 @@ pub fn check_orphans(orphans: Option<u64>, max: Option<u64>) -> Finding {
         percent(o, m),
         grouped(m)
     );
-    let severity = if at_least(o, m, ORPHANS_ERROR_PERCENT) {
-        Severity::Error
-    } else if at_least(o, m, ORPHANS_WARNING_PERCENT) {
-        Severity::Warning
-    } else {
-        Severity::Info
-    };
+    let severity = grade(o, m, ORPHANS_WARNING_PERCENT, ORPHANS_ERROR_PERCENT);
     let message = if severity == Severity::Info {
         format!("{figures}.")
     } else {
@@ -710,13 +709,7 @@ pub fn check_files(files: Option<FileFacts>) -> Finding {
         percent(a, m),
         grouped(m)
     );
-    let severity = if at_least(a, m, FILES_ERROR_PERCENT) {
-        Severity::Error
-    } else if at_least(a, m, FILES_WARNING_PERCENT) {
-        Severity::Warning
-    } else {
-        Severity::Info
-    };
+    let severity = grade(a, m, FILES_WARNING_PERCENT, FILES_ERROR_PERCENT);
     let message = if severity == Severity::Info {
         format!("{figures}.")
     } else {

@@ -212,34 +212,12 @@ mod tests {
     use crate::host::Facts;
 
     fn run_any(facts: &Facts, toml: &str) -> Outcome {
-        let profile = profile(toml);
-        let out = FileDescriptors.evaluate(&Context {
-            facts,
-            profile: &profile,
-            shrink: None,
-        });
-        for s in &out.settings {
-            assert_eq!(
-                crate::keys::validate(&s.key, &s.value, &facts.kernel).as_deref(),
-                Ok(s.value.as_str()),
-                "{s:?}"
-            );
-            assert!(!s.reason.contains('\n') && !s.reason.is_empty(), "{s:?}");
-        }
-        for f in &out.findings {
-            assert!(!f.message.contains('\n'), "{f:?}");
-            assert_eq!(f.rule, "file-descriptors");
-        }
-        out
+        evaluate_checked(&FileDescriptors, facts, &profile(toml), None)
     }
 
     /// Also: reasons under 70 characters.
     fn run(facts: &Facts, toml: &str) -> Outcome {
-        let out = run_any(facts, toml);
-        for s in &out.settings {
-            assert!(s.reason.chars().count() <= 70, "reason too long: {:?}", s.reason);
-        }
-        out
+        evaluate_short(&FileDescriptors, facts, toml)
     }
 
     fn value<'a>(out: &'a Outcome, key: &str) -> Option<&'a str> {

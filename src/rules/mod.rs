@@ -188,6 +188,44 @@ pub(crate) mod testing {
         facts
     }
 
+    /// Evaluate `rule` and check what every rule must hold: each value is one the kernel
+    /// accepts (in its normal form), each reason and finding is one non-empty line, and
+    /// every finding carries the rule's id.
+    pub fn evaluate_checked(
+        rule: &dyn super::Rule,
+        facts: &Facts,
+        profile: &Profile,
+        shrink: Option<super::Shrink>,
+    ) -> super::Outcome {
+        let out = rule.evaluate(&super::Context {
+            facts,
+            profile,
+            shrink,
+        });
+        for s in &out.settings {
+            assert_eq!(
+                crate::keys::validate(&s.key, &s.value, &facts.kernel).as_deref(),
+                Ok(s.value.as_str()),
+                "{s:?}"
+            );
+            assert!(!s.reason.contains('\n') && !s.reason.is_empty(), "{s:?}");
+        }
+        for f in &out.findings {
+            assert!(!f.message.contains('\n') && !f.message.is_empty(), "{f:?}");
+            assert_eq!(f.rule, rule.id(), "{f:?}");
+        }
+        out
+    }
+
+    /// [`evaluate_checked`] with reasons short enough for a table (at most 70 characters).
+    pub fn evaluate_short(rule: &dyn super::Rule, facts: &Facts, toml_body: &str) -> super::Outcome {
+        let out = evaluate_checked(rule, facts, &profile(toml_body), None);
+        for s in &out.settings {
+            assert!(s.reason.chars().count() <= 70, "reason too long: {:?}", s.reason);
+        }
+        out
+    }
+
     /// A profile from TOML text (the `name` line is added).
     pub fn profile(toml_body: &str) -> Profile {
         crate::profile::parse_for_tests(&format!("name = \"test\"\n{toml_body}"))

@@ -371,33 +371,11 @@ mod tests {
 
     /// Evaluate, check every value and message, and reasons under 70 characters.
     fn run(facts: &Facts, toml: &str) -> Outcome {
-        let out = run_any(facts, toml);
-        for s in &out.settings {
-            assert!(s.reason.chars().count() <= 70, "reason too long: {:?}", s.reason);
-        }
-        out
+        evaluate_short(&PortRange, facts, toml)
     }
 
     fn run_any(facts: &Facts, toml: &str) -> Outcome {
-        let profile = profile(toml);
-        let out = PortRange.evaluate(&Context {
-            facts,
-            profile: &profile,
-            shrink: None,
-        });
-        for s in &out.settings {
-            assert_eq!(
-                crate::keys::validate(&s.key, &s.value, &facts.kernel).as_deref(),
-                Ok(s.value.as_str()),
-                "{s:?}"
-            );
-            assert!(!s.reason.contains('\n') && !s.reason.is_empty(), "{s:?}");
-        }
-        for f in &out.findings {
-            assert!(!f.message.contains('\n'), "{f:?}");
-            assert_eq!(f.rule, "port-range");
-        }
-        out
+        evaluate_checked(&PortRange, facts, &profile(toml), None)
     }
 
     fn value<'a>(out: &'a Outcome, key: &str) -> Option<&'a str> {

@@ -113,29 +113,11 @@ fn emit(out: &mut Outcome, facts: &Facts, id: &str, wanted: u32, reason: String)
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{Context, Outcome, Rule, Severity};
+    use super::super::{Outcome, Severity};
     use super::*;
 
     fn run(facts: &Facts, toml: &str) -> Outcome {
-        let profile = profile(toml);
-        let ctx = Context {
-            facts,
-            profile: &profile,
-            shrink: None,
-        };
-        let out = Swappiness.evaluate(&ctx);
-        for s in &out.settings {
-            assert_eq!(
-                keys::validate(&s.key, &s.value, &facts.kernel).as_deref(),
-                Ok(s.value.as_str())
-            );
-            assert!(s.reason.chars().count() < 70 && !s.reason.contains('\n'));
-        }
-        for f in &out.findings {
-            assert!(!f.message.contains('\n'));
-            assert_eq!(f.rule, "swappiness");
-        }
-        out
+        evaluate_short(&Swappiness, facts, toml)
     }
 
     #[test]

@@ -332,29 +332,16 @@ fn size(
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{Context, Rule, Severity, Shrink};
+    use super::super::{Severity, Shrink};
     use super::*;
     use crate::host::Facts;
     use crate::profile::Profile;
 
     fn eval_with(facts: &Facts, profile: &Profile, shrink: Option<Shrink>) -> Outcome {
-        let out = TcpBuffers.evaluate(&Context {
-            facts,
-            profile,
-            shrink,
-        });
+        let out = evaluate_checked(&TcpBuffers, facts, profile, shrink);
         for s in &out.settings {
-            assert_eq!(
-                keys::validate(&s.key, &s.value, &facts.kernel).as_deref(),
-                Ok(s.value.as_str())
-            );
-            assert!(!s.reason.contains('\n'));
             let v: Vec<u128> = s.value.split(' ').map(|x| x.parse().unwrap()).collect();
             assert!(v[0] <= v[1] && v[1] <= v[2], "{}", s.value);
-        }
-        for f in &out.findings {
-            assert!(!f.message.contains('\n'));
-            assert_eq!(f.rule, ID);
         }
         out
     }

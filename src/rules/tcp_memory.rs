@@ -819,7 +819,7 @@ fn capacity_steps(
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{Context, Rule, Severity, Shrink};
+    use super::super::{Severity, Shrink};
     use super::*;
     use crate::host::Facts;
     use crate::profile::Profile;
@@ -847,24 +847,11 @@ reserved_memory = "15GiB"
 "#;
 
     fn eval(facts: &Facts, profile: &Profile) -> Outcome {
-        let out = TcpMemory.evaluate(&Context {
-            facts,
-            profile,
-            shrink: None,
-        });
+        let out = evaluate_checked(&TcpMemory, facts, profile, None);
         for s in &out.settings {
             assert_eq!(s.key, KEY);
-            assert_eq!(
-                keys::validate(&s.key, &s.value, &facts.kernel).as_deref(),
-                Ok(s.value.as_str())
-            );
-            assert!(!s.reason.contains('\n'));
             let v: Vec<u128> = s.value.split(' ').map(|x| x.parse().unwrap()).collect();
             assert!(v[0] <= v[1] && v[1] <= v[2], "{}", s.value);
-        }
-        for f in &out.findings {
-            assert!(!f.message.contains('\n'));
-            assert_eq!(f.rule, ID);
         }
         out
     }
