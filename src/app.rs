@@ -46,29 +46,17 @@ pub fn run(cli: &Cli) -> Result<Output> {
         }
         Command::Plan(args) => {
             let (plan, _) = make_plan(&g.root, args)?;
-            let code = if args.exit_code && plan.changed { 1 } else { 0 };
-            let stdout = match g.format {
-                Format::Json => report::json(&plan),
-                Format::Text => text::plan(&plan, &style, g.verbose),
-            };
-            Ok(Output {
-                stdout,
-                stderr: String::new(),
-                code,
-            })
+            Ok(plan_output(&plan, args.exit_code, g.format, &style, g.verbose))
         }
         Command::Apply(args) if args.dry_run => {
             let (plan, _) = make_plan(&g.root, &args.plan)?;
-            let code = if args.plan.exit_code && plan.changed { 1 } else { 0 };
-            let stdout = match g.format {
-                Format::Json => report::json(&plan),
-                Format::Text => text::plan(&plan, &style, g.verbose),
-            };
-            Ok(Output {
-                stdout,
-                stderr: String::new(),
-                code,
-            })
+            Ok(plan_output(
+                &plan,
+                args.plan.exit_code,
+                g.format,
+                &style,
+                g.verbose,
+            ))
         }
         Command::Apply(args) => {
             let report = run_apply(&g.root, args)?;
@@ -113,6 +101,19 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Explain { topic } => explain(topic).map(Output::ok),
         Command::Completions { shell } => Ok(Output::ok(completions(*shell))),
         Command::Man => man().map(Output::ok),
+    }
+}
+
+/// A plan as text or JSON; with `--exit-code`, exit 1 when changes are pending.
+fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style, verbose: bool) -> Output {
+    let stdout = match format {
+        Format::Json => report::json(plan),
+        Format::Text => text::plan(plan, style, verbose),
+    };
+    Output {
+        stdout,
+        stderr: String::new(),
+        code: if exit_code && plan.changed { 1 } else { 0 },
     }
 }
 
@@ -427,17 +428,13 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     };
 
     if files.len() == 1 && args.snapshot.len() == 1 && !args.snapshot[0].is_dir() {
-        let plan = one(&files[0])?;
-        let code = if args.exit_code && plan.changed { 1 } else { 0 };
-        let stdout = match format {
-            Format::Json => report::json(&plan),
-            Format::Text => text::plan(&plan, style, verbose),
-        };
-        return Ok(Output {
-            stdout,
-            stderr: String::new(),
-            code,
-        });
+        return Ok(plan_output(
+            &one(&files[0])?,
+            args.exit_code,
+            format,
+            style,
+            verbose,
+        ));
     }
 
     // Hosts are independent: plan them on every core, in the order of the files. Each
