@@ -346,6 +346,7 @@ fn write_tree_value(path: &Path, value: &str) -> std::result::Result<(), String>
         }
         Ok(_) => {}
     }
+    remove_stale_temporaries(path);
     atomic_write(path, format!("{value}\n").as_bytes()).map_err(|e| e.to_string())
 }
 
@@ -460,6 +461,10 @@ pub struct Record {
     pub dropin_previous: Option<Option<String>>,
     /// Previous live values, in the order they were written.
     pub live: Vec<(String, String)>,
+    /// Written `false` before the apply changes anything and `true` once it is done: a
+    /// record still `false` is that of an apply that died half-way, whose values are the
+    /// true previous state and must not be lost to the next apply.
+    pub complete: bool,
 }
 
 impl Record {
@@ -478,6 +483,10 @@ impl Record {
             Some(Some(_)) => "saved",
         };
         s.push_str(&format!("# dropin-previous: {state}\n"));
+        s.push_str(&format!(
+            "# state: {}\n",
+            if self.complete { "complete" } else { "incomplete" }
+        ));
         for (k, v) in &self.live {
             s.push_str(&format!("{k} = {v}\n"));
         }
@@ -504,6 +513,11 @@ impl Record {
             }
             _ => return Err(bad("no valid '# dropin-previous:' line")),
         };
+        let complete = match header("state").as_deref() {
+            Some("incomplete") => false,
+            Some("complete") | None => true,
+            Some(other) => return Err(bad(&format!("unknown state {other:?}"))),
+        };
         let parsed = crate::dropin::parse(text);
         if let Some(b) = parsed.bad.first() {
             return Err(Error::host(origin, format!("line {}: {}", b.line, b.message)));
@@ -521,7 +535,30 @@ impl Record {
             dropin_path,
             dropin_previous,
             live,
+            complete,
         })
+    }
+}
+
+/// A new record on top of one an apply left incomplete (it died half-way): the earlier
+/// record holds the values from before that apply, so they win for every key and for the
+/// drop-in, and rollback goes back to the state before either.
+fn carry_over(unfinished: Record, new: Record) -> Record {
+    let mut live = unfinished.live;
+    for (k, v) in new.live {
+        if !live.iter().any(|(key, _)| *key == k) {
+            live.push((k, v));
+        }
+    }
+    let dropin_previous = if unfinished.dropin_path == new.dropin_path {
+        unfinished.dropin_previous.or(new.dropin_previous)
+    } else {
+        new.dropin_previous
+    };
+    Record {
+        dropin_previous,
+        live,
+        ..new
     }
 }
 
@@ -652,7 +689,7 @@ pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
 
     remove_stale_temporaries(&paths.dropin);
     let previous_dropin = read_optional(&paths.dropin)?;
-    let record = Record {
+    let mut record = Record {
         profile: plan.profile.clone(),
         dropin_path: paths.dropin_shown.clone(),
         dropin_previous: file_changes.then(|| previous_dropin.clone()),
@@ -660,8 +697,12 @@ pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
             .iter()
             .map(|c| (c.key.clone(), c.from.clone().unwrap_or_default()))
             .collect(),
+        complete: false,
     };
     let backup = backup_record(paths)?;
+    if let Some(unfinished) = read_record(paths)?.filter(|r| !r.complete) {
+        record = carry_over(unfinished, record);
+    }
     write_record(paths, &record)?;
 
     if let Err(msg) = write_all_or_nothing(&paths.root, &live) {
@@ -693,6 +734,9 @@ pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
             )));
         }
     }
+    // Done: mark the record complete, so the next apply starts a record of its own.
+    record.complete = true;
+    write_record(paths, &record)?;
     Ok(ApplyReport {
         schema: APPLY_SCHEMA,
         profile: plan.profile.clone(),
@@ -862,6 +906,7 @@ mod tests {
             dropin_path: "/etc/sysctl.d/90-sysctune.conf".into(),
             dropin_previous: Some(Some("old\n".into())),
             live: vec![("net.ipv4.ip_local_port_range".into(), "32768 60999".into())],
+            complete: false,
         };
         let text = r.render();
         let parsed = crate::dropin::parse(&text);

@@ -170,6 +170,40 @@ fn rollback_restores_a_previous_dropin() {
 }
 
 #[test]
+fn an_apply_that_died_half_way_keeps_the_original_values_for_rollback() {
+    let root = copy_root("article-batch");
+    let original = tree(root.path());
+    // What a killed apply leaves: the port range already written, the record incomplete,
+    // no drop-in yet.
+    std::fs::write(
+        root.path().join("proc/sys/net/ipv4/ip_local_port_range"),
+        "32768 65535\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/sysctune")).unwrap();
+    std::fs::write(
+        root.path().join("var/lib/sysctune/rollback.conf"),
+        "# profile: batch-client\n# dropin: /etc/sysctl.d/90-sysctune.conf\n# dropin-previous: absent\n# state: incomplete\nnet.ipv4.ip_local_port_range = 32768 60999\nvm.swappiness = 60\n",
+    )
+    .unwrap();
+    let a = json(&run(
+        root.path(),
+        &["apply", "--profile", "batch-client", "--format", "json"],
+    ));
+    assert_eq!(a["changed"], true);
+    let record = std::fs::read_to_string(root.path().join("var/lib/sysctune/rollback.conf")).unwrap();
+    assert!(
+        record.contains("net.ipv4.ip_local_port_range = 32768 60999\n"),
+        "{record}"
+    );
+    assert!(record.contains("# state: complete\n"), "{record}");
+    assert_eq!(run(root.path(), &["rollback"]).code, 0);
+    let mut after = tree(root.path());
+    after.retain(|k, _| !k.starts_with("var/lib/sysctune/"));
+    assert_eq!(after, original);
+}
+
+#[test]
 fn no_file_writes_only_live_values() {
     let root = copy_root("article-batch");
     let a = json(&run(
@@ -359,6 +393,7 @@ fn killing_apply_never_leaves_a_partial_dropin() {
         let root = copy_root("article-batch");
         std::fs::create_dir_all(root.path().join("etc/sysctl.d")).unwrap();
         std::fs::write(dropin(root.path()), &old).unwrap();
+        let original = tree(root.path());
         let r = root.path().display().to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sysctune"))
             .args(["--root", &r, "apply", "--profile", "batch-client"])
@@ -402,6 +437,15 @@ fn killing_apply_never_leaves_a_partial_dropin() {
         assert_eq!(
             run(root.path(), &["plan", "--profile", "batch-client", "--exit-code"]).code,
             0
+        );
+        // However far the killed apply got, rollback goes back to before it: the record of
+        // an apply that died half-way is carried over, not overwritten.
+        assert_eq!(run(root.path(), &["rollback"]).code, 0);
+        let mut after = tree(root.path());
+        after.retain(|k, _| !k.starts_with("var/lib/sysctune/"));
+        assert_eq!(
+            after, original,
+            "kill #{i}: rollback did not restore the original state"
         );
     }
     eprintln!("killed apply: {saw_old} times before the rename, {saw_new} after");
