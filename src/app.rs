@@ -29,6 +29,12 @@ impl Output {
 pub fn run(cli: &Cli) -> Result<Output> {
     let g = &cli.global;
     let style = Style::detect(g.color.as_str());
+    if !g.root.is_dir() {
+        return Err(Error::input(format!(
+            "--root {}: not a directory; give the root of a host's filesystem (default /)",
+            g.root.display()
+        )));
+    }
     match &cli.command {
         Command::Show {
             keys: wanted,

@@ -121,7 +121,10 @@ impl Profile {
 // Raw TOML types. Each value type checks itself, so errors point at the value.
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a profile: a TOML document with at least name = \"...\""
+)]
 struct RawProfile {
     name: Name,
     description: Option<String>,
@@ -139,7 +142,7 @@ struct RawProfile {
 }
 
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table [host] (ram, swap, page_size)")]
 struct RawHost {
     ram: Option<Size<1>>,
     swap: Option<Size<0>>,
@@ -147,7 +150,10 @@ struct RawHost {
 }
 
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table [connections] (concurrent, rmem_default, ...)"
+)]
 struct RawConnections {
     concurrent: Option<Count<0>>,
     rmem_default: Option<Size<4096, INT_MAX>>,
@@ -163,14 +169,20 @@ struct RawConnections {
 }
 
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table [outbound] (new_per_second, concurrent)"
+)]
 struct RawOutbound {
     new_per_second: Option<Count<0>>,
     concurrent: Option<Count<0>>,
 }
 
 #[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table [memory] (overcommit, commit_target, swappiness, on_oom)"
+)]
 struct RawMemory {
     overcommit: Option<Overcommit>,
     commit_target: Option<Size<1>>,

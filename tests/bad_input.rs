@@ -113,6 +113,34 @@ fn bad_flags_and_names() {
     );
     insta::assert_snapshot!("bad-explain", fails(&["explain", "tcp-mem"]));
     insta::assert_snapshot!(
+        "bad-set-table-as-value",
+        fails(&[
+            "--root",
+            &modern,
+            "plan",
+            "--profile",
+            "reverse-proxy",
+            "--set",
+            "connections=5"
+        ])
+    );
+    insta::assert_snapshot!(
+        "bad-root-not-a-directory",
+        fails(&["--root", "/nonexistent", "plan", "--profile", "reverse-proxy"])
+    );
+    insta::assert_snapshot!(
+        "bad-only-glob",
+        fails(&[
+            "--root",
+            &modern,
+            "plan",
+            "--profile",
+            "reverse-proxy",
+            "--only",
+            "net.[ipv4"
+        ])
+    );
+    insta::assert_snapshot!(
         "bad-dropin-relative",
         fails(&[
             "--root",
