@@ -45,6 +45,18 @@ pub struct Plan {
     pub changed: bool,
     /// Each rule's arithmetic, step by step (what `plan -v` prints).
     pub arithmetic: Vec<RuleSteps>,
+    /// What the profile asks of the host, to read the capacity against.
+    pub demand: Demand,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Demand {
+    /// connections.concurrent + outbound.concurrent.
+    pub connections: u64,
+    /// outbound.new_per_second, to one destination address:port.
+    pub new_per_second: u64,
+    /// The safety factor on every demand, as a decimal string (`"1.2"`).
+    pub headroom: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -505,6 +517,11 @@ pub fn plan(req: &Request) -> Result<Plan> {
         },
         changed,
         arithmetic,
+        demand: Demand {
+            connections: u64::try_from(profile.conns()).unwrap_or(u64::MAX),
+            new_per_second: profile.outbound.new_per_second,
+            headroom: profile.headroom.to_string(),
+        },
     })
 }
 

@@ -221,6 +221,25 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
                 "after"
             ))
         );
+        let d = &plan.demand;
+        let mut asks = Vec::new();
+        if d.connections > 0 {
+            asks.push(format!("{} connections", grouped(d.connections as u128)));
+        }
+        if d.new_per_second > 0 {
+            asks.push(format!(
+                "{} new connections/s per destination",
+                grouped(d.new_per_second as u128)
+            ));
+        }
+        if !asks.is_empty() {
+            let line = format!(
+                "  the profile asks for {}, with headroom {}",
+                asks.join(" and "),
+                d.headroom
+            );
+            let _ = writeln!(out, "{}", style.dim(&line));
+        }
         for (name, (now, after)) in rows {
             let arrow = if now == after {
                 "  ".to_string()
