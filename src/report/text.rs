@@ -10,6 +10,11 @@ use crate::rules::{Finding, Severity};
 use crate::sysctl_d::{KeyView, Kind, SysctlD};
 use crate::units::{grouped, human_bytes};
 
+/// The width of a column: its widest cell, at least `min` (the header).
+fn column(widths: impl Iterator<Item = usize>, min: usize) -> usize {
+    widths.max().unwrap_or(min).max(min)
+}
+
 fn pad(s: &str, width: usize) -> String {
     let n = s.chars().count();
     if n >= width {
@@ -98,28 +103,10 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
     if plan.settings.is_empty() {
         let _ = writeln!(out, "The profile manages no keys on this host.\n");
     } else {
-        let key_w = plan
-            .settings
-            .iter()
-            .map(|s| s.key.len())
-            .max()
-            .unwrap_or(3)
-            .max(3);
         let cur = |s: &crate::plan::Setting| s.current.clone().unwrap_or_else(|| "(absent)".into());
-        let cur_w = plan
-            .settings
-            .iter()
-            .map(|s| cur(s).len())
-            .max()
-            .unwrap_or(7)
-            .max(7);
-        let rec_w = plan
-            .settings
-            .iter()
-            .map(|s| s.recommended.len())
-            .max()
-            .unwrap_or(11)
-            .max(11);
+        let key_w = column(plan.settings.iter().map(|s| s.key.len()), 3);
+        let cur_w = column(plan.settings.iter().map(|s| cur(s).len()), 7);
+        let rec_w = column(plan.settings.iter().map(|s| s.recommended.len()), 11);
         let fixed = 2 + key_w + 2 + cur_w + 2 + rec_w + 2;
         let why_w = style.width.saturating_sub(fixed);
         let why_below = why_w < 30;
