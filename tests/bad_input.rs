@@ -76,6 +76,14 @@ fn bad_profiles() {
     }
 }
 
+/// `plan --profile reverse-proxy EXTRA...` on the modern host fails; its stderr.
+fn plan_fails(extra: &[&str]) -> String {
+    let modern = root("modern").display().to_string();
+    let mut args = vec!["--root", modern.as_str(), "plan", "--profile", "reverse-proxy"];
+    args.extend_from_slice(extra);
+    fails(&args)
+}
+
 #[test]
 fn bad_flags_and_names() {
     let modern = root("modern").display().to_string();
@@ -85,73 +93,24 @@ fn bad_flags_and_names() {
     );
     insta::assert_snapshot!(
         "bad-set-unknown-field",
-        fails(&[
-            "--root",
-            &modern,
-            "plan",
-            "--profile",
-            "reverse-proxy",
-            "--set",
-            "connections.concurent=5"
-        ])
+        plan_fails(&["--set", "connections.concurent=5"])
     );
     insta::assert_snapshot!(
         "bad-set-negative",
-        fails(&[
-            "--root",
-            &modern,
-            "plan",
-            "--profile",
-            "reverse-proxy",
-            "--set",
-            "connections.concurrent=-5"
-        ])
+        plan_fails(&["--set", "connections.concurrent=-5"])
     );
     insta::assert_snapshot!(
         "bad-show-key-dotdot",
         fails(&["--root", &modern, "show", "net/../../etc/passwd"])
     );
     insta::assert_snapshot!("bad-explain", fails(&["explain", "tcp-mem"]));
-    insta::assert_snapshot!(
-        "bad-set-table-as-value",
-        fails(&[
-            "--root",
-            &modern,
-            "plan",
-            "--profile",
-            "reverse-proxy",
-            "--set",
-            "connections=5"
-        ])
-    );
+    insta::assert_snapshot!("bad-set-table-as-value", plan_fails(&["--set", "connections=5"]));
     insta::assert_snapshot!(
         "bad-root-not-a-directory",
         fails(&["--root", "/nonexistent", "plan", "--profile", "reverse-proxy"])
     );
-    insta::assert_snapshot!(
-        "bad-only-glob",
-        fails(&[
-            "--root",
-            &modern,
-            "plan",
-            "--profile",
-            "reverse-proxy",
-            "--only",
-            "net.[ipv4"
-        ])
-    );
-    insta::assert_snapshot!(
-        "bad-dropin-relative",
-        fails(&[
-            "--root",
-            &modern,
-            "plan",
-            "--profile",
-            "reverse-proxy",
-            "--dropin",
-            "../x.conf"
-        ])
-    );
+    insta::assert_snapshot!("bad-only-glob", plan_fails(&["--only", "net.[ipv4"]));
+    insta::assert_snapshot!("bad-dropin-relative", plan_fails(&["--dropin", "../x.conf"]));
 }
 
 #[test]

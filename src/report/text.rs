@@ -564,16 +564,7 @@ pub fn apply(r: &crate::apply::ApplyReport, style: &Style) -> String {
         );
     }
     for c in &r.live {
-        let _ = writeln!(
-            out,
-            "  set    {} = {}  {}",
-            c.key,
-            style.green(&c.to),
-            style.dim(&format!(
-                "(was {}; read back and verified)",
-                c.from.as_deref().unwrap_or("absent")
-            ))
-        );
+        live_line(&mut out, style, "set   ", c, "; read back and verified");
     }
     if r.dropin.changed {
         let _ = writeln!(out, "  wrote  {}", r.dropin.path);
@@ -591,18 +582,24 @@ pub fn apply(r: &crate::apply::ApplyReport, style: &Style) -> String {
     out
 }
 
+/// `  set    key = value  (was old...)`: one live write of apply or rollback.
+fn live_line(out: &mut String, style: &Style, verb: &str, c: &crate::apply::LiveChange, note: &str) {
+    let was = format!("(was {}{note})", c.from.as_deref().unwrap_or("absent"));
+    let _ = writeln!(
+        out,
+        "  {verb} {} = {}  {}",
+        c.key,
+        style.green(&c.to),
+        style.dim(&was)
+    );
+}
+
 /// `sysctune rollback`.
 pub fn rollback(r: &crate::apply::RollbackReport, style: &Style) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", style.bold("sysctune rollback:"), r.message);
     for c in &r.live {
-        let _ = writeln!(
-            out,
-            "  set      {} = {}  {}",
-            c.key,
-            style.green(&c.to),
-            style.dim(&format!("(was {})", c.from.as_deref().unwrap_or("absent")))
-        );
+        live_line(&mut out, style, "set     ", c, "");
     }
     if let Some(d) = &r.dropin {
         let verb = if d.changed { "restored" } else { "kept" };
