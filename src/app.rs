@@ -1,10 +1,11 @@
 //! The commands: read the host, plan, render. `main` only parses flags and maps the
 //! result to an exit code.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Shell, StateArgs};
+use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, RollbackArgs, Shell};
 use crate::error::{Error, Result};
+use crate::host::Root;
 use crate::report::{self, Style, text};
 use crate::{apply, doctor, host, keys, plan, profile, rules, snapshot, sysctl_d};
 
@@ -29,33 +30,28 @@ impl Output {
 pub fn run(cli: &Cli) -> Result<Output> {
     let g = &cli.global;
     let style = Style::detect(g.color.as_str());
-    if !g.root.is_dir() {
-        return Err(Error::input(format!(
-            "--root {}: not a directory; give the root of a host's filesystem (default /)",
-            g.root.display()
-        )));
-    }
+    let root = &Root::open(&g.root)?;
     match &cli.command {
         Command::Show {
             keys: wanted,
             profile: p,
             sets,
-        } => show(&g.root, g.format, wanted, p.as_deref(), sets, &style),
+        } => show(root, g.format, wanted, p.as_deref(), sets, &style),
         Command::Plan(args) if !args.snapshot.is_empty() => plan_snapshots(args, g.format, &style, g.verbose),
         Command::Snapshot { keys: wanted } => {
             let mut extra = Vec::new();
             for k in wanted {
                 extra.push(keys::normalize_key(k).map_err(|e| Error::input(format!("--key: {e}")))?);
             }
-            let snap = snapshot::take(&g.root, &extra)?;
+            let snap = snapshot::take(root, &extra)?;
             Ok(Output::ok(report::json(&snap)))
         }
         Command::Plan(args) => {
-            let (plan, _) = make_plan(&g.root, args)?;
+            let (plan, _) = make_plan(root, args)?;
             Ok(plan_output(&plan, args.exit_code, g.format, &style, g.verbose))
         }
         Command::Apply(args) if args.dry_run => {
-            let (plan, _) = make_plan(&g.root, &args.plan)?;
+            let (plan, _) = make_plan(root, &args.plan)?;
             Ok(plan_output(
                 &plan,
                 args.plan.exit_code,
@@ -65,14 +61,14 @@ pub fn run(cli: &Cli) -> Result<Output> {
             ))
         }
         Command::Apply(args) => {
-            let report = run_apply(&g.root, args)?;
+            let report = run_apply(root, args)?;
             Ok(Output::ok(match g.format {
                 Format::Json => report::json(&report),
                 Format::Text => text::apply(&report, &style),
             }))
         }
         Command::Rollback(state) => {
-            let report = run_rollback(&g.root, state)?;
+            let report = run_rollback(root, state)?;
             Ok(Output::ok(match g.format {
                 Format::Json => report::json(&report),
                 Format::Text => text::rollback(&report, &style),
@@ -83,7 +79,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 Format::Text => 5,
                 Format::Json => 20,
             });
-            let report = doctor::run(&g.root, top)?;
+            let report = doctor::run(root, top)?;
             let stdout = match g.format {
                 Format::Json => report::json(&report),
                 Format::Text => text::doctor(&report, &style),
@@ -123,70 +119,66 @@ fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style
     }
 }
 
-/// The drop-in path inside the root, validated: absolute, no `..`.
-pub fn dropin_paths(root: &Path, dropin: &str) -> Result<(String, PathBuf)> {
-    Ok((dropin.to_string(), apply::inside_root(root, "--dropin", dropin)?))
-}
-
-fn state_paths(root: &Path, dropin: &str, state: &StateArgs) -> Result<apply::Paths> {
-    let (dropin_shown, dropin) = dropin_paths(root, dropin)?;
-    Ok(apply::Paths {
-        root: root.to_path_buf(),
-        dropin_shown,
-        dropin,
-        state_shown: state.state_dir.clone(),
-        state: apply::inside_root(root, "--state-dir", &state.state_dir)?,
-        lock: apply::inside_root(root, "lock", apply::LOCK_PATH)?,
-    })
-}
-
 /// apply: check everything that can be checked before the lock, then plan under the
 /// lock (so the plan sees the state it changes) and carry it out.
-fn run_apply(root: &Path, args: &ApplyArgs) -> Result<apply::ApplyReport> {
+fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     let live = !args.no_live;
     apply::check_dropin_location(&args.plan.dropin, args.allow_any_dropin_path)?;
-    let paths = state_paths(root, &args.plan.dropin, &args.state)?;
+    let paths = apply::Paths::new(&args.plan.dropin, &args.state.state_dir)?;
     // Bad profiles and flags fail before anything is touched, the lock included.
     profile::load(&args.plan.profile, &args.plan.sets)?;
-    apply::check_privileges(root, live)?;
-    let _lock = apply::Lock::acquire(
-        &paths.lock,
+    apply::check_privileges(root, live, "writing")?;
+    let (_lock, state) = apply::lock(
+        root,
+        &paths,
         std::time::Duration::from_secs(args.state.lock_timeout),
     )?;
-    let (plan, _) = make_plan(root, &args.plan)?;
+    let (plan, facts) = make_plan(root, &args.plan)?;
+    let trust = apply::trust_for(&facts.kernel, args.allow_any_dropin_path, &[]);
     apply::apply(
+        root,
         &paths,
+        &state,
         &plan,
         apply::Options {
             live,
             file: !args.no_file,
         },
+        &trust,
     )
 }
 
-fn run_rollback(root: &Path, state: &StateArgs) -> Result<apply::RollbackReport> {
-    let paths = state_paths(root, plan::DEFAULT_DROPIN, state)?;
-    apply::check_privileges(root, true)?;
-    let _lock = apply::Lock::acquire(&paths.lock, std::time::Duration::from_secs(state.lock_timeout))?;
-    apply::rollback(&paths)
-}
-/// Read the drop-in's current content; `None` when absent.
-pub fn read_dropin(path: &Path) -> Result<Option<String>> {
-    match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| Error::host(path, "not UTF-8 text")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, &e)),
-    }
+fn run_rollback(root: &Root, args: &RollbackArgs) -> Result<apply::RollbackReport> {
+    let state_args = &args.state;
+    let paths = apply::Paths::new(plan::DEFAULT_DROPIN, &state_args.state_dir)?;
+    apply::check_privileges(root, true, "restoring")?;
+    let kernel = host::read_sysctl(root, "kernel.osrelease")?.unwrap_or_else(|| "unknown".into());
+    let trust = apply::trust_for(&kernel, args.allow_any_dropin_path, &args.allow_keys);
+    let state = apply::rollback_state(root, &paths)?;
+    let _lock = match &state {
+        Some(dir) => {
+            let lock = apply::Lock::acquire(dir, std::time::Duration::from_secs(state_args.lock_timeout))?;
+            apply::remove_stale_temporaries(root, &paths, dir);
+            Some(lock)
+        }
+        None => None,
+    };
+    apply::rollback(root, &paths, state.as_ref(), &trust)
 }
 
-pub fn make_plan(root: &Path, args: &PlanArgs) -> Result<(plan::Plan, host::Facts)> {
+/// Read the drop-in's current content (symlinks followed inside the root, as a boot would);
+/// `None` when absent.
+pub fn read_dropin(root: &Root, shown: &str) -> Result<Option<String>> {
+    root.read_text(shown, host::fs::MAX_CONFIG)
+}
+
+pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Facts)> {
     let profile = profile::load(&args.profile, &args.sets)?;
-    let (shown, real) = dropin_paths(root, &args.dropin)?;
+    apply::inside_root("--dropin", &args.dropin)?;
+    let shown = args.dropin.clone();
     let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
     let facts = host::read(root, &extra)?;
-    let current = read_dropin(&real)?;
+    let current = read_dropin(root, &shown)?;
     let sysctl_d = sysctl_d::read(root)?;
     let plan = plan::plan(&plan::Request {
         facts: &facts,
@@ -200,7 +192,7 @@ pub fn make_plan(root: &Path, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
 }
 
 fn show(
-    root: &Path,
+    root: &Root,
     format: Format,
     wanted: &[String],
     profile_arg: Option<&str>,
@@ -420,7 +412,7 @@ pub fn plan_snapshot(
 /// is reported on stderr and in the exit code (2); the others are still planned.
 fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool) -> Result<Output> {
     let prof = profile::load(&args.profile, &args.sets)?;
-    apply::inside_root(Path::new("/"), "--dropin", &args.dropin)?;
+    apply::inside_root("--dropin", &args.dropin)?;
     let files = snapshot::expand(&args.snapshot);
     let one = |path: &PathBuf| -> Result<plan::Plan> {
         if path.is_dir() {

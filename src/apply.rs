@@ -1,17 +1,20 @@
 //! Carrying out a plan: the lock, the rollback record, the atomic drop-in, live writes
 //! with read-back, and rollback. All or nothing: on any failure every key already written
 //! and the drop-in are restored before the error is reported.
+//!
+//! Every file is reached through [`host::fs`]: no symlink is followed on the way to
+//! anything written, and the state directory (the lock and the record) is a mode 0700
+//! directory owned by the user who runs sysctune.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::{Component, Path};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result, describe_io};
+use crate::error::{Error, Result};
 use crate::host;
+use crate::host::fs::{self, Dir, Ownership, Root};
 use crate::keys;
 use crate::plan::Plan;
 use crate::rules::Finding;
@@ -27,37 +30,74 @@ pub const SYSCTL_D_DIRS: &[&str] = &[
     "/lib/sysctl.d",
 ];
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sysctune";
-pub const LOCK_PATH: &str = "/run/lock/sysctune.lock";
+/// In the state directory: the lock, the record, the drop-in as it was.
+const LOCK: &str = "lock";
 const RECORD: &str = "rollback.conf";
 const RECORD_DROPIN: &str = "rollback.dropin";
+/// The state directory's owner-only mode.
+const STATE_MODE: u32 = 0o700;
 
-/// Where apply and rollback read and write, all resolved under the root.
+/// Where apply and rollback read and write, as seen inside the root (validated by
+/// [`Paths::new`]).
 #[derive(Clone, Debug)]
 pub struct Paths {
-    pub root: PathBuf,
-    /// The drop-in as seen inside the root, and on disk.
     pub dropin_shown: String,
-    pub dropin: PathBuf,
-    /// The state directory as seen inside the root, and on disk.
     pub state_shown: String,
-    pub state: PathBuf,
-    pub lock: PathBuf,
 }
 
 impl Paths {
-    pub fn record(&self) -> PathBuf {
-        self.state.join(RECORD)
+    /// Check the drop-in and the state directory: absolute paths inside the root, and a
+    /// state directory that no boot reads (a record inside a sysctl.d directory is itself
+    /// a valid sysctl.d file that sorts after the drop-in: it would undo the apply at every
+    /// boot).
+    pub fn new(dropin: &str, state: &str) -> Result<Paths> {
+        check_inside("--dropin", dropin)?;
+        check_inside("--state-dir", state)?;
+        let clean = |p: &str| -> String {
+            let c: std::path::PathBuf = Path::new(p).components().collect();
+            c.display().to_string()
+        };
+        let state_clean = clean(state);
+        for dir in SYSCTL_D_DIRS.iter().chain(&["/etc/sysctl.conf", "/proc", "/sys"]) {
+            if Path::new(&state_clean).starts_with(dir) || Path::new(dir).starts_with(&state_clean) {
+                return Err(Error::input(format!(
+                    "--state-dir {state}: refusing a state directory {} {dir} (the rollback record is a sysctl.d \
+                     file: there it would be applied at boot and undo the apply); give a directory of its own, \
+                     e.g. {DEFAULT_STATE_DIR}",
+                    if Path::new(&state_clean).starts_with(dir) {
+                        "inside"
+                    } else {
+                        "that holds"
+                    }
+                )));
+            }
+        }
+        Ok(Paths {
+            dropin_shown: clean(dropin),
+            state_shown: state_clean,
+        })
     }
+
     pub fn record_shown(&self) -> String {
         format!("{}/{RECORD}", self.state_shown.trim_end_matches('/'))
     }
-    fn record_dropin(&self) -> PathBuf {
-        self.state.join(RECORD_DROPIN)
+
+    /// The drop-in's directory and name, as seen inside the root.
+    fn dropin_parts(&self) -> (&str, &str) {
+        split(&self.dropin_shown)
     }
 }
 
-/// A path as seen inside the root: absolute, no `..`, no control characters.
-pub fn inside_root(root: &Path, flag: &str, shown: &str) -> Result<PathBuf> {
+fn split(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(0) => ("/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("/", path),
+    }
+}
+
+/// A path as seen inside the root: absolute, no `..`, no control characters, a file name.
+fn check_inside(flag: &str, shown: &str) -> Result<()> {
     let p = Path::new(shown);
     if !p.is_absolute() {
         let example = if flag == "--dropin" {
@@ -74,7 +114,17 @@ pub fn inside_root(root: &Path, flag: &str, shown: &str) -> Result<PathBuf> {
             "{flag} {shown:?}: '..' and control characters are not allowed"
         )));
     }
-    Ok(root.join(p.strip_prefix("/").unwrap_or(p)))
+    if p.file_name().is_none() {
+        return Err(Error::input(format!(
+            "{flag} {shown:?}: names no file or directory"
+        )));
+    }
+    Ok(())
+}
+
+/// A path as seen inside the root, checked (for `--dropin` of plan and snapshots).
+pub fn inside_root(flag: &str, shown: &str) -> Result<()> {
+    check_inside(flag, shown)
 }
 
 /// The drop-in must be a `*.conf` file directly in one of the sysctl.d directories,
@@ -99,73 +149,54 @@ pub fn check_dropin_location(shown: &str, anywhere: bool) -> Result<()> {
     Ok(())
 }
 
-/// Refuse when a directory on the way to `path` (below the root) is a symlink: a write
-/// there could land anywhere.
-fn check_no_symlinked_dirs(root: &Path, path: &Path) -> Result<()> {
-    let Some(parent) = path.parent() else {
-        return Ok(());
-    };
-    let rel = parent.strip_prefix(root).unwrap_or(parent);
-    let mut cur = root.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::Write(format!(
-                    "{}: is a symlink; refusing to write through it (sysctune writes only real directories under the root)",
-                    cur.display()
-                )));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::Write(format!("{}: {}", cur.display(), describe_io(&e)))),
-        }
-    }
-    Ok(())
+fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
 }
 
-/// Refuse when `path` itself is a symlink (or not a regular file).
-fn check_not_symlink(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(Error::Write(format!(
-            "{}: is a symlink; refusing to follow it (remove it, or point --dropin at the real file)",
-            path.display()
-        ))),
-        Ok(m) if !m.is_file() => Err(Error::Write(format!(
-            "{}: exists and is not a regular file",
-            path.display()
-        ))),
-        _ => Ok(()),
-    }
+/// The state directory, created mode 0700 when missing, never through a symlink, and
+/// refused when another user owns it or can write in it.
+fn state_dir<'r>(root: &'r Root, paths: &Paths) -> Result<Dir<'r>> {
+    let dir = root.dir(&paths.state_shown, Some(STATE_MODE))?.ok_or_else(|| {
+        Error::Write(format!(
+            "{}: could not be created",
+            root.shown(&paths.state_shown).display()
+        ))
+    })?;
+    dir.secure(&Ownership {
+        uid: euid(),
+        mode: STATE_MODE,
+    })?;
+    Ok(dir)
+}
+
+/// The state directory if it exists (rollback and status never create it).
+fn existing_state_dir<'r>(root: &'r Root, paths: &Paths) -> Result<Option<Dir<'r>>> {
+    let Some(dir) = root.dir(&paths.state_shown, None)? else {
+        return Ok(None);
+    };
+    dir.secure(&Ownership {
+        uid: euid(),
+        mode: STATE_MODE,
+    })?;
+    Ok(Some(dir))
 }
 
 // ---------------------------------------------------------------------------------------
 // The lock
 
-/// An exclusive lock on `ROOT/run/lock/sysctune.lock`, held until dropped. A second apply
-/// or rollback waits up to `timeout`, then fails naming the holder.
+/// An exclusive lock on `STATE/lock`, held until dropped. A second apply or rollback
+/// waits up to `timeout` (saying once who holds it), then fails naming the holder.
 pub struct Lock {
-    _file: nix::fcntl::Flock<File>,
+    _file: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl Lock {
-    pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::Write(format!("{}: {}", dir.display(), describe_io(&e))))?;
-        }
-        check_not_symlink(path)?;
+    pub fn acquire(state: &Dir<'_>, timeout: Duration) -> Result<Lock> {
+        let shown = state.shown(LOCK);
         let start = Instant::now();
+        let mut said = false;
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o644)
-                .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-                .open(path)
-                .map_err(|e| Error::Write(format!("lock {}: {}", path.display(), describe_io(&e))))?;
+            let file = state.open_lock(LOCK, euid())?;
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(mut locked) => {
                     // Who holds it, for the next one's message.
@@ -174,128 +205,99 @@ impl Lock {
                     return Ok(Lock { _file: locked });
                 }
                 Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let mut holder = String::new();
+                    let _ = (&mut file).take(64).read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    let who = if holder.is_empty() || !holder.bytes().all(|b| b.is_ascii_digit()) {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    };
                     if start.elapsed() >= timeout {
-                        let mut holder = String::new();
-                        let _ = file.read_to_string(&mut holder);
-                        let holder = holder.trim();
                         return Err(Error::Write(format!(
-                            "another sysctune apply or rollback holds {}{}; waited {} s (--lock-timeout)",
-                            path.display(),
-                            if holder.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (pid {holder})")
-                            },
+                            "another sysctune apply or rollback holds {}{who}; waited {} s (--lock-timeout)",
+                            shown.display(),
                             timeout.as_secs()
                         )));
+                    }
+                    if !said {
+                        said = true;
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "sysctune: waiting for {}, held by another sysctune{who}; up to {} s (--lock-timeout)",
+                            shown.display(),
+                            timeout.as_secs()
+                        );
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err((_, errno)) => {
-                    return Err(Error::Write(format!("lock {}: {}", path.display(), errno.desc())));
+                    return Err(Error::Write(format!(
+                        "lock {}: {}",
+                        shown.display(),
+                        errno.desc()
+                    )));
                 }
             }
+        }
+    }
+}
+
+/// Take the lock of the state directory, then remove what killed runs left there and in
+/// the drop-in's directory.
+pub fn lock<'r>(root: &'r Root, paths: &Paths, timeout: Duration) -> Result<(Lock, Dir<'r>)> {
+    // Refuse a drop-in behind a symlink before anything, the state directory included, is made.
+    read_dropin(root, paths)?;
+    let state = state_dir(root, paths)?;
+    let lock = Lock::acquire(&state, timeout)?;
+    remove_stale_temporaries(root, paths, &state);
+    Ok((lock, state))
+}
+
+/// What killed runs left: temporary files in the state directory, the drop-in's
+/// directory, and (in a tree, not procfs) the directories of the values.
+pub fn remove_stale_temporaries(root: &Root, paths: &Paths, state: &Dir<'_>) {
+    state.remove_stale_temporaries();
+    let mut dirs: Vec<String> = vec![paths.dropin_parts().0.to_string()];
+    for k in keys::KNOWN {
+        let inside = host::proc_sys_inside(k.name);
+        let dir = split(&inside).0.to_string();
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for (i, dir) in dirs.iter().enumerate() {
+        if let Ok(Some(d)) = root.dir(dir, None)
+            && (i == 0 || !d.is_procfs())
+        {
+            d.remove_stale_temporaries();
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// Files
+// The drop-in
 
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Write `content` to `path` atomically: a temporary file in the same directory (never
-/// named `*.conf`, so no reader picks it up), fsync, rename, fsync of the directory.
-/// Readers see the old bytes or the new ones, never a mix, whenever the process dies.
-pub fn atomic_write(path: &Path, content: &[u8]) -> Result<()> {
-    let fail = |what: &str, e: &std::io::Error| {
-        Error::Write(format!("{}: {what}: {}", path.display(), describe_io(e)))
-    };
-    check_not_symlink(path)?;
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Write(format!("{}: no parent directory", path.display())))?;
-    if !dir.exists() {
-        fs::create_dir_all(dir).map_err(|e| fail("creating its directory", &e))?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.sysctune-tmp.{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(|e| fail("creating a temporary file", &e))?;
-        f.set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(|e| fail("chmod", &e))?;
-        f.write_all(content).map_err(|e| fail("writing", &e))?;
-        f.sync_all().map_err(|e| fail("fsync", &e))?;
-        fs::rename(&tmp, path).map_err(|e| fail("rename", &e))?;
-        fsync_dir(dir).map_err(|e| fail("fsync of the directory", &e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Remove temporary files a killed apply left behind (we hold the lock, so none is live).
-fn remove_stale_temporaries(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let prefix = format!(".{}.sysctune-tmp.", name.to_string_lossy());
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = fs::remove_file(e.path());
-            }
-        }
+fn read_dropin(root: &Root, paths: &Paths) -> Result<Option<String>> {
+    let (dir, name) = paths.dropin_parts();
+    match root.dir(dir, None)? {
+        Some(d) => d.read(name, fs::MAX_CONFIG),
+        None => Ok(None),
     }
 }
 
-fn remove_file_durably(path: &Path) -> Result<()> {
-    check_not_symlink(path)?;
-    match fs::remove_file(path) {
-        Ok(()) => {
-            if let Some(dir) = path.parent() {
-                let _ = fsync_dir(dir);
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Write(format!(
-            "{}: removing: {}",
-            path.display(),
-            describe_io(&e)
-        ))),
-    }
-}
-
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    check_not_symlink(path)?;
-    match fs::read(path) {
-        Ok(b) => String::from_utf8(b)
-            .map(Some)
-            .map_err(|_| Error::host(path, "not UTF-8 text")),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, &e)),
-    }
-}
-
-/// Put a file back as it was: the old content, or no file.
-fn restore_file(path: &Path, previous: Option<&str>) -> Result<()> {
+/// Put the drop-in back as it was: the old content, or no file.
+fn restore_dropin(root: &Root, paths: &Paths, previous: Option<&str>) -> Result<()> {
+    let (dir, name) = paths.dropin_parts();
     match previous {
-        Some(text) => atomic_write(path, text.as_bytes()),
-        None => remove_file_durably(path),
+        Some(text) => root
+            .dir(dir, Some(0o755))?
+            .ok_or_else(|| Error::Write(format!("{dir}: could not be created")))?
+            .write_atomic(name, text.as_bytes(), 0o644),
+        None => match root.dir(dir, None)? {
+            Some(d) => d.remove(name),
+            None => Ok(()),
+        },
     }
 }
 
@@ -303,27 +305,41 @@ fn restore_file(path: &Path, previous: Option<&str>) -> Result<()> {
 // Live values
 
 /// Write one key under `ROOT/proc/sys` with a single write() at offset 0, then read it
-/// back and compare after whitespace normalisation. The error is the kernel's.
-pub fn write_live(root: &Path, key: &str, value: &str) -> std::result::Result<(), String> {
-    let path = host::proc_sys_path(root, key);
-    if !on_procfs(&path) {
-        return write_tree_value(&path, value);
+/// back and compare after whitespace normalisation. The error is the kernel's. Every
+/// directory on the way is checked (no symlink); under a root that is not procfs (an
+/// image, a fixture) the value file is replaced atomically instead.
+pub fn write_live(root: &Root, key: &str, value: &str) -> std::result::Result<(), String> {
+    let inside = host::proc_sys_inside(key);
+    let (dir, name) = split(&inside);
+    let dir = match root.dir(dir, None) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Err("no such key on this kernel (ENOENT)".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if !dir.is_procfs() {
+        return match dir.exists(name) {
+            Ok(false) => Err("no such key on this kernel (ENOENT)".into()),
+            Ok(true) => dir
+                .write_atomic(name, format!("{value}\n").as_bytes(), 0o644)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
     }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => "no such key on this kernel (ENOENT)".to_string(),
-            _ => kernel_error(&e),
-        })?;
+    let mut f = dir.open_write(name).map_err(|e| match e {
+        nix::errno::Errno::ENOENT => "no such key on this kernel (ENOENT)".to_string(),
+        e => kernel_error(e),
+    })?;
     let line = format!("{value}\n");
-    let n = f.write(line.as_bytes()).map_err(|e| kernel_error(&e))?;
+    let n = f.write(line.as_bytes()).map_err(io_kernel_error)?;
     if n != line.len() {
         return Err(format!("short write ({n} of {} bytes)", line.len()));
     }
     drop(f);
-    let back = fs::read_to_string(&path).map_err(|e| format!("reading back: {}", kernel_error(&e)))?;
+    let back = dir
+        .open_read(name)
+        .and_then(|f| fs::read_capped(f, fs::MAX_SMALL, &dir.shown(name)))
+        .map_err(|e| format!("reading back: {e}"))?;
+    let back = String::from_utf8_lossy(&back);
     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     if norm(&back) != norm(value) {
         return Err(format!("read back {:?} after writing {value:?}", norm(&back)));
@@ -331,35 +347,16 @@ pub fn write_live(root: &Path, key: &str, value: &str) -> std::result::Result<()
     Ok(())
 }
 
-fn on_procfs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+fn kernel_error(errno: nix::errno::Errno) -> String {
+    format!("{} ({errno:?})", errno.desc())
 }
 
-/// A value under a `--root` tree that is not procfs (an image, a fixture): a regular file,
-/// replaced atomically so a kill never leaves it empty.
-fn write_tree_value(path: &Path, value: &str) -> std::result::Result<(), String> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err("no such key on this kernel (ENOENT)".into()),
-        Err(e) => return Err(kernel_error(&e)),
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(format!("{} is a symlink; not followed", path.display()));
-        }
-        Ok(_) => {}
-    }
-    remove_stale_temporaries(path);
-    atomic_write(path, format!("{value}\n").as_bytes()).map_err(|e| e.to_string())
-}
-
-fn kernel_error(e: &std::io::Error) -> String {
+fn io_kernel_error(e: std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(code) => {
-            let errno = nix::errno::Errno::from_raw(code);
-            format!("{} ({errno:?})", errno.desc())
-        }
-        None => describe_io(e),
+        Some(code) => kernel_error(nix::errno::Errno::from_raw(code)),
+        None => crate::error::describe_io(&e),
     }
 }
-
 /// One live change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LiveChange {
@@ -420,7 +417,7 @@ fn inverse(changes: &[LiveChange]) -> Vec<LiveChange> {
 /// Write `changes` in order; on the first failure, put back every key already written
 /// (in reverse) and return a message naming the key, the value, the kernel's error and
 /// what was restored.
-fn write_all_or_nothing(root: &Path, changes: &[LiveChange]) -> std::result::Result<(), String> {
+fn write_all_or_nothing(root: &Root, changes: &[LiveChange]) -> std::result::Result<(), String> {
     for (i, c) in changes.iter().enumerate() {
         if let Err(kernel) = write_live(root, &c.key, &c.to) {
             let mut restored = Vec::new();
@@ -467,6 +464,38 @@ pub struct Record {
     pub complete: bool,
 }
 
+/// What a record read back from disk is checked against: it is untrusted input (under
+/// `--root IMAGE` it is the image's), validated as apply validates a profile.
+pub struct Trust<'a> {
+    /// The kernel release, for the ranges of values.
+    pub kernel: &'a str,
+    /// `--allow-any-dropin-path`: the drop-in may be outside the sysctl.d directories.
+    pub any_dropin: bool,
+    /// `--allow-key`: dangerous keys the operator allows by name.
+    pub allowed_keys: &'a [String],
+}
+
+impl Trust<'_> {
+    /// A key and value as apply would accept them, or why not.
+    fn check(&self, key: &str, value: &str) -> std::result::Result<(), String> {
+        if let Some(info) = keys::info(key)
+            && info.format == keys::Format::ReadOnly
+        {
+            return Err(format!("{key} is read-only; sysctune never writes it"));
+        }
+        if let Some(why) = keys::danger(key, value)
+            && !self.allowed_keys.iter().any(|k| k == key)
+        {
+            return Err(format!(
+                "{key:?} = {value:?}: {why}; sysctune never sets it unless told by name (--allow-key {key})"
+            ));
+        }
+        keys::check_shape(key, value)
+            .map(|_| ())
+            .map_err(|e| format!("{key}: {e}"))
+    }
+}
+
 impl Record {
     /// The record's text: a valid sysctl.d file of the previous live values, with what is
     /// needed to restore the drop-in in its header comments.
@@ -493,41 +522,88 @@ impl Record {
         s
     }
 
-    pub fn parse(text: &str, saved_dropin: Option<String>, origin: &Path) -> Result<Record> {
+    /// Parse and check a record: every error names the file and line, and says what a
+    /// record sysctune wrote would hold there.
+    pub fn parse(
+        text: &str,
+        saved_dropin: Option<String>,
+        origin: &Path,
+        trust: &Trust<'_>,
+    ) -> Result<Record> {
         let header = |name: &str| {
-            text.lines().find_map(|l| {
+            text.lines().enumerate().find_map(|(i, l)| {
                 l.strip_prefix(&format!("# {name}: "))
-                    .map(|v| v.trim().to_string())
+                    .map(|v| (i + 1, v.trim().to_string()))
             })
         };
         let bad = |what: &str| Error::host(origin, format!("not a sysctune rollback record: {what}"));
-        let profile = header("profile").ok_or_else(|| bad("no '# profile:' line"))?;
-        let dropin_path = header("dropin").ok_or_else(|| bad("no '# dropin:' line"))?;
-        let dropin_previous = match header("dropin-previous").as_deref() {
+        let at = |line: usize, what: String| {
+            Error::host(origin, format!("line {line}: {what}; nothing was restored"))
+        };
+        let (line, profile) = header("profile").ok_or_else(|| bad("no '# profile:' line"))?;
+        if profile.chars().any(char::is_control) {
+            return Err(at(
+                line,
+                format!("the profile name {profile:?} holds control characters"),
+            ));
+        }
+        let (line, dropin_path) = header("dropin").ok_or_else(|| bad("no '# dropin:' line"))?;
+        if !dropin_path.starts_with('/') {
+            return Err(at(
+                line,
+                format!(
+                    "the drop-in path {dropin_path:?} is relative; a record names it as seen inside the root, e.g. {} \
+                     (sysctune did not write this record)",
+                    crate::plan::DEFAULT_DROPIN
+                ),
+            ));
+        }
+        check_inside("the record's drop-in", &dropin_path).map_err(|e| at(line, e.to_string()))?;
+        check_dropin_location(&dropin_path, trust.any_dropin).map_err(|_| {
+            at(
+                line,
+                format!(
+                    "the drop-in {dropin_path} is not a *.conf file in {}; rollback writes only there (pass \
+                     --allow-any-dropin-path if the apply used it)",
+                    SYSCTL_D_DIRS.join(", ")
+                ),
+            )
+        })?;
+        let dropin_previous = match header("dropin-previous").map(|(_, v)| v).as_deref() {
             Some("unchanged") => None,
             Some("absent") => Some(None),
             Some("saved") => {
-                Some(Some(saved_dropin.ok_or_else(|| {
-                    bad("the saved drop-in rollback.dropin is missing")
-                })?))
+                let saved =
+                    saved_dropin.ok_or_else(|| bad("the saved drop-in rollback.dropin is missing"))?;
+                check_saved_dropin(&saved, origin, trust)?;
+                Some(Some(saved))
             }
-            _ => return Err(bad("no valid '# dropin-previous:' line")),
+            _ => {
+                return Err(bad(
+                    "no valid '# dropin-previous:' line (unchanged, absent or saved)",
+                ));
+            }
         };
-        let complete = match header("state").as_deref() {
+        let complete = match header("state").map(|(_, v)| v).as_deref() {
             Some("incomplete") => false,
             Some("complete") | None => true,
-            Some(other) => return Err(bad(&format!("unknown state {other:?}"))),
+            Some(other) => return Err(bad(&format!("unknown state {other:?} (complete or incomplete)"))),
         };
         let parsed = crate::dropin::parse(text);
         if let Some(b) = parsed.bad.first() {
-            return Err(Error::host(origin, format!("line {}: {}", b.line, b.message)));
+            return Err(at(b.line, b.message.clone()));
         }
-        let mut live = Vec::new();
+        let mut live: Vec<(String, String)> = Vec::new();
         for e in parsed.entries {
-            let key = keys::normalize_key(&e.key)
-                .map_err(|m| Error::host(origin, format!("line {}: {m}", e.line)))?;
-            let value = keys::normalize_value(&e.value)
-                .map_err(|m| Error::host(origin, format!("line {}: {m}", e.line)))?;
+            let key = keys::normalize_key(&e.key).map_err(|m| at(e.line, m))?;
+            let value = keys::normalize_value(&e.value).map_err(|m| at(e.line, m))?;
+            trust.check(&key, &value).map_err(|m| at(e.line, m))?;
+            if live.iter().any(|(k, _)| *k == key) {
+                return Err(at(
+                    e.line,
+                    format!("{key} appears twice; a record holds each key once"),
+                ));
+            }
             live.push((key, value));
         }
         Ok(Record {
@@ -538,6 +614,27 @@ impl Record {
             complete,
         })
     }
+}
+
+/// The drop-in as it was before the apply: it goes back into a sysctl.d directory, so it
+/// must be a sysctl.d file whose keys apply would accept.
+fn check_saved_dropin(text: &str, origin: &Path, trust: &Trust<'_>) -> Result<()> {
+    let saved = origin.with_file_name(RECORD_DROPIN);
+    let at =
+        |line: usize, what: String| Error::host(&saved, format!("line {line}: {what}; nothing was restored"));
+    let parsed = crate::dropin::parse_sysctl_d(text);
+    if let Some(b) = parsed.bad.first() {
+        return Err(at(b.line, b.message.clone()));
+    }
+    for e in &parsed.entries {
+        if e.glob {
+            continue;
+        }
+        let key = keys::normalize_key(&e.key).map_err(|m| at(e.line, m))?;
+        let value = keys::normalize_value(&e.value).map_err(|m| at(e.line, m))?;
+        trust.check(&key, &value).map_err(|m| at(e.line, m))?;
+    }
+    Ok(())
 }
 
 /// A new record on top of one an apply left incomplete (it died half-way): the earlier
@@ -562,12 +659,12 @@ fn carry_over(unfinished: Record, new: Record) -> Record {
     }
 }
 
-fn read_record(paths: &Paths) -> Result<Option<Record>> {
-    let Some(text) = read_optional(&paths.record())? else {
+fn read_record(state: &Dir<'_>, trust: &Trust<'_>) -> Result<Option<Record>> {
+    let Some(text) = state.read(RECORD, fs::MAX_CONFIG)? else {
         return Ok(None);
     };
-    let saved = read_optional(&paths.record_dropin())?;
-    Record::parse(&text, saved, &paths.record()).map(Some)
+    let saved = state.read(RECORD_DROPIN, fs::MAX_CONFIG)?;
+    Record::parse(&text, saved, &state.shown(RECORD), trust).map(Some)
 }
 
 /// The record files as they are, to put back if the apply fails.
@@ -576,28 +673,32 @@ struct RecordBackup {
     dropin: Option<String>,
 }
 
-fn backup_record(paths: &Paths) -> Result<RecordBackup> {
+fn backup_record(state: &Dir<'_>) -> Result<RecordBackup> {
     Ok(RecordBackup {
-        record: read_optional(&paths.record())?,
-        dropin: read_optional(&paths.record_dropin())?,
+        record: state.read(RECORD, fs::MAX_CONFIG)?,
+        dropin: state.read(RECORD_DROPIN, fs::MAX_CONFIG)?,
     })
 }
 
-fn restore_record(paths: &Paths, b: &RecordBackup) -> Result<()> {
-    restore_file(&paths.record_dropin(), b.dropin.as_deref())?;
-    restore_file(&paths.record(), b.record.as_deref())
+fn put_back(state: &Dir<'_>, name: &str, previous: Option<&str>) -> Result<()> {
+    match previous {
+        Some(text) => state.write_atomic(name, text.as_bytes(), 0o600),
+        None => state.remove(name),
+    }
 }
 
-fn write_record(paths: &Paths, record: &Record) -> Result<()> {
-    check_no_symlinked_dirs(&paths.root, &paths.record())?;
-    fs::create_dir_all(&paths.state)
-        .map_err(|e| Error::Write(format!("{}: {}", paths.state.display(), describe_io(&e))))?;
+fn restore_record(state: &Dir<'_>, b: &RecordBackup) -> Result<()> {
+    put_back(state, RECORD_DROPIN, b.dropin.as_deref())?;
+    put_back(state, RECORD, b.record.as_deref())
+}
+
+fn write_record(state: &Dir<'_>, record: &Record) -> Result<()> {
     match &record.dropin_previous {
-        Some(Some(text)) => atomic_write(&paths.record_dropin(), text.as_bytes())?,
-        _ => remove_file_durably(&paths.record_dropin())?,
+        Some(Some(text)) => state.write_atomic(RECORD_DROPIN, text.as_bytes(), 0o600)?,
+        _ => state.remove(RECORD_DROPIN)?,
     }
     // The record itself last: it is the commit point.
-    atomic_write(&paths.record(), record.render().as_bytes())
+    state.write_atomic(RECORD, record.render().as_bytes(), 0o600)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -628,25 +729,43 @@ pub struct ApplyReport {
 }
 
 /// Refuse live writes to the real /proc/sys without root, before anything is touched.
-pub fn check_privileges(root: &Path, live: bool) -> Result<()> {
-    let real_root = root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false);
-    if live && real_root && !nix::unistd::geteuid().is_root() {
-        return Err(Error::Write(
-            "writing live values under / needs root (run with sudo), or pass --no-live to write only the drop-in \
-             (that needs write access to its directory), or --root DIR for a tree"
-                .into(),
-        ));
+pub fn check_privileges(root: &Root, live: bool, what: &str) -> Result<()> {
+    if live && root.is_host() && !nix::unistd::geteuid().is_root() {
+        return Err(Error::Write(format!(
+            "{what} live values under / needs root (run it with sudo); it would write /proc/sys and keep its \
+             record in {DEFAULT_STATE_DIR}, which only root may change{}",
+            if what == "writing" {
+                "; or pass --no-live to write only the drop-in (that needs write access to its directory), or \
+                 --root DIR for a tree"
+            } else {
+                ""
+            }
+        )));
     }
     Ok(())
 }
 
-/// Carry out `plan` (computed under the lock). Writes nothing when nothing changes.
-pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
-    check_no_symlinked_dirs(&paths.root, &paths.dropin)?;
-    check_not_symlink(&paths.dropin)?;
-    check_no_symlinked_dirs(&paths.root, &paths.record())?;
-    check_not_symlink(&paths.record())?;
-    check_not_symlink(&paths.record_dropin())?;
+/// The trust a record written by this apply gets when read back: the same as rollback's.
+pub fn trust_for<'a>(kernel: &'a str, any_dropin: bool, allowed_keys: &'a [String]) -> Trust<'a> {
+    Trust {
+        kernel,
+        any_dropin,
+        allowed_keys,
+    }
+}
+
+/// Carry out `plan` (computed under the lock, held with `state`). Writes nothing when
+/// nothing changes.
+pub fn apply(
+    root: &Root,
+    paths: &Paths,
+    state: &Dir<'_>,
+    plan: &Plan,
+    opts: Options,
+    trust: &Trust<'_>,
+) -> Result<ApplyReport> {
+    // The drop-in's directory and the file itself: no symlink on the way, a regular file.
+    let previous_dropin = read_dropin(root, paths)?;
 
     let mut live: Vec<LiveChange> = if opts.live {
         plan.settings
@@ -667,11 +786,11 @@ pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
             "{} does not exist on this kernel ({}); nothing was written. Remove it from the profile, or use --only \
              to leave it out (or --no-live to write only the drop-in)",
             absent.key,
-            host::proc_sys_path(&paths.root, &absent.key).display()
+            root.shown(&host::proc_sys_inside(&absent.key)).display()
         )));
     }
     let file_changes = opts.file && plan.dropin.changed;
-    let existing_record = paths.record().exists().then(|| paths.record_shown());
+    let existing_record = state.exists(RECORD)?.then(|| paths.record_shown());
     if live.is_empty() && !file_changes {
         return Ok(ApplyReport {
             schema: APPLY_SCHEMA,
@@ -687,8 +806,6 @@ pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
         });
     }
 
-    remove_stale_temporaries(&paths.dropin);
-    let previous_dropin = read_optional(&paths.dropin)?;
     let mut record = Record {
         profile: plan.profile.clone(),
         dropin_path: paths.dropin_shown.clone(),
@@ -699,14 +816,14 @@ pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
             .collect(),
         complete: false,
     };
-    let backup = backup_record(paths)?;
-    if let Some(unfinished) = read_record(paths)?.filter(|r| !r.complete) {
+    let backup = backup_record(state)?;
+    if let Some(unfinished) = read_record(state, trust)?.filter(|r| !r.complete) {
         record = carry_over(unfinished, record);
     }
-    write_record(paths, &record)?;
+    write_record(state, &record)?;
 
-    if let Err(msg) = write_all_or_nothing(&paths.root, &live) {
-        let rec = match restore_record(paths, &backup) {
+    if let Err(msg) = write_all_or_nothing(root, &live) {
+        let rec = match restore_record(state, &backup) {
             Ok(()) => {
                 "the drop-in was not touched and the previous rollback record is back in place".to_string()
             }
@@ -716,27 +833,24 @@ pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
         };
         return Err(Error::Write(format!("{msg}; {rec}")));
     }
-    if file_changes {
-        check_dropin_writable(paths)?;
-        if let Err(e) = atomic_write(&paths.dropin, plan.dropin.content.as_bytes()) {
-            let undo = inverse(&live);
-            let restored = match write_all_or_nothing(&paths.root, &undo) {
-                Ok(()) if undo.is_empty() => "no live value had been changed".to_string(),
-                Ok(()) => format!(
-                    "restored the live values of {}",
-                    undo.iter().map(|c| c.key.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-                Err(m) => format!("restoring the live values failed: {m}"),
-            };
-            let _ = restore_record(paths, &backup);
-            return Err(Error::Write(format!(
-                "{e}; {restored}; the previous drop-in is unchanged"
-            )));
-        }
+    if file_changes && let Err(e) = restore_dropin(root, paths, Some(&plan.dropin.content)) {
+        let undo = inverse(&live);
+        let restored = match write_all_or_nothing(root, &undo) {
+            Ok(()) if undo.is_empty() => "no live value had been changed".to_string(),
+            Ok(()) => format!(
+                "restored the live values of {}",
+                undo.iter().map(|c| c.key.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            Err(m) => format!("restoring the live values failed: {m}"),
+        };
+        let _ = restore_record(state, &backup);
+        return Err(Error::Write(format!(
+            "{e}; {restored}; the previous drop-in is unchanged"
+        )));
     }
     // Done: mark the record complete, so the next apply starts a record of its own.
     record.complete = true;
-    write_record(paths, &record)?;
+    write_record(state, &record)?;
     Ok(ApplyReport {
         schema: APPLY_SCHEMA,
         profile: plan.profile.clone(),
@@ -749,11 +863,6 @@ pub fn apply(paths: &Paths, plan: &Plan, opts: Options) -> Result<ApplyReport> {
         rollback: Some(paths.record_shown()),
         findings: plan.findings.clone(),
     })
-}
-
-fn check_dropin_writable(paths: &Paths) -> Result<()> {
-    check_no_symlinked_dirs(&paths.root, &paths.dropin)?;
-    check_not_symlink(&paths.dropin)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -771,29 +880,39 @@ pub struct RollbackReport {
 }
 
 /// Restore what the last apply recorded, all or nothing, then remove the record so a
-/// second rollback is a no-op.
-pub fn rollback(paths: &Paths) -> Result<RollbackReport> {
-    check_no_symlinked_dirs(&paths.root, &paths.record())?;
-    let Some(record) = read_record(paths)? else {
-        return Ok(RollbackReport {
-            schema: ROLLBACK_SCHEMA,
-            changed: false,
-            record: None,
-            dropin: None,
-            live: Vec::new(),
-            message: format!(
-                "nothing to roll back: no rollback record at {}",
-                paths.record_shown()
-            ),
-        });
+/// second rollback is a no-op. The record is checked first (as apply checks a profile):
+/// anything it would not have written is refused with the line named, nothing written.
+pub fn rollback(
+    root: &Root,
+    paths: &Paths,
+    state: Option<&Dir<'_>>,
+    trust: &Trust<'_>,
+) -> Result<RollbackReport> {
+    let nothing = || RollbackReport {
+        schema: ROLLBACK_SCHEMA,
+        changed: false,
+        record: None,
+        dropin: None,
+        live: Vec::new(),
+        message: format!(
+            "nothing to roll back: no rollback record at {}",
+            paths.record_shown()
+        ),
     };
-    let dropin = inside_root(&paths.root, "rollback record's dropin", &record.dropin_path)?;
-    check_no_symlinked_dirs(&paths.root, &dropin)?;
-    check_not_symlink(&dropin)?;
+    let Some(state) = state else {
+        return Ok(nothing());
+    };
+    let Some(record) = read_record(state, trust)? else {
+        return Ok(nothing());
+    };
+    let record_paths = Paths {
+        dropin_shown: record.dropin_path.clone(),
+        state_shown: paths.state_shown.clone(),
+    };
 
     let mut live = Vec::new();
     for (key, value) in &record.live {
-        let current = host::read_sysctl(&paths.root, key)?;
+        let current = host::read_sysctl(root, key)?;
         if current.as_deref() != Some(value.as_str()) {
             live.push(LiveChange {
                 key: key.clone(),
@@ -810,33 +929,50 @@ pub fn rollback(paths: &Paths) -> Result<RollbackReport> {
             paths.record_shown()
         )));
     }
-    write_all_or_nothing(&paths.root, &live).map_err(|m| {
+    // The drop-in goes back only if it is still the one sysctune wrote (or gone): a record
+    // must never replace or delete a file somebody else put there.
+    let mut dropin_change = None;
+    if let Some(previous) = &record.dropin_previous {
+        let now = read_dropin(root, &record_paths)?;
+        if now.as_deref() != previous.as_deref() {
+            if let Some(text) = &now
+                && !text.starts_with(&format!("# {}", crate::dropin::HEADER_START))
+            {
+                return Err(Error::Write(format!(
+                    "{}: not written by sysctune (it does not start with \"# {}\"); rollback replaces only its own \
+                     drop-in, so nothing was restored (the record {} is kept)",
+                    root.shown(&record.dropin_path).display(),
+                    crate::dropin::HEADER_START,
+                    paths.record_shown()
+                )));
+            }
+            dropin_change = Some(previous.clone());
+        }
+    }
+    write_all_or_nothing(root, &live).map_err(|m| {
         Error::Write(format!(
             "rollback: {m}; the drop-in was not touched and the record is kept"
         ))
     })?;
 
-    let mut dropin_result = None;
-    if let Some(previous) = &record.dropin_previous {
-        let now = read_optional(&dropin)?;
-        let changed = now.as_deref() != previous.as_deref();
-        if changed && let Err(e) = restore_file(&dropin, previous.as_deref()) {
-            let restored = match write_all_or_nothing(&paths.root, &inverse(&live)) {
-                Ok(()) => "the live values are as they were before the rollback".to_string(),
-                Err(m) => format!("putting the live values back failed: {m}"),
-            };
-            return Err(Error::Write(format!(
-                "rollback: {e}; {restored}; the record is kept"
-            )));
-        }
-        dropin_result = Some(DropinResult {
-            path: record.dropin_path.clone(),
-            changed,
-        });
+    if let Some(previous) = &dropin_change
+        && let Err(e) = restore_dropin(root, &record_paths, previous.as_deref())
+    {
+        let restored = match write_all_or_nothing(root, &inverse(&live)) {
+            Ok(()) => "the live values are as they were before the rollback".to_string(),
+            Err(m) => format!("putting the live values back failed: {m}"),
+        };
+        return Err(Error::Write(format!(
+            "rollback: {e}; {restored}; the record is kept"
+        )));
     }
-    remove_file_durably(&paths.record())?;
-    remove_file_durably(&paths.record_dropin())?;
-    let changed = !live.is_empty() || dropin_result.as_ref().is_some_and(|d| d.changed);
+    let dropin_result = record.dropin_previous.as_ref().map(|_| DropinResult {
+        path: record.dropin_path.clone(),
+        changed: dropin_change.is_some(),
+    });
+    state.remove(RECORD)?;
+    state.remove(RECORD_DROPIN)?;
+    let changed = !live.is_empty() || dropin_change.is_some();
     Ok(RollbackReport {
         schema: ROLLBACK_SCHEMA,
         changed,
@@ -848,6 +984,11 @@ pub fn rollback(paths: &Paths) -> Result<RollbackReport> {
             record.profile
         ),
     })
+}
+
+/// The state directory for rollback: `None` when it does not exist.
+pub fn rollback_state<'r>(root: &'r Root, paths: &Paths) -> Result<Option<Dir<'r>>> {
+    existing_state_dir(root, paths)
 }
 
 #[cfg(test)]
@@ -904,7 +1045,7 @@ mod tests {
         let r = Record {
             profile: "batch-client".into(),
             dropin_path: "/etc/sysctl.d/90-sysctune.conf".into(),
-            dropin_previous: Some(Some("old\n".into())),
+            dropin_previous: Some(Some("old = 1\n".into())),
             live: vec![("net.ipv4.ip_local_port_range".into(), "32768 60999".into())],
             complete: false,
         };
@@ -912,12 +1053,13 @@ mod tests {
         let parsed = crate::dropin::parse(&text);
         assert!(parsed.bad.is_empty());
         assert_eq!(parsed.entries.len(), 1);
+        let trust = trust_for("6.1.0", false, &[]);
         assert_eq!(
-            Record::parse(&text, Some("old\n".into()), Path::new("x")).unwrap(),
+            Record::parse(&text, Some("old = 1\n".into()), Path::new("x"), &trust).unwrap(),
             r
         );
-        assert!(Record::parse(&text, None, Path::new("x")).is_err());
-        assert!(Record::parse("garbage\n", None, Path::new("x")).is_err());
+        assert!(Record::parse(&text, None, Path::new("x"), &trust).is_err());
+        assert!(Record::parse("garbage\n", None, Path::new("x"), &trust).is_err());
     }
 
     #[test]

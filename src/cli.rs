@@ -95,9 +95,9 @@ pub enum Command {
     },
     /// Restore the live values and the drop-in recorded by the last apply
     #[command(
-        after_help = "Examples:\n  sysctune rollback\n  sysctune --root /srv/image rollback --format json"
+        after_help = "The record is checked before anything is written: its drop-in must be a *.conf file in a sysctl.d\ndirectory, its keys and values ones apply would write (a dangerous key only with --allow-key).\n\nExamples:\n  sysctune rollback\n  sysctune --root /srv/image rollback --format json"
     )]
-    Rollback(StateArgs),
+    Rollback(RollbackArgs),
     /// Live diagnosis: ports per destination, orphans, TCP memory, commit, OOM risk, open files
     #[command(
         after_help = "Checks (warning / error):\n  ports             sockets holding ephemeral ports per destination address:port, of the\n                    usable ip_local_port_range (50% / 90%)\n  orphans           sockstat orphan of net.ipv4.tcp_max_orphans (50% / 90%)\n  tcp-memory        sockstat mem of net.ipv4.tcp_mem (pressure / high)\n  commit            Committed_AS of CommitLimit in strict mode (90% / over)\n  oom               MemAvailable of MemTotal without swap (below 10% / below 5%)\n  file-descriptors  fs.file-nr of fs.file-max (80% / 95%)\n\nExit codes: 0 healthy, 1 a warning or an error was found, 2 unreadable or garbled host data.\n\nExamples:\n  sysctune doctor\n  sysctune doctor --format json --top 50\n  sysctune --root /srv/snapshot doctor"
@@ -184,6 +184,20 @@ pub struct StateArgs {
     /// Seconds to wait for another apply or rollback to finish before failing
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub lock_timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Accept a record whose drop-in is outside the sysctl.d directories (an apply made
+    /// with --allow-any-dropin-path)
+    #[arg(long)]
+    pub allow_any_dropin_path: bool,
+    /// Accept this dangerous key in the record (a key whose value runs a program, or a
+    /// write-only trigger); repeatable
+    #[arg(long = "allow-key", value_name = "KEY")]
+    pub allow_keys: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

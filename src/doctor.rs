@@ -28,7 +28,6 @@
 //! - Exit code 1 when any finding is a warning or an error, 0 otherwise.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -153,7 +152,7 @@ pub struct FileFacts {
 }
 
 /// Read everything under `root` and diagnose. `top`: destinations kept in the facts.
-pub fn run(root: &Path, top: usize) -> Result<Report> {
+pub fn run(root: &crate::host::Root, top: usize) -> Result<Report> {
     let facts = crate::host::read(root, &[])?;
     let scanned = match facts.port_range() {
         Some((lo, hi)) => {

@@ -454,6 +454,11 @@ pub fn check_shape(key: &str, raw: &str) -> Result<String, String> {
     Ok(value)
 }
 
+/// TEMPORARY stub, replaced by the dangerous-keys table.
+pub fn danger(key: &str, value: &str) -> Option<&'static str> {
+    (key == "kernel.core_pattern" && value.starts_with('|')).then_some("it runs a program as root")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -664,10 +664,9 @@ fn source(spec: &str) -> Result<(String, String)> {
         }
     }
     let path = Path::new(spec);
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::host::fs::read_named(path, crate::host::fs::MAX_CONFIG).map_err(|e| {
         Error::input(format!(
-            "profile {spec}: {}; give a built-in profile ({}) or a path to a TOML file",
-            crate::error::describe_io(&e),
+            "profile {spec}: {e}; give a built-in profile ({}) or a path to a TOML file",
             builtin_names().join(", ")
         ))
     })?;

@@ -58,7 +58,7 @@ pub struct SnapFile {
 }
 
 /// Take a snapshot of the host under `root`.
-pub fn take(root: &Path, extra_keys: &[String]) -> Result<Snapshot> {
+pub fn take(root: &host::Root, extra_keys: &[String]) -> Result<Snapshot> {
     let facts = host::read(root, extra_keys)?;
     let sd = sysctl_d::read(root)?;
     Ok(Snapshot {
@@ -172,7 +172,7 @@ impl Snapshot {
 /// Read and check a snapshot file; errors name the file (and the line and column of
 /// broken JSON).
 pub fn load(path: &Path) -> Result<Snapshot> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+    let bytes = host::fs::read_named(path, host::fs::MAX_SNAPSHOT).map_err(|e| Error::host(path, e))?;
     let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Eof => "truncated JSON",

@@ -12,15 +12,14 @@
 //!
 //! [`order`], [`resolve`] and [`SysctlD`]'s methods are pure; [`read`] reads a root.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::ffi::OsString;
-use std::io::ErrorKind;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::dropin::{self, Parsed};
 use crate::error::{Error, Result};
+use crate::host::fs::{self, Lookup, Node, Root};
 
 /// The directories systemd-sysctl and procps read, in precedence order.
 pub const DIRS: &[&str] = &[
@@ -555,84 +554,12 @@ pub fn split_conf_path(path: &str) -> Option<(String, String)> {
     (DIRS.contains(&dir.as_str()) && is_conf_name(&name)).then_some((dir, name))
 }
 
-/// A path resolved inside a root.
-enum Chased {
-    /// It exists: its path on this machine, and as seen inside the root.
-    Found { host: PathBuf, inside: String },
-    /// A component does not exist; the path it would have inside the root.
-    Missing { inside: String },
-}
-
-fn inside_string(parts: &[OsString]) -> String {
-    let mut s = String::new();
-    for p in parts {
-        s.push('/');
-        s.push_str(&p.to_string_lossy());
-    }
-    if s.is_empty() { "/".into() } else { s }
-}
-
-fn components(path: &Path) -> Vec<OsString> {
-    path.components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Resolve `inside` (an absolute path as seen inside `root`) following symlinks as if
-/// `root` were `/`: an absolute link target restarts at the root, `..` stops there.
-fn chase(root: &Path, inside: &str) -> std::io::Result<Chased> {
-    let mut pending: VecDeque<OsString> = components(Path::new(inside)).into();
-    let mut done: Vec<OsString> = Vec::new();
-    let mut hops = 0;
-    while let Some(c) = pending.pop_front() {
-        if c == ".." {
-            done.pop();
-            continue;
-        }
-        let mut host = root.to_path_buf();
-        host.extend(&done);
-        host.push(&c);
-        match std::fs::symlink_metadata(&host) {
-            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
-                done.push(c);
-                done.extend(pending);
-                return Ok(Chased::Missing {
-                    inside: inside_string(&done),
-                });
-            }
-            Err(e) => return Err(e),
-            Ok(md) if md.file_type().is_symlink() => {
-                hops += 1;
-                if hops > 40 {
-                    return Err(std::io::Error::other("too many levels of symbolic links"));
-                }
-                let target = std::fs::read_link(&host)?;
-                if target.is_absolute() {
-                    done.clear();
-                }
-                let mut next: VecDeque<OsString> = components(&target).into();
-                next.extend(pending);
-                pending = next;
-            }
-            Ok(_) => done.push(c),
-        }
-    }
-    let mut host = root.to_path_buf();
-    host.extend(&done);
-    Ok(Chased::Found {
-        host,
-        inside: inside_string(&done),
-    })
-}
-
 /// Read text leniently: systemd-sysctl reads bytes, so a stray Latin-1 byte in a comment
 /// must not stop sysctune.
-fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+fn read_text(root: &Root, inside: &str) -> Result<String> {
+    let bytes = root
+        .read(inside, fs::MAX_CONFIG)?
+        .ok_or_else(|| Error::host(&root.shown(inside), "disappeared while it was being read"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -658,72 +585,62 @@ fn note_bad_lines(notes: &mut Vec<String>, path: &str, parsed: &Parsed, conseque
 /// Read the sysctl.d directories and `/etc/sysctl.conf` under `root`. A directory or file
 /// that exists but cannot be read is an error naming it; bad lines, dangling symlinks and
 /// directories named `*.conf` become [`SysctlD::notes`].
-pub fn read(root: &Path) -> Result<SysctlD> {
+pub fn read(root: &Root) -> Result<SysctlD> {
     let mut listing: Vec<Listed> = Vec::new();
-    let mut host_paths: BTreeMap<String, PathBuf> = BTreeMap::new();
+    // Each file read, by its path as listed → its resolved path inside the root.
+    let mut resolved: BTreeMap<String, String> = BTreeMap::new();
     let mut notes = Vec::new();
-    let mut seen_dirs: Vec<PathBuf> = Vec::new();
-    let in_root = |p: &str| root.join(p.trim_start_matches('/'));
+    let mut seen_dirs: Vec<String> = Vec::new();
     for dir in DIRS {
-        let host_dir = match chase(root, dir).map_err(|e| Error::io(&in_root(dir), &e))? {
-            Chased::Found { host, .. } => host,
-            Chased::Missing { .. } => continue,
+        let (real_dir, names) = match root.lookup(dir)? {
+            Lookup::Missing { .. } => continue,
+            Lookup::Found { node: Node::Dir, .. } => match root.list(dir)? {
+                Some(found) => found,
+                None => continue,
+            },
+            Lookup::Found { .. } => {
+                notes.push(format!("{dir} is not a directory; nothing in it is read"));
+                continue;
+            }
         };
-        if !host_dir.is_dir() {
-            notes.push(format!("{dir} is not a directory; nothing in it is read"));
-            continue;
-        }
         // /lib -> usr/lib: the same directory twice adds only overridden copies.
-        let canonical = std::fs::canonicalize(&host_dir).unwrap_or_else(|_| host_dir.clone());
-        if seen_dirs.contains(&canonical) {
+        if seen_dirs.contains(&real_dir) {
             continue;
         }
-        seen_dirs.push(canonical);
-        let entries = std::fs::read_dir(&host_dir).map_err(|e| Error::io(&host_dir, &e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&host_dir, &e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                notes.push(format!(
-                    "{dir}: skipped a file name that is not UTF-8: {:?}",
-                    entry.file_name()
-                ));
+        seen_dirs.push(real_dir);
+        for name in names {
+            let Some(name) = name.to_str().map(str::to_string) else {
+                notes.push(format!("{dir}: skipped a file name that is not UTF-8: {name:?}"));
                 continue;
             };
             if !is_conf_name(&name) {
                 continue;
             }
             let path = join(dir, &name);
-            let kind = match chase(root, &path) {
-                Ok(Chased::Missing { inside }) if inside == "/dev/null" => Kind::Mask,
-                Ok(Chased::Missing { inside }) => {
+            let kind = match root.lookup(&path)? {
+                Lookup::Missing { inside } | Lookup::Found { inside, .. } if inside == "/dev/null" => {
+                    Kind::Mask
+                }
+                Lookup::Missing { inside } => {
                     notes.push(format!(
                         "{path} is a symlink to {inside}, which does not exist; systemd-sysctl skips it"
                     ));
                     Kind::Dangling
                 }
-                Ok(Chased::Found { inside, .. }) if inside == "/dev/null" => Kind::Mask,
-                Ok(Chased::Found { host, .. }) => {
-                    let md = std::fs::metadata(&host).map_err(|e| Error::io(&host, &e))?;
-                    use std::os::unix::fs::FileTypeExt;
-                    if md.is_file() {
-                        host_paths.insert(path.clone(), host);
-                        Kind::File
-                    } else if md.file_type().is_char_device() {
-                        Kind::Mask
-                    } else {
-                        notes.push(format!(
-                            "{path} is not a regular file; systemd-sysctl fails to read it (exit status 1)"
-                        ));
-                        Kind::Other
-                    }
+                Lookup::Found {
+                    inside,
+                    node: Node::File,
+                } => {
+                    resolved.insert(path.clone(), inside);
+                    Kind::File
                 }
-                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                    return Err(Error::io(&in_root(&path), &e));
-                }
-                Err(e) => {
+                Lookup::Found {
+                    node: Node::CharDevice,
+                    ..
+                } => Kind::Mask,
+                Lookup::Found { .. } => {
                     notes.push(format!(
-                        "{path}: {}; systemd-sysctl cannot read it",
-                        crate::error::describe_io(&e)
+                        "{path} is not a regular file; systemd-sysctl fails to read it (exit status 1)"
                     ));
                     Kind::Other
                 }
@@ -735,10 +652,10 @@ pub fn read(root: &Path) -> Result<SysctlD> {
     let mut content = BTreeMap::new();
     let mut raw = BTreeMap::new();
     for f in files.iter().filter(|f| f.kind == Kind::File) {
-        let Some(host) = host_paths.get(&f.path) else {
+        let Some(inside) = resolved.get(&f.path) else {
             continue;
         };
-        let text = read_text(host)?;
+        let text = read_text(root, inside)?;
         if !f.applied() {
             raw.insert(f.path.clone(), text);
             continue;
@@ -754,14 +671,17 @@ pub fn read(root: &Path) -> Result<SysctlD> {
         content.insert(f.path.clone(), parsed);
     }
     let mut sysctl_conf_raw = None;
-    let sysctl_conf = match chase(root, SYSCTL_CONF).map_err(|e| Error::io(&in_root(SYSCTL_CONF), &e))? {
-        Chased::Found { host, inside } if inside != "/dev/null" && host.is_file() => {
-            let text = read_text(&host)?;
+    let sysctl_conf = match root.lookup(SYSCTL_CONF)? {
+        Lookup::Found {
+            inside,
+            node: Node::File,
+        } if inside != "/dev/null" => {
+            let text = read_text(root, &inside)?;
             let parsed = dropin::parse_sysctl_d(&text);
             sysctl_conf_raw = Some(text);
             let read_by_systemd = files
                 .iter()
-                .any(|f| f.applied() && host_paths.get(&f.path) == Some(&host));
+                .any(|f| f.applied() && resolved.get(&f.path) == Some(&inside));
             if !read_by_systemd {
                 note_bad_lines(
                     &mut notes,
@@ -1136,7 +1056,7 @@ mod tests {
         symlink("/etc/sysctl.conf", root.join("etc/sysctl.d/99-sysctl.conf")).unwrap();
         // /lib -> usr/lib (merged /usr) adds nothing.
         symlink("usr/lib", root.join("lib")).unwrap();
-        let sd = read(root).unwrap();
+        let sd = read(&Root::open(root).unwrap()).unwrap();
         assert_eq!(
             sd.applied_paths(),
             ["/usr/lib/sysctl.d/50-a.conf", "/etc/sysctl.d/99-sysctl.conf"]
@@ -1162,7 +1082,10 @@ mod tests {
         );
         // An empty root has no files and no notes.
         let empty = tempfile::tempdir().unwrap();
-        assert_eq!(read(empty.path()).unwrap(), SysctlD::default());
+        assert_eq!(
+            read(&Root::open(empty.path()).unwrap()).unwrap(),
+            SysctlD::default()
+        );
     }
 
     #[test]
@@ -1176,7 +1099,7 @@ mod tests {
             "vm.swappiness = 1\n",
         )
         .unwrap();
-        let d = read(dir.path()).unwrap();
+        let d = read(&Root::open(dir.path()).unwrap()).unwrap();
         assert_eq!(
             d.notes,
             ["/etc/sysctl.d is not a directory; nothing in it is read"]

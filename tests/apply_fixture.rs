@@ -24,7 +24,7 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
                 walk(base, &p, out);
             } else if ft.is_symlink() {
                 out.insert(rel, format!("-> {}", std::fs::read_link(&p).unwrap().display()));
-            } else if rel != "run/lock/sysctune.lock" {
+            } else if rel != "var/lib/sysctune/lock" {
                 let text = std::fs::read_to_string(&p).unwrap();
                 let text = if rel.starts_with("proc/sys/") {
                     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -246,10 +246,11 @@ fn dry_run_is_plan() {
 /// like a value the kernel rejects in the middle of an apply.
 fn break_key(root: &Path, rel: &str) {
     let p = root.join("proc/sys").join(rel);
-    let target = root.join("elsewhere");
+    let target = root.join("proc/elsewhere");
     std::fs::copy(&p, &target).unwrap();
     std::fs::remove_file(&p).unwrap();
-    std::os::unix::fs::symlink(&target, &p).unwrap();
+    // Relative, so it resolves inside the root when read.
+    std::os::unix::fs::symlink("../../elsewhere", &p).unwrap();
 }
 
 #[test]
@@ -316,7 +317,10 @@ fn refusals_leave_the_tree_untouched() {
         assert_eq!(r.code, 2, "{extra:?}: {}", r.stderr);
         assert!(r.stderr.contains(expect), "{extra:?}: {}", r.stderr);
         assert_eq!(tree(root.path()), before, "{extra:?} touched the tree");
-        assert!(!root.path().join("run").exists(), "{extra:?} took the lock");
+        assert!(
+            !root.path().join("var/lib/sysctune").exists(),
+            "{extra:?} took the lock"
+        );
     }
 }
 
@@ -356,8 +360,13 @@ fn symlinks_at_the_dropin_or_the_record_are_not_followed() {
 #[test]
 fn a_second_apply_waits_for_the_lock_then_fails_clearly() {
     let root = copy_root("article-batch");
-    let lock = root.path().join("run/lock/sysctune.lock");
+    let lock = root.path().join("var/lib/sysctune/lock");
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::set_permissions(
+        lock.parent().unwrap(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     std::fs::write(&lock, "").unwrap();
     let mut holder = Command::new("flock")
         .arg(&lock)

@@ -84,7 +84,7 @@ fn apply_in_a_network_namespace_changes_only_its_keys() {
     let dropin = tmp.path().join("90-sysctune.conf");
     let state = tmp.path().join("state");
     let script = format!(
-        "set -e\n$BIN --root / --color never apply --profile {p} --only 'net.ipv4.*' --dropin {d} --allow-any-dropin-path --state-dir {s} --format json > {t}/apply.json\n{DUMP}\n$BIN --root / apply --profile {p} --only 'net.ipv4.*' --dropin {d} --allow-any-dropin-path --state-dir {s} --format json > {t}/again.json\n$BIN --root / rollback --state-dir {s} --format json > {t}/rollback.json\necho ---\n{DUMP}",
+        "set -e\n$BIN --root / --color never apply --profile {p} --only 'net.ipv4.*' --dropin {d} --allow-any-dropin-path --state-dir {s} --format json > {t}/apply.json\n{DUMP}\n$BIN --root / apply --profile {p} --only 'net.ipv4.*' --dropin {d} --allow-any-dropin-path --state-dir {s} --format json > {t}/again.json\n$BIN --root / rollback --state-dir {s} --allow-any-dropin-path --format json > {t}/rollback.json\necho ---\n{DUMP}",
         p = profile("netns.toml"),
         d = dropin.display(),
         s = state.display(),

@@ -2,19 +2,19 @@
 //! [`Facts`]. This is the only module of the planning path that touches the filesystem;
 //! everything downstream works on `Facts`.
 
+pub mod fs;
 pub mod meminfo;
 pub mod sockstat;
 pub mod tcp_table;
 
 use std::collections::BTreeMap;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::keys;
 
+pub use fs::Root;
 pub use meminfo::MemInfo;
 pub use sockstat::Sockstat;
 
@@ -88,52 +88,51 @@ pub fn system_page_size() -> u64 {
         .unwrap_or(4096)
 }
 
-/// Where things are under a root.
-pub fn proc_sys_path(root: &Path, key: &str) -> PathBuf {
-    root.join("proc/sys").join(keys::relative_path(key))
+/// Where a key's value is, as seen inside the root: `/proc/sys/net/ipv4/tcp_mem`.
+pub fn proc_sys_inside(key: &str) -> String {
+    format!("/proc/sys/{}", keys::relative_path(key).display())
 }
 
 /// Read one sysctl under `root`: `Ok(None)` when the kernel lacks it.
-pub fn read_sysctl(root: &Path, key: &str) -> Result<Option<String>> {
-    let path = proc_sys_path(root, key);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|_| Error::host(&path, "not UTF-8 text"))?;
-            let value =
-                keys::check_shape(key, &text).map_err(|e| Error::host(&path, format!("{key}: {e}")))?;
-            Ok(Some(value))
+pub fn read_sysctl(root: &Root, key: &str) -> Result<Option<String>> {
+    let inside = proc_sys_inside(key);
+    let path = root.shown(&inside);
+    let text = match root.read(&inside, fs::MAX_SMALL) {
+        Ok(Some(bytes)) => String::from_utf8(bytes).map_err(|_| Error::host(&path, "not UTF-8 text"))?,
+        Ok(None) => return Ok(None),
+        Err(Error::Host { message, .. }) if message.starts_with("is a directory") => {
+            return Err(Error::host(
+                &path,
+                format!("{key} is a directory of keys, not a key"),
+            ));
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EISDIR) => Err(Error::host(
-            &path,
-            format!("{key} is a directory of keys, not a key"),
-        )),
-        Err(e) => Err(Error::io(&path, &e)),
-    }
+        Err(e) => return Err(e),
+    };
+    let value = keys::check_shape(key, &text).map_err(|e| Error::host(&path, format!("{key}: {e}")))?;
+    Ok(Some(value))
 }
 
-fn read_text(path: &Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    String::from_utf8(bytes).map_err(|_| std::io::Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
+/// Read a small text file under `root`: `None` when it does not exist.
+fn read_text(root: &Root, inside: &str) -> Result<Option<String>> {
+    root.read_text(inside, fs::MAX_SMALL)
 }
 
 /// Read the facts of the host under `root`: every known key plus `extra_keys` (the pins
 /// of a profile), meminfo (required), sockstat and the kernel release (optional).
-pub fn read(root: &Path, extra_keys: &[String]) -> Result<Facts> {
+pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
     let mut warnings = Vec::new();
 
-    let meminfo_path = root.join("proc/meminfo");
-    let text = read_text(&meminfo_path).map_err(|e| Error::io(&meminfo_path, &e))?;
+    let meminfo_path = root.shown("/proc/meminfo");
+    let text = read_text(root, "/proc/meminfo")?.ok_or_else(|| Error::host(&meminfo_path, "no such file"))?;
     let mem = meminfo::parse(&text).map_err(|e| Error::host(&meminfo_path, e))?;
 
-    let sockstat_path = root.join("proc/net/sockstat");
-    let sockstat = match read_text(&sockstat_path) {
-        Ok(text) => Some(sockstat::parse(&text).map_err(|e| Error::host(&sockstat_path, e))?),
-        Err(e) => {
+    let sockstat_path = root.shown("/proc/net/sockstat");
+    let sockstat = match read_text(root, "/proc/net/sockstat")? {
+        Some(text) => Some(sockstat::parse(&text).map_err(|e| Error::host(&sockstat_path, e))?),
+        None => {
             warnings.push(format!(
-                "{}: {}; TCP socket figures are not shown",
+                "{}: no such file; TCP socket figures are not shown",
                 sockstat_path.display(),
-                crate::error::describe_io(&e)
             ));
             None
         }
@@ -144,7 +143,7 @@ pub fn read(root: &Path, extra_keys: &[String]) -> Result<Facts> {
         None => {
             warnings.push(format!(
                 "{}: no such file; kernel release unknown, vm.swappiness is checked against 0..=200",
-                proc_sys_path(root, "kernel.osrelease").display()
+                root.shown(&proc_sys_inside("kernel.osrelease")).display()
             ));
             "unknown".to_string()
         }

@@ -40,10 +40,10 @@
 //! The key is the destination only: connections to one destination from several local
 //! addresses may reuse a port per address, so a count can exceed the usable ports.
 
+use super::Root;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -65,20 +65,16 @@ pub struct TableRead {
 
 /// Stream `tcp` and `tcp6` under `root` into `scan`. A missing table is reported as such;
 /// a garbled line or a read error is an error naming the file (and the line).
-pub fn scan_tables(root: &Path, scan: &mut PortScan) -> Result<Vec<TableRead>> {
+pub fn scan_tables(root: &Root, scan: &mut PortScan) -> Result<Vec<TableRead>> {
     let mut out = Vec::new();
     for shown in TABLES {
-        let path = root.join(shown.trim_start_matches('/'));
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                out.push(TableRead {
-                    path: shown.to_string(),
-                    lines: None,
-                });
-                continue;
-            }
-            Err(e) => return Err(Error::io(&path, &e)),
+        let path = root.shown(shown);
+        let Some(file) = root.open_file(shown)? else {
+            out.push(TableRead {
+                path: shown.to_string(),
+                lines: None,
+            });
+            continue;
         };
         let lines = scan
             .scan(BufReader::with_capacity(256 * 1024, file))
@@ -832,13 +828,16 @@ mod tests {
         )
         .unwrap();
         let mut s = PortScan::new(40000, 40009, &[]);
-        let read = scan_tables(dir.path(), &mut s).unwrap();
+        let read = scan_tables(&Root::open(dir.path()).unwrap(), &mut s).unwrap();
         assert_eq!(read[0].lines, Some(2));
         assert_eq!(read[1].lines, None);
         std::fs::write(dir.path().join("proc/net/tcp6"), "  sl\n   0: zz\n").unwrap();
-        let e = scan_tables(dir.path(), &mut PortScan::new(40000, 40009, &[]))
-            .unwrap_err()
-            .to_string();
+        let e = scan_tables(
+            &Root::open(dir.path()).unwrap(),
+            &mut PortScan::new(40000, 40009, &[]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("proc/net/tcp6: line 2:"), "{e}");
     }
 }
