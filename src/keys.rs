@@ -3,8 +3,10 @@
 //!
 //! A key is dotted (`net.ipv4.tcp_mem`) or slashed (`net/ipv4/tcp_mem`), as sysctl.d
 //! allows; the canonical form is dotted. Keys that would leave `proc/sys` (empty, `.` or
-//! `..` segments, absolute paths, NUL or control characters) are refused before anything
-//! is read or written (cli.md, "Keys").
+//! `..` segments, absolute paths, NUL or control characters), that would display as
+//! another key (bidi controls, zero-width characters) or read as something else in a
+//! sysctl.d file (a leading `#`, `;` or `-`, quotes) are refused before anything is read
+//! or written (cli.md, "Keys").
 
 use std::path::PathBuf;
 
@@ -219,12 +221,49 @@ pub fn scope(key: &str) -> Scope {
     }
 }
 
+/// Characters that change how text displays without showing themselves: bidi controls
+/// (U+061C, U+200E/F, U+202A..U+202E, U+2066..U+2069), zero-width characters (U+200B..U+200D,
+/// U+2060, U+FEFF) and the other format characters (Unicode category Cf: U+00AD soft
+/// hyphen, U+180E, U+2061..U+2064, U+206A..U+206F, U+FFF9..U+FFFB, tags U+E0000..U+E007F).
+/// `net.ipv4.tcp_\u{202e}mem` would print as another key; none is legal in a key.
+/// Listed here rather than taken from a Unicode table, so no crate is needed; other
+/// non-ASCII characters stay legal (a network interface's name may hold them).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
+}
+
+/// `s` in double quotes, escaped as `{:?}` escapes it, and every [`is_invisible`]
+/// character as `\u{202e}` whatever the standard library's own table says, so a message
+/// quoting user input shows exactly what it holds and cannot be made to read otherwise.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if is_invisible(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            let quoted = format!("{:?}", c.to_string());
+            out.push_str(&quoted[1..quoted.len() - 1]);
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Canonical dotted form of a key, or why it is refused.
 ///
 /// sysctl.d: "if the first separator is a slash, dots and slashes swap", so
 /// `net/ipv4/conf/eth0.1/rp_filter` is `net.ipv4.conf.eth0/1.rp_filter`.
 pub fn normalize_key(raw: &str) -> Result<String, String> {
-    let shown = format!("{raw:?}");
+    let shown = escape(raw);
     if raw.is_empty() {
         return Err("empty key".into());
     }
@@ -235,6 +274,27 @@ pub fn normalize_key(raw: &str) -> Result<String, String> {
     }
     if raw.chars().any(char::is_whitespace) {
         return Err(format!("key {shown} contains whitespace"));
+    }
+    if raw.chars().any(is_invisible) {
+        return Err(format!(
+            "key {shown} contains an invisible formatting character (a bidi control or a zero-width character), \
+             so it could display as another key; type the key again"
+        ));
+    }
+    if raw.contains(['"', '\'']) {
+        return Err(format!(
+            "key {shown} contains a quote; no key under /proc/sys does, and sysctl.d does not unquote keys"
+        ));
+    }
+    if raw.starts_with(['#', ';']) {
+        return Err(format!(
+            "key {shown} starts with '#' or ';': in a sysctl.d file that line is a comment, so the key would never be set at boot"
+        ));
+    }
+    if raw.starts_with('-') {
+        return Err(format!(
+            "key {shown} starts with '-': in a sysctl.d file that means \"ignore a failure to set\" the key after it, so the file would set another key than the one checked"
+        ));
     }
     if raw.starts_with('/') {
         return Err(format!(
@@ -487,6 +547,50 @@ mod tests {
         }
         // "net/./x": a '.' segment after the swap
         assert!(normalize_key("net/./x").is_err());
+    }
+
+    #[test]
+    fn keys_that_display_or_parse_as_another_key_are_refused() {
+        for (bad, why) in [
+            ("net.ipv4.tcp_\u{202e}mem", "invisible"),
+            ("net.ipv4.tcp_\u{2066}mem\u{2069}", "invisible"),
+            ("net.ipv4.tcp\u{200b}_mem", "invisible"),
+            ("\u{feff}net.ipv4.tcp_mem", "invisible"),
+            ("net.ipv4.tcp\u{ad}_mem", "invisible"),
+            ("net.ipv4.tcp\u{61c}_mem", "invisible"),
+            ("net.ipv4.tcp\u{180e}_mem", "invisible"),
+            ("net.ipv4.tcp\u{2060}_mem", "invisible"),
+            ("\"net.ipv4.tcp_mem\"", "quote"),
+            ("net.ipv4.tcp_mem'", "quote"),
+            ("#net.ipv4.tcp_mem", "comment"),
+            (";net.ipv4.tcp_mem", "comment"),
+            ("-kernel.core_pattern", "ignore a failure"),
+        ] {
+            let e = normalize_key(bad).expect_err(&escape(bad));
+            assert!(e.contains(why), "{e}");
+            // The message shows the key escaped: nothing invisible reaches the terminal.
+            assert!(!e.chars().any(is_invisible), "{}", escape(&e));
+        }
+        let e = normalize_key("net.ipv4.tcp_\u{202e}mem").unwrap_err();
+        assert!(e.contains(r#""net.ipv4.tcp_\u{202e}mem""#), "{e}");
+        // Other non-ASCII stays legal: interface names may hold it.
+        assert_eq!(
+            normalize_key("net.ipv4.conf.wlan-café.rp_filter").unwrap(),
+            "net.ipv4.conf.wlan-café.rp_filter"
+        );
+        // '#', ';' and '-' only matter at the start of a line.
+        assert!(normalize_key("net.ipv4.conf.br-lan.rp_filter").is_ok());
+    }
+
+    #[test]
+    fn escape_shows_invisible_characters() {
+        assert_eq!(escape("a\u{202e}b"), r#""a\u{202e}b""#);
+        assert_eq!(
+            escape("\u{200b}\u{feff}\u{e0041}"),
+            r#""\u{200b}\u{feff}\u{e0041}""#
+        );
+        assert_eq!(escape("tab\there \"q\" 'x' é"), r#""tab\there \"q\" 'x' é""#);
+        assert_eq!(escape(""), r#""""#);
     }
 
     #[test]
