@@ -6,7 +6,8 @@
 //! `..` segments, absolute paths, NUL or control characters), that would display as
 //! another key (bidi controls, zero-width characters) or read as something else in a
 //! sysctl.d file (a leading `#`, `;` or `-`, quotes) are refused before anything is read
-//! or written (cli.md, "Keys").
+//! or written (cli.md, "Keys"). [`danger`] names the keys a profile may pin only when the
+//! command line allows it.
 
 use std::path::PathBuf;
 
@@ -218,6 +219,72 @@ pub fn scope(key: &str) -> Scope {
         }
         None if key == "net.core.somaxconn" => Netns,
         None => Host,
+    }
+}
+
+/// Why pinning `key` to `value` is dangerous, or `None` when it is an ordinary setting.
+/// `key` is canonical, `value` normalised. A profile may pin these only when the command
+/// line names the key (`--allow-key`); the host's own sysctl.d files may set them freely
+/// (systemd's 50-coredump.conf pipes core_pattern to systemd-coredump).
+///
+/// Two kinds:
+/// - values that are a program the kernel runs as root, with every capability and outside
+///   any container, or that change what the kernel executes: `kernel.core_pattern`
+///   starting with `|` (Documentation/admin-guide/sysctl/kernel.rst, core_pattern; run at
+///   every core dump) or with `@` (fs/coredump.c since 6.16: every core goes to whoever
+///   listens on that socket), `kernel.modprobe` (kernel.rst, modprobe; kernel/module/kmod.c
+///   runs it for request_module, which unprivileged users trigger by opening a socket of a
+///   family not yet loaded), `kernel.hotplug` (kernel.rst, hotplug; lib/kobject_uevent.c runs
+///   it for every uevent), `kernel.poweroff_cmd` (kernel/reboot.c, orderly_poweroff) and
+///   anything under `fs.binfmt_misc` (Documentation/admin-guide/binfmt-misc.rst,
+///   fs/binfmt_misc.c: `register` makes the kernel run an interpreter for matching files,
+///   with the file's setuid credentials under the `C` flag; `status` and the entries
+///   disable or remove registrations). A core_pattern that names a file is a setting.
+/// - write-only triggers, which hold no state: writing `vm.drop_caches` drops the page
+///   cache and slab objects, writing `vm.compact_memory` compacts all of memory
+///   (Documentation/admin-guide/sysctl/vm.rst). Pinned, a drop-in runs them at every boot
+///   and every apply.
+pub fn danger(key: &str, value: &str) -> Option<&'static str> {
+    let value = value.trim_start();
+    match key {
+        "kernel.core_pattern" if value.starts_with('|') => Some(
+            "a core_pattern starting with '|' is a program the kernel runs as root, with every capability \
+             and outside any container, each time a process dumps core (kernel.rst, core_pattern)",
+        ),
+        "kernel.core_pattern" if value.starts_with('@') => Some(
+            "a core_pattern starting with '@' sends the memory of every crashing process, setuid programs \
+             and daemons included, to whatever listens on that socket (fs/coredump.c, Linux 6.16)",
+        ),
+        "kernel.modprobe" => Some(
+            "kernel.modprobe is the program the kernel runs as root to load a module, which any user can \
+             trigger by opening a socket of a family not yet loaded (kernel.rst, modprobe)",
+        ),
+        "kernel.hotplug" => Some(
+            "kernel.hotplug is a program the kernel runs as root for every device event (kernel.rst, hotplug)",
+        ),
+        "kernel.poweroff_cmd" => Some(
+            "kernel.poweroff_cmd is the program the kernel runs as root for an orderly power-off \
+             (kernel/reboot.c)",
+        ),
+        "fs.binfmt_misc.register" => Some(
+            "fs.binfmt_misc.register makes the kernel run an interpreter of your choosing for every \
+             matching file, with the file's setuid credentials under the C flag; register interpreters \
+             with binfmt.d(5) instead (binfmt-misc.rst, fs/binfmt_misc.c)",
+        ),
+        k if k == "fs.binfmt_misc" || k.starts_with("fs.binfmt_misc.") => Some(
+            "writing under fs.binfmt_misc disables or removes interpreter registrations, which changes \
+             what the kernel runs for those files; manage them with binfmt.d(5) instead \
+             (binfmt-misc.rst, fs/binfmt_misc.c)",
+        ),
+        "vm.drop_caches" => Some(
+            "vm.drop_caches is a write-only trigger, not a setting: each write drops the page cache and \
+             slab objects, so pinned it would run at every boot and every apply (vm.rst, drop_caches)",
+        ),
+        "vm.compact_memory" => Some(
+            "vm.compact_memory is a write-only trigger, not a setting: each write compacts all of memory, \
+             so pinned it would run at every boot and every apply (vm.rst, compact_memory)",
+        ),
+        _ => None,
     }
 }
 
@@ -580,6 +647,40 @@ mod tests {
         );
         // '#', ';' and '-' only matter at the start of a line.
         assert!(normalize_key("net.ipv4.conf.br-lan.rp_filter").is_ok());
+    }
+
+    #[test]
+    fn dangerous_keys_say_why() {
+        for (key, value, why) in [
+            ("kernel.core_pattern", "|/bin/sh -c evil", "runs as root"),
+            (
+                "kernel.core_pattern",
+                "|/usr/lib/systemd/systemd-coredump %P",
+                "'|'",
+            ),
+            ("kernel.core_pattern", "@/run/coredump.socket", "socket"),
+            ("kernel.modprobe", "/sbin/modprobe", "load a module"),
+            ("kernel.hotplug", "/sbin/hotplug", "device event"),
+            ("kernel.poweroff_cmd", "/sbin/poweroff", "power-off"),
+            ("fs.binfmt_misc.register", ":x:E::x::/tmp/i:C", "interpreter"),
+            ("fs.binfmt_misc.status", "-1", "removes"),
+            ("fs.binfmt_misc.python3/11", "0", "removes"),
+            ("vm.drop_caches", "3", "write-only"),
+            ("vm.compact_memory", "1", "write-only"),
+        ] {
+            let reason = danger(key, value).unwrap_or_else(|| panic!("{key} = {value} not dangerous"));
+            assert!(reason.contains(why), "{key}: {reason}");
+        }
+        for (key, value) in [
+            ("kernel.core_pattern", "core.%p"),
+            ("kernel.core_pattern", "/var/crash/core.%e.%p"),
+            ("kernel.core_pipe_limit", "4"),
+            ("kernel.sysrq", "0"),
+            ("vm.swappiness", "10"),
+            ("fs.binfmt_miscellany", "1"),
+        ] {
+            assert_eq!(danger(key, value), None, "{key} = {value}");
+        }
     }
 
     #[test]
