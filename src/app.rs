@@ -40,7 +40,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
             keys: wanted,
             profile: p,
             sets,
-        } => show(&g.root, g.format, wanted, p.as_deref(), sets, &style),
+            allow_keys,
+        } => show(&g.root, g.format, wanted, p.as_deref(), sets, allow_keys, &style),
         Command::Plan(args) if !args.snapshot.is_empty() => plan_snapshots(args, g.format, &style, g.verbose),
         Command::Snapshot { keys: wanted } => {
             let mut extra = Vec::new();
@@ -147,7 +148,10 @@ fn run_apply(root: &Path, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     apply::check_dropin_location(&args.plan.dropin, args.allow_any_dropin_path)?;
     let paths = state_paths(root, &args.plan.dropin, &args.state)?;
     // Bad profiles and flags fail before anything is touched, the lock included.
-    profile::load(&args.plan.profile, &args.plan.sets)?;
+    profile::check_pins(
+        &profile::load(&args.plan.profile, &args.plan.sets)?,
+        &args.plan.allow_keys,
+    )?;
     apply::check_privileges(root, live)?;
     let _lock = apply::Lock::acquire(
         &paths.lock,
@@ -183,6 +187,7 @@ pub fn read_dropin(path: &Path) -> Result<Option<String>> {
 
 pub fn make_plan(root: &Path, args: &PlanArgs) -> Result<(plan::Plan, host::Facts)> {
     let profile = profile::load(&args.profile, &args.sets)?;
+    profile::check_pins(&profile, &args.allow_keys)?;
     let (shown, real) = dropin_paths(root, &args.dropin)?;
     let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
     let facts = host::read(root, &extra)?;
@@ -205,6 +210,7 @@ fn show(
     wanted: &[String],
     profile_arg: Option<&str>,
     sets: &[String],
+    allow_keys: &[String],
     style: &Style,
 ) -> Result<Output> {
     // With a profile: what it recommends for each key it manages, and the rules that say so.
@@ -217,6 +223,7 @@ fn show(
                 only: Vec::new(),
                 exit_code: false,
                 snapshot: Vec::new(),
+                allow_keys: allow_keys.to_vec(),
             };
             let (plan, _) = make_plan(root, &args)?;
             plan.settings
@@ -420,6 +427,7 @@ pub fn plan_snapshot(
 /// is reported on stderr and in the exit code (2); the others are still planned.
 fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool) -> Result<Output> {
     let prof = profile::load(&args.profile, &args.sets)?;
+    profile::check_pins(&prof, &args.allow_keys)?;
     apply::inside_root(Path::new("/"), "--dropin", &args.dropin)?;
     let files = snapshot::expand(&args.snapshot);
     let one = |path: &PathBuf| -> Result<plan::Plan> {

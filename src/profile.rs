@@ -730,6 +730,55 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value, set
     Ok(())
 }
 
+/// Refuse the profile's pins of dangerous keys ([`keys::danger`]: a program the kernel
+/// runs as root, a write-only trigger) unless `allowed` (`--allow-key`, repeatable) names
+/// the key. Called wherever a profile is planned (plan, apply, show --profile) after
+/// `--set` overrides are merged. Only the profile's own pins are checked: what the host's
+/// sysctl.d files set is the host's state, shown and never refused.
+pub fn check_pins(profile: &Profile, allowed: &[String]) -> Result<()> {
+    let mut allow = Vec::new();
+    for a in allowed {
+        allow.push(keys::normalize_key(a).map_err(|e| Error::input(format!("--allow-key: {e}")))?);
+    }
+    let mut refused = Vec::new();
+    let mut flags = Vec::new();
+    for (key, value) in &profile.sysctl {
+        if let Some(why) = keys::danger(key, value)
+            && !allow.contains(key)
+        {
+            refused.push(format!(
+                "[sysctl] {} = {} is refused: {why}",
+                keys::escape(key),
+                keys::escape(value)
+            ));
+            flags.push(format!("--allow-key {}", shell_word(key)));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{}\nto pin {} anyway, name {} on the command line: {}",
+        refused.join("\n"),
+        if flags.len() == 1 { "it" } else { "them" },
+        if flags.len() == 1 { "the key" } else { "each key" },
+        flags.join(" ")
+    )))
+}
+
+/// A key as one shell word, for a command line to copy: single-quoted unless plain (a key
+/// never holds a quote: `keys::normalize_key` refuses them).
+fn shell_word(key: &str) -> String {
+    let plain = key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._/-:@%+,".contains(c));
+    if plain {
+        key.to_string()
+    } else {
+        format!("'{key}'")
+    }
+}
+
 /// Pins as a map, for lookups.
 pub fn pins(profile: &Profile) -> BTreeMap<&str, &str> {
     profile
@@ -871,5 +920,64 @@ rtt = "20ms"
             e.contains("unknown profile \"nope\"") && e.contains("reverse-proxy"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dangerous_pins_need_allow_key() {
+        let p = parse("name = \"x\"\n[sysctl]\n\"kernel/core_pattern\" = \"|/bin/sh -c evil\"\n").unwrap();
+        let e = check_pins(&p, &[]).unwrap_err();
+        assert!(matches!(e, Error::Input(_)));
+        let e = e.to_string();
+        assert!(
+            e.starts_with(r#"[sysctl] "kernel.core_pattern" = "|/bin/sh -c evil" is refused: "#)
+                && e.contains("runs as root")
+                && e.ends_with("--allow-key kernel.core_pattern"),
+            "{e}"
+        );
+        check_pins(&p, &["kernel.core_pattern".into()]).unwrap();
+        // Either spelling allows it; another key does not.
+        check_pins(&p, &["kernel/core_pattern".into()]).unwrap();
+        assert!(check_pins(&p, &["kernel.modprobe".into()]).is_err());
+        assert!(
+            check_pins(&p, &["../x".into()])
+                .unwrap_err()
+                .to_string()
+                .starts_with("--allow-key: ")
+        );
+
+        // A core_pattern naming a file is an ordinary setting.
+        let p = parse("name = \"x\"\n[sysctl]\n\"kernel.core_pattern\" = \"core.%p\"\n").unwrap();
+        check_pins(&p, &[]).unwrap();
+
+        // --set pins are checked too, after the merge; every refused key is listed.
+        let p = load(
+            "reverse-proxy",
+            &[
+                "sysctl.vm.drop_caches=3".into(),
+                "sysctl.fs.binfmt_misc.status=-1".into(),
+            ],
+        )
+        .unwrap();
+        let e = check_pins(&p, &["vm.drop_caches".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("\"vm.drop_caches\""), "{e}");
+        assert!(
+            e.ends_with("name the key on the command line: --allow-key fs.binfmt_misc.status"),
+            "{e}"
+        );
+        let e = check_pins(&p, &[]).unwrap_err().to_string();
+        assert!(
+            e.ends_with("name each key on the command line: --allow-key fs.binfmt_misc.status --allow-key vm.drop_caches"),
+            "{e}"
+        );
+        check_pins(&p, &["vm.drop_caches".into(), "fs.binfmt_misc.status".into()]).unwrap();
+
+        // A key that is not a plain word is quoted for the shell.
+        assert_eq!(
+            shell_word("fs.binfmt_misc.$(reboot)"),
+            "'fs.binfmt_misc.$(reboot)'"
+        );
+        assert_eq!(shell_word("kernel.core_pattern"), "kernel.core_pattern");
     }
 }

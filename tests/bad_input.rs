@@ -172,3 +172,118 @@ fn profile_paths_are_relative_to_the_working_directory() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("\"vm.swappiness\""));
 }
+
+/// Pins that make the kernel run a program as root, or that act when written, are refused
+/// unless `--allow-key` names them; the host's own sysctl.d files may set them.
+#[test]
+fn dangerous_pins_need_allow_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let modern = root("modern").display().to_string();
+    let plan = |body: &str, extra: &[&str]| {
+        let path = profile_file(dir.path(), body);
+        let mut args = vec!["--root", modern.as_str(), "plan", "--profile", path.as_str()];
+        args.extend_from_slice(extra);
+        let err = fails(&args);
+        err.replace(&path, "p.toml")
+    };
+    let pipe = "name = \"x\"\n[sysctl]\n\"kernel.core_pattern\" = \"|/bin/sh -c evil\"\n";
+    let err = plan(pipe, &[]);
+    assert!(
+        err.contains("\"kernel.core_pattern\"") && err.contains("--allow-key kernel.core_pattern"),
+        "{err}"
+    );
+    insta::assert_snapshot!("bad-pin-core-pattern-pipe", err);
+    // Allowing another key does not allow this one.
+    let err = plan(pipe, &["--allow-key", "kernel.modprobe"]);
+    assert!(err.contains("--allow-key kernel.core_pattern"), "{err}");
+    insta::assert_snapshot!(
+        "bad-pin-modprobe",
+        plan("name = \"x\"\n[sysctl]\n\"kernel.modprobe\" = \"/tmp/m\"\n", &[])
+    );
+    insta::assert_snapshot!(
+        "bad-pin-binfmt-register",
+        plan(
+            "name = \"x\"\n[sysctl]\n\"fs/binfmt_misc/register\" = \":evil:E::sh::/tmp/i:C\"\n",
+            &[]
+        )
+    );
+    insta::assert_snapshot!(
+        "bad-set-drop-caches",
+        plan_fails(&["--set", "sysctl.vm.drop_caches=3"])
+    );
+    // show --profile plans the profile too.
+    let path = profile_file(dir.path(), pipe);
+    let err = fails(&["--root", &modern, "show", "--profile", &path]);
+    assert!(err.contains("--allow-key kernel.core_pattern"), "{err}");
+
+    // apply refuses before it takes the lock or writes anything.
+    let host = copy_root("modern");
+    let r = host.path().display().to_string();
+    let err = fails(&["--root", &r, "apply", "--profile", &path]);
+    assert!(err.contains("--allow-key kernel.core_pattern"), "{err}");
+    assert!(!host.path().join("etc").exists(), "apply wrote under the root");
+    assert!(!host.path().join("run").exists(), "apply took the lock");
+
+    // Named on the command line, the pin is planned.
+    std::fs::write(host.path().join("proc/sys/kernel/core_pattern"), "core\n").unwrap();
+    for cmd in ["plan", "show"] {
+        let run = sysctune(&[
+            "--root",
+            &r,
+            cmd,
+            "--profile",
+            &path,
+            "--allow-key",
+            "kernel.core_pattern",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(run.code, 0, "{cmd}: {}", run.stderr);
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let keys = doc[if cmd == "plan" { "settings" } else { "keys" }]
+            .as_array()
+            .unwrap();
+        let pin = keys
+            .iter()
+            .find(|k| k["key"] == "kernel.core_pattern")
+            .unwrap_or_else(|| panic!("{cmd}: no core_pattern in {}", run.stdout));
+        assert_eq!(pin["recommended"], "|/bin/sh -c evil", "{cmd}");
+    }
+
+    // A core_pattern that names a file is an ordinary setting.
+    let path = profile_file(
+        dir.path(),
+        "name = \"x\"\n[sysctl]\n\"kernel.core_pattern\" = \"core.%p\"\n",
+    );
+    let run = sysctune(&["--root", &r, "plan", "--profile", &path]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("core.%p"), "{}", run.stdout);
+}
+
+/// The host's sysctl.d files are its state: a piped core_pattern there (systemd's
+/// 50-coredump.conf) is shown and planned around, never refused.
+#[test]
+fn dangerous_keys_in_the_hosts_sysctl_d_are_not_refused() {
+    let host = copy_root("modern");
+    std::fs::create_dir_all(host.path().join("usr/lib/sysctl.d")).unwrap();
+    std::fs::write(
+        host.path().join("usr/lib/sysctl.d/50-coredump.conf"),
+        "kernel.core_pattern=|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\nvm.drop_caches = 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        host.path().join("proc/sys/kernel/core_pattern"),
+        "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n",
+    )
+    .unwrap();
+    let r = host.path().display().to_string();
+    let run = sysctune(&["--root", &r, "plan", "--profile", "web-server"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = sysctune(&["--root", &r, "show", "kernel.core_pattern", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("50-coredump.conf") && run.stdout.contains("systemd-coredump %P"),
+        "{}",
+        run.stdout
+    );
+}
