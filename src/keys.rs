@@ -307,6 +307,24 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{E0000}'..='\u{E007F}')
 }
 
+/// `s` with every [`is_invisible`] character written `\u{202e}` and the rest as it is: for
+/// echoing user input (a profile's line, a `--set`) that is not otherwise quoted.
+pub fn reveal(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_invisible) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if is_invisible(c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// `s` in double quotes, escaped as `{:?}` escapes it, and every [`is_invisible`]
 /// character as `\u{202e}` whatever the standard library's own table says, so a message
 /// quoting user input shows exactly what it holds and cannot be made to read otherwise.
@@ -692,6 +710,8 @@ mod tests {
         );
         assert_eq!(escape("tab\there \"q\" 'x' é"), r#""tab\there \"q\" 'x' é""#);
         assert_eq!(escape(""), r#""""#);
+        assert_eq!(reveal("a\u{2066}b \"c\""), r#"a\u{2066}b "c""#);
+        assert_eq!(reveal("plain"), "plain");
     }
 
     #[test]

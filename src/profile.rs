@@ -544,10 +544,12 @@ impl RawProfile {
     }
 }
 
-/// `file:line:col: message` plus the offending line, from a toml error.
+/// `file:line:col: message` plus the offending line, from a toml error. It echoes what was
+/// typed, so invisible characters (bidi controls, zero-width) are shown escaped
+/// ([`keys::reveal`]): the message must read as what the file holds.
 fn located(origin: &str, text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim_end();
-    match err.span() {
+    let out = match err.span() {
         Some(span) => {
             let start = pin_line(text, span.start, message)
                 .unwrap_or(span.start)
@@ -563,7 +565,8 @@ fn located(origin: &str, text: &str, err: &toml::de::Error) -> String {
             format!("{origin}:{line}:{col}: {field}{message}\n  {line} | {source}")
         }
         None => format!("{origin}: {message}"),
-    }
+    };
+    keys::reveal(&out).into_owned()
 }
 
 /// Errors about one `[sysctl]` pin are reported by toml at the table; point at the pin's
@@ -577,12 +580,14 @@ fn pin_line(text: &str, span_start: usize, message: &str) -> Option<usize> {
     };
     let mut offset = span_start;
     for line in text[span_start.min(text.len())..].split_inclusive('\n') {
-        let t = line.trim_start();
+        // The message shows invisible characters escaped; so must the line it is matched to.
+        let revealed = keys::reveal(line);
+        let t = revealed.trim_start();
         if t.starts_with(&format!("\"{key}\""))
             || t.starts_with(&format!("{key} "))
             || t.starts_with(&format!("{key}="))
         {
-            return Some(offset + (line.len() - t.len()));
+            return Some(offset + (revealed.len() - t.len()));
         }
         offset += line.len();
     }
@@ -629,13 +634,17 @@ pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
         toml::from_str(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;
     for set in sets {
         let (path, value) = parse_set(set)?;
+        let set = &keys::reveal(set);
         // Check the override on its own first, so an error names it.
         let mut alone = toml::Table::new();
         alone.insert("name".into(), toml::Value::String("set".into()));
         insert_path(&mut alone, &path, value.clone(), set)?;
         let alone_text = toml::to_string(&alone).map_err(|e| Error::input(format!("--set {set}: {e}")))?;
         if let Err(e) = toml::from_str::<RawProfile>(&alone_text) {
-            return Err(Error::input(format!("--set {set}: {}", e.message().trim_end())));
+            return Err(Error::input(format!(
+                "--set {set}: {}",
+                keys::reveal(e.message().trim_end())
+            )));
         }
         insert_path(&mut table, &path, value, set)?;
     }
@@ -643,7 +652,7 @@ pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
     let raw: RawProfile = toml::from_str(&merged).map_err(|e| {
         Error::input(format!(
             "{origin} with --set overrides: {}",
-            e.message().trim_end()
+            keys::reveal(e.message().trim_end())
         ))
     })?;
     raw.finish()
@@ -688,15 +697,16 @@ pub fn builtin_source(name: &str) -> Option<&'static str> {
 /// is parsed as a TOML value; anything that is not one (`62GiB`) is a string.
 /// `sysctl.net.core.somaxconn=4096` pins a key.
 fn parse_set(set: &str) -> Result<(Vec<String>, toml::Value)> {
+    let shown = keys::escape(set);
     let Some((path, value)) = set.split_once('=') else {
         return Err(Error::input(format!(
-            "--set {set:?}: expected FIELD=VALUE, e.g. connections.concurrent=860000"
+            "--set {shown}: expected FIELD=VALUE, e.g. connections.concurrent=860000"
         )));
     };
     let path = path.trim();
     let value = value.trim();
     if path.is_empty() {
-        return Err(Error::input(format!("--set {set:?}: the field name is empty")));
+        return Err(Error::input(format!("--set {shown}: the field name is empty")));
     }
     let segments: Vec<String> = match path.strip_prefix("sysctl.") {
         Some(key) => vec!["sysctl".into(), key.to_string()],
@@ -704,7 +714,8 @@ fn parse_set(set: &str) -> Result<(Vec<String>, toml::Value)> {
     };
     if segments.iter().any(String::is_empty) {
         return Err(Error::input(format!(
-            "--set {set:?}: {path:?} has an empty segment"
+            "--set {shown}: {} has an empty segment",
+            keys::escape(path)
         )));
     }
     let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))

@@ -67,11 +67,37 @@ fn bad_profiles() {
             "name = \"x\"\n[host]\nram = \"8GiB\"\n[connections]\nconcurrent = 10\nreserved_memory = \"9GiB\"\n",
         ),
         ("missing-name", "[connections]\nconcurrent = 10\n"),
+        // Keys that would display, or be read by sysctl.d, as something else.
+        (
+            "key-bidi",
+            "name = \"x\"\n[sysctl]\n\"net.ipv4.tcp_\u{202e}rmem\" = \"4096 87380 6291456\"\n",
+        ),
+        (
+            "key-bidi-toml-escape",
+            "name = \"x\"\n[sysctl]\n\"net.ipv4.tcp_\\u2066rmem\\u2069\" = \"1\"\n",
+        ),
+        (
+            "key-zero-width",
+            "name = \"x\"\n[sysctl]\n\"net.core.\u{200b}somaxconn\" = \"4096\"\n",
+        ),
+        (
+            "key-comment",
+            "name = \"x\"\n[sysctl]\n\"#net.ipv4.tcp_mem\" = \"1 2 3\"\n",
+        ),
+        (
+            "key-quote",
+            "name = \"x\"\n[sysctl]\n\"'net.core.somaxconn'\" = \"4096\"\n",
+        ),
     ];
     for (name, body) in cases {
         let path = profile_file(dir.path(), body);
         let err = fails(&["--root", &modern, "plan", "--profile", &path]);
         let err = err.replace(&path, "p.toml");
+        // Nothing invisible reaches the terminal: the message reads as what the file holds.
+        assert!(
+            !err.contains(['\u{202e}', '\u{2066}', '\u{2069}', '\u{200b}']),
+            "{name}: {err:?}"
+        );
         insta::assert_snapshot!(format!("bad-{name}"), err);
     }
 }
@@ -207,6 +233,9 @@ fn dangerous_pins_need_allow_key() {
             &[]
         )
     );
+    let err = plan_fails(&["--set", "sysctl.net.ipv4.tcp_\u{202e}rmem=1"]);
+    assert!(!err.contains('\u{202e}'), "{err:?}");
+    insta::assert_snapshot!("bad-set-key-bidi", err);
     insta::assert_snapshot!(
         "bad-set-drop-caches",
         plan_fails(&["--set", "sysctl.vm.drop_caches=3"])
