@@ -279,6 +279,25 @@ fn dangerous_pins_need_allow_key() {
         assert_eq!(pin["recommended"], "|/bin/sh -c evil", "{cmd}");
     }
 
+    // plan --snapshot plans the profile offline: the same refusal.
+    let snap = sysctune(&["--root", &r, "snapshot"]);
+    assert_eq!(snap.code, 0, "{}", snap.stderr);
+    let file = dir.path().join("host.json");
+    std::fs::write(&file, &snap.stdout).unwrap();
+    let file = file.display().to_string();
+    let err = fails(&["plan", "--profile", &path, "--snapshot", &file]);
+    assert!(err.contains("--allow-key kernel.core_pattern"), "{err}");
+    let run = sysctune(&[
+        "plan",
+        "--profile",
+        &path,
+        "--snapshot",
+        &file,
+        "--allow-key",
+        "kernel.core_pattern",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
     // A core_pattern that names a file is an ordinary setting.
     let path = profile_file(
         dir.path(),
