@@ -36,7 +36,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
             keys: wanted,
             profile: p,
             sets,
-        } => show(root, g.format, wanted, p.as_deref(), sets, &style),
+            allow_keys,
+        } => show(root, g.format, wanted, p.as_deref(), sets, allow_keys, &style),
         Command::Plan(args) if !args.snapshot.is_empty() => plan_snapshots(args, g.format, &style, g.verbose),
         Command::Snapshot { keys: wanted } => {
             let mut extra = Vec::new();
@@ -126,7 +127,10 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     apply::check_dropin_location(&args.plan.dropin, args.allow_any_dropin_path)?;
     let paths = apply::Paths::new(&args.plan.dropin, &args.state.state_dir)?;
     // Bad profiles and flags fail before anything is touched, the lock included.
-    profile::load(&args.plan.profile, &args.plan.sets)?;
+    profile::check_pins(
+        &profile::load(&args.plan.profile, &args.plan.sets)?,
+        &args.plan.allow_keys,
+    )?;
     apply::check_privileges(root, live, "writing")?;
     let (_lock, state) = apply::lock(
         root,
@@ -134,7 +138,7 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
         std::time::Duration::from_secs(args.state.lock_timeout),
     )?;
     let (plan, facts) = make_plan(root, &args.plan)?;
-    let trust = apply::trust_for(&facts.kernel, args.allow_any_dropin_path, &[]);
+    let trust = apply::trust_for(&facts.kernel, args.allow_any_dropin_path, &args.plan.allow_keys);
     apply::apply(
         root,
         &paths,
@@ -174,6 +178,7 @@ pub fn read_dropin(root: &Root, shown: &str) -> Result<Option<String>> {
 
 pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Facts)> {
     let profile = profile::load(&args.profile, &args.sets)?;
+    profile::check_pins(&profile, &args.allow_keys)?;
     apply::inside_root("--dropin", &args.dropin)?;
     let shown = args.dropin.clone();
     let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
@@ -197,6 +202,7 @@ fn show(
     wanted: &[String],
     profile_arg: Option<&str>,
     sets: &[String],
+    allow_keys: &[String],
     style: &Style,
 ) -> Result<Output> {
     // With a profile: what it recommends for each key it manages, and the rules that say so.
@@ -209,6 +215,7 @@ fn show(
                 only: Vec::new(),
                 exit_code: false,
                 snapshot: Vec::new(),
+                allow_keys: allow_keys.to_vec(),
             };
             let (plan, _) = make_plan(root, &args)?;
             plan.settings
@@ -412,6 +419,7 @@ pub fn plan_snapshot(
 /// is reported on stderr and in the exit code (2); the others are still planned.
 fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool) -> Result<Output> {
     let prof = profile::load(&args.profile, &args.sets)?;
+    profile::check_pins(&prof, &args.allow_keys)?;
     apply::inside_root("--dropin", &args.dropin)?;
     let files = snapshot::expand(&args.snapshot);
     let one = |path: &PathBuf| -> Result<plan::Plan> {

@@ -73,10 +73,13 @@ pub enum Command {
         /// Override one profile field (with --profile): FIELD=VALUE
         #[arg(long = "set", value_name = "FIELD=VALUE", requires = "profile")]
         sets: Vec<String>,
+        /// Let the profile pin KEY although it is dangerous (with --profile; see `plan --help`)
+        #[arg(long = "allow-key", value_name = "KEY", requires = "profile")]
+        allow_keys: Vec<String>,
     },
     /// The recommendation: keys, current and recommended values, why, capacity, findings, drop-in diff
     #[command(
-        after_help = "Examples:\n  sysctune plan --profile reverse-proxy\n  sysctune plan --profile ./edge.toml --set connections.concurrent=860000 -v\n  sysctune plan --profile batch-client --only 'net.ipv4.*' --exit-code --format json"
+        after_help = "Examples:\n  sysctune plan --profile reverse-proxy\n  sysctune plan --profile ./edge.toml --set connections.concurrent=860000 -v\n  sysctune plan --profile batch-client --only 'net.ipv4.*' --exit-code --format json\n  sysctune plan --profile ./crash.toml --allow-key kernel.core_pattern   # pins '|...'"
     )]
     Plan(PlanArgs),
     /// Write the drop-in (atomically, only if it changes) and apply the changed keys live (read back, all or nothing)
@@ -174,6 +177,11 @@ pub struct PlanArgs {
     /// Plan from snapshots (files or directories of *.json) instead of this host: one plan per host
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub snapshot: Vec<PathBuf>,
+    /// Let the profile pin KEY although it is dangerous (repeatable). Without it, pins of
+    /// kernel.core_pattern = '|...' or '@...', kernel.modprobe, kernel.hotplug,
+    /// kernel.poweroff_cmd, fs.binfmt_misc.*, vm.drop_caches and vm.compact_memory are refused
+    #[arg(long = "allow-key", value_name = "KEY")]
+    pub allow_keys: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

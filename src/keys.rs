@@ -3,8 +3,11 @@
 //!
 //! A key is dotted (`net.ipv4.tcp_mem`) or slashed (`net/ipv4/tcp_mem`), as sysctl.d
 //! allows; the canonical form is dotted. Keys that would leave `proc/sys` (empty, `.` or
-//! `..` segments, absolute paths, NUL or control characters) are refused before anything
-//! is read or written (cli.md, "Keys").
+//! `..` segments, absolute paths, NUL or control characters), that would display as
+//! another key (bidi controls, zero-width characters) or read as something else in a
+//! sysctl.d file (a leading `#`, `;` or `-`, quotes) are refused before anything is read
+//! or written (cli.md, "Keys"). [`danger`] names the keys a profile may pin only when the
+//! command line allows it.
 
 use std::path::PathBuf;
 
@@ -219,12 +222,133 @@ pub fn scope(key: &str) -> Scope {
     }
 }
 
+/// Why pinning `key` to `value` is dangerous, or `None` when it is an ordinary setting.
+/// `key` is canonical, `value` normalised. A profile may pin these only when the command
+/// line names the key (`--allow-key`); the host's own sysctl.d files may set them freely
+/// (systemd's 50-coredump.conf pipes core_pattern to systemd-coredump).
+///
+/// Two kinds:
+/// - values that are a program the kernel runs as root, with every capability and outside
+///   any container, or that change what the kernel executes: `kernel.core_pattern`
+///   starting with `|` (Documentation/admin-guide/sysctl/kernel.rst, core_pattern; run at
+///   every core dump) or with `@` (fs/coredump.c since 6.16: every core goes to whoever
+///   listens on that socket), `kernel.modprobe` (kernel.rst, modprobe; kernel/module/kmod.c
+///   runs it for request_module, which unprivileged users trigger by opening a socket of a
+///   family not yet loaded), `kernel.hotplug` (kernel.rst, hotplug; lib/kobject_uevent.c runs
+///   it for every uevent), `kernel.poweroff_cmd` (kernel/reboot.c, orderly_poweroff) and
+///   anything under `fs.binfmt_misc` (Documentation/admin-guide/binfmt-misc.rst,
+///   fs/binfmt_misc.c: `register` makes the kernel run an interpreter for matching files,
+///   with the file's setuid credentials under the `C` flag; `status` and the entries
+///   disable or remove registrations). A core_pattern that names a file is a setting.
+/// - write-only triggers, which hold no state: writing `vm.drop_caches` drops the page
+///   cache and slab objects, writing `vm.compact_memory` compacts all of memory
+///   (Documentation/admin-guide/sysctl/vm.rst). Pinned, a drop-in runs them at every boot
+///   and every apply.
+pub fn danger(key: &str, value: &str) -> Option<&'static str> {
+    let value = value.trim_start();
+    match key {
+        "kernel.core_pattern" if value.starts_with('|') => Some(
+            "a core_pattern starting with '|' is a program the kernel runs as root, with every capability \
+             and outside any container, each time a process dumps core (kernel.rst, core_pattern)",
+        ),
+        "kernel.core_pattern" if value.starts_with('@') => Some(
+            "a core_pattern starting with '@' sends the memory of every crashing process, setuid programs \
+             and daemons included, to whatever listens on that socket (fs/coredump.c, Linux 6.16)",
+        ),
+        "kernel.modprobe" => Some(
+            "kernel.modprobe is the program the kernel runs as root to load a module, which any user can \
+             trigger by opening a socket of a family not yet loaded (kernel.rst, modprobe)",
+        ),
+        "kernel.hotplug" => Some(
+            "kernel.hotplug is a program the kernel runs as root for every device event (kernel.rst, hotplug)",
+        ),
+        "kernel.poweroff_cmd" => Some(
+            "kernel.poweroff_cmd is the program the kernel runs as root for an orderly power-off \
+             (kernel/reboot.c)",
+        ),
+        "fs.binfmt_misc.register" => Some(
+            "fs.binfmt_misc.register makes the kernel run an interpreter of your choosing for every \
+             matching file, with the file's setuid credentials under the C flag; register interpreters \
+             with binfmt.d(5) instead (binfmt-misc.rst, fs/binfmt_misc.c)",
+        ),
+        k if k == "fs.binfmt_misc" || k.starts_with("fs.binfmt_misc.") => Some(
+            "writing under fs.binfmt_misc disables or removes interpreter registrations, which changes \
+             what the kernel runs for those files; manage them with binfmt.d(5) instead \
+             (binfmt-misc.rst, fs/binfmt_misc.c)",
+        ),
+        "vm.drop_caches" => Some(
+            "vm.drop_caches is a write-only trigger, not a setting: each write drops the page cache and \
+             slab objects, so pinned it would run at every boot and every apply (vm.rst, drop_caches)",
+        ),
+        "vm.compact_memory" => Some(
+            "vm.compact_memory is a write-only trigger, not a setting: each write compacts all of memory, \
+             so pinned it would run at every boot and every apply (vm.rst, compact_memory)",
+        ),
+        _ => None,
+    }
+}
+
+/// Characters that change how text displays without showing themselves: bidi controls
+/// (U+061C, U+200E/F, U+202A..U+202E, U+2066..U+2069), zero-width characters (U+200B..U+200D,
+/// U+2060, U+FEFF) and the other format characters (Unicode category Cf: U+00AD soft
+/// hyphen, U+180E, U+2061..U+2064, U+206A..U+206F, U+FFF9..U+FFFB, tags U+E0000..U+E007F).
+/// `net.ipv4.tcp_\u{202e}mem` would print as another key; none is legal in a key.
+/// Listed here rather than taken from a Unicode table, so no crate is needed; other
+/// non-ASCII characters stay legal (a network interface's name may hold them).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
+}
+
+/// `s` with every [`is_invisible`] character written `\u{202e}` and the rest as it is: for
+/// echoing user input (a profile's line, a `--set`) that is not otherwise quoted.
+pub fn reveal(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_invisible) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if is_invisible(c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// `s` in double quotes, escaped as `{:?}` escapes it, and every [`is_invisible`]
+/// character as `\u{202e}` whatever the standard library's own table says, so a message
+/// quoting user input shows exactly what it holds and cannot be made to read otherwise.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if is_invisible(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            let quoted = format!("{:?}", c.to_string());
+            out.push_str(&quoted[1..quoted.len() - 1]);
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Canonical dotted form of a key, or why it is refused.
 ///
 /// sysctl.d: "if the first separator is a slash, dots and slashes swap", so
 /// `net/ipv4/conf/eth0.1/rp_filter` is `net.ipv4.conf.eth0/1.rp_filter`.
 pub fn normalize_key(raw: &str) -> Result<String, String> {
-    let shown = format!("{raw:?}");
+    let shown = escape(raw);
     if raw.is_empty() {
         return Err("empty key".into());
     }
@@ -235,6 +359,27 @@ pub fn normalize_key(raw: &str) -> Result<String, String> {
     }
     if raw.chars().any(char::is_whitespace) {
         return Err(format!("key {shown} contains whitespace"));
+    }
+    if raw.chars().any(is_invisible) {
+        return Err(format!(
+            "key {shown} contains an invisible formatting character (a bidi control or a zero-width character), \
+             so it could display as another key; type the key again"
+        ));
+    }
+    if raw.contains(['"', '\'']) {
+        return Err(format!(
+            "key {shown} contains a quote; no key under /proc/sys does, and sysctl.d does not unquote keys"
+        ));
+    }
+    if raw.starts_with(['#', ';']) {
+        return Err(format!(
+            "key {shown} starts with '#' or ';': in a sysctl.d file that line is a comment, so the key would never be set at boot"
+        ));
+    }
+    if raw.starts_with('-') {
+        return Err(format!(
+            "key {shown} starts with '-': in a sysctl.d file that means \"ignore a failure to set\" the key after it, so the file would set another key than the one checked"
+        ));
     }
     if raw.starts_with('/') {
         return Err(format!(
@@ -454,11 +599,6 @@ pub fn check_shape(key: &str, raw: &str) -> Result<String, String> {
     Ok(value)
 }
 
-/// TEMPORARY stub, replaced by the dangerous-keys table.
-pub fn danger(key: &str, value: &str) -> Option<&'static str> {
-    (key == "kernel.core_pattern" && value.starts_with('|')).then_some("it runs a program as root")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,6 +632,86 @@ mod tests {
         }
         // "net/./x": a '.' segment after the swap
         assert!(normalize_key("net/./x").is_err());
+    }
+
+    #[test]
+    fn keys_that_display_or_parse_as_another_key_are_refused() {
+        for (bad, why) in [
+            ("net.ipv4.tcp_\u{202e}mem", "invisible"),
+            ("net.ipv4.tcp_\u{2066}mem\u{2069}", "invisible"),
+            ("net.ipv4.tcp\u{200b}_mem", "invisible"),
+            ("\u{feff}net.ipv4.tcp_mem", "invisible"),
+            ("net.ipv4.tcp\u{ad}_mem", "invisible"),
+            ("net.ipv4.tcp\u{61c}_mem", "invisible"),
+            ("net.ipv4.tcp\u{180e}_mem", "invisible"),
+            ("net.ipv4.tcp\u{2060}_mem", "invisible"),
+            ("\"net.ipv4.tcp_mem\"", "quote"),
+            ("net.ipv4.tcp_mem'", "quote"),
+            ("#net.ipv4.tcp_mem", "comment"),
+            (";net.ipv4.tcp_mem", "comment"),
+            ("-kernel.core_pattern", "ignore a failure"),
+        ] {
+            let e = normalize_key(bad).expect_err(&escape(bad));
+            assert!(e.contains(why), "{e}");
+            // The message shows the key escaped: nothing invisible reaches the terminal.
+            assert!(!e.chars().any(is_invisible), "{}", escape(&e));
+        }
+        let e = normalize_key("net.ipv4.tcp_\u{202e}mem").unwrap_err();
+        assert!(e.contains(r#""net.ipv4.tcp_\u{202e}mem""#), "{e}");
+        // Other non-ASCII stays legal: interface names may hold it.
+        assert_eq!(
+            normalize_key("net.ipv4.conf.wlan-café.rp_filter").unwrap(),
+            "net.ipv4.conf.wlan-café.rp_filter"
+        );
+        // '#', ';' and '-' only matter at the start of a line.
+        assert!(normalize_key("net.ipv4.conf.br-lan.rp_filter").is_ok());
+    }
+
+    #[test]
+    fn dangerous_keys_say_why() {
+        for (key, value, why) in [
+            ("kernel.core_pattern", "|/bin/sh -c evil", "runs as root"),
+            (
+                "kernel.core_pattern",
+                "|/usr/lib/systemd/systemd-coredump %P",
+                "'|'",
+            ),
+            ("kernel.core_pattern", "@/run/coredump.socket", "socket"),
+            ("kernel.modprobe", "/sbin/modprobe", "load a module"),
+            ("kernel.hotplug", "/sbin/hotplug", "device event"),
+            ("kernel.poweroff_cmd", "/sbin/poweroff", "power-off"),
+            ("fs.binfmt_misc.register", ":x:E::x::/tmp/i:C", "interpreter"),
+            ("fs.binfmt_misc.status", "-1", "removes"),
+            ("fs.binfmt_misc.python3/11", "0", "removes"),
+            ("vm.drop_caches", "3", "write-only"),
+            ("vm.compact_memory", "1", "write-only"),
+        ] {
+            let reason = danger(key, value).unwrap_or_else(|| panic!("{key} = {value} not dangerous"));
+            assert!(reason.contains(why), "{key}: {reason}");
+        }
+        for (key, value) in [
+            ("kernel.core_pattern", "core.%p"),
+            ("kernel.core_pattern", "/var/crash/core.%e.%p"),
+            ("kernel.core_pipe_limit", "4"),
+            ("kernel.sysrq", "0"),
+            ("vm.swappiness", "10"),
+            ("fs.binfmt_miscellany", "1"),
+        ] {
+            assert_eq!(danger(key, value), None, "{key} = {value}");
+        }
+    }
+
+    #[test]
+    fn escape_shows_invisible_characters() {
+        assert_eq!(escape("a\u{202e}b"), r#""a\u{202e}b""#);
+        assert_eq!(
+            escape("\u{200b}\u{feff}\u{e0041}"),
+            r#""\u{200b}\u{feff}\u{e0041}""#
+        );
+        assert_eq!(escape("tab\there \"q\" 'x' é"), r#""tab\there \"q\" 'x' é""#);
+        assert_eq!(escape(""), r#""""#);
+        assert_eq!(reveal("a\u{2066}b \"c\""), r#"a\u{2066}b "c""#);
+        assert_eq!(reveal("plain"), "plain");
     }
 
     #[test]

@@ -544,10 +544,12 @@ impl RawProfile {
     }
 }
 
-/// `file:line:col: message` plus the offending line, from a toml error.
+/// `file:line:col: message` plus the offending line, from a toml error. It echoes what was
+/// typed, so invisible characters (bidi controls, zero-width) are shown escaped
+/// ([`keys::reveal`]): the message must read as what the file holds.
 fn located(origin: &str, text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim_end();
-    match err.span() {
+    let out = match err.span() {
         Some(span) => {
             let start = pin_line(text, span.start, message)
                 .unwrap_or(span.start)
@@ -563,7 +565,8 @@ fn located(origin: &str, text: &str, err: &toml::de::Error) -> String {
             format!("{origin}:{line}:{col}: {field}{message}\n  {line} | {source}")
         }
         None => format!("{origin}: {message}"),
-    }
+    };
+    keys::reveal(&out).into_owned()
 }
 
 /// Errors about one `[sysctl]` pin are reported by toml at the table; point at the pin's
@@ -577,12 +580,14 @@ fn pin_line(text: &str, span_start: usize, message: &str) -> Option<usize> {
     };
     let mut offset = span_start;
     for line in text[span_start.min(text.len())..].split_inclusive('\n') {
-        let t = line.trim_start();
+        // The message shows invisible characters escaped; so must the line it is matched to.
+        let revealed = keys::reveal(line);
+        let t = revealed.trim_start();
         if t.starts_with(&format!("\"{key}\""))
             || t.starts_with(&format!("{key} "))
             || t.starts_with(&format!("{key}="))
         {
-            return Some(offset + (line.len() - t.len()));
+            return Some(offset + (revealed.len() - t.len()));
         }
         offset += line.len();
     }
@@ -629,13 +634,17 @@ pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
         toml::from_str(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;
     for set in sets {
         let (path, value) = parse_set(set)?;
+        let set = &keys::reveal(set);
         // Check the override on its own first, so an error names it.
         let mut alone = toml::Table::new();
         alone.insert("name".into(), toml::Value::String("set".into()));
         insert_path(&mut alone, &path, value.clone(), set)?;
         let alone_text = toml::to_string(&alone).map_err(|e| Error::input(format!("--set {set}: {e}")))?;
         if let Err(e) = toml::from_str::<RawProfile>(&alone_text) {
-            return Err(Error::input(format!("--set {set}: {}", e.message().trim_end())));
+            return Err(Error::input(format!(
+                "--set {set}: {}",
+                keys::reveal(e.message().trim_end())
+            )));
         }
         insert_path(&mut table, &path, value, set)?;
     }
@@ -643,7 +652,7 @@ pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
     let raw: RawProfile = toml::from_str(&merged).map_err(|e| {
         Error::input(format!(
             "{origin} with --set overrides: {}",
-            e.message().trim_end()
+            keys::reveal(e.message().trim_end())
         ))
     })?;
     raw.finish()
@@ -687,15 +696,16 @@ pub fn builtin_source(name: &str) -> Option<&'static str> {
 /// is parsed as a TOML value; anything that is not one (`62GiB`) is a string.
 /// `sysctl.net.core.somaxconn=4096` pins a key.
 fn parse_set(set: &str) -> Result<(Vec<String>, toml::Value)> {
+    let shown = keys::escape(set);
     let Some((path, value)) = set.split_once('=') else {
         return Err(Error::input(format!(
-            "--set {set:?}: expected FIELD=VALUE, e.g. connections.concurrent=860000"
+            "--set {shown}: expected FIELD=VALUE, e.g. connections.concurrent=860000"
         )));
     };
     let path = path.trim();
     let value = value.trim();
     if path.is_empty() {
-        return Err(Error::input(format!("--set {set:?}: the field name is empty")));
+        return Err(Error::input(format!("--set {shown}: the field name is empty")));
     }
     let segments: Vec<String> = match path.strip_prefix("sysctl.") {
         Some(key) => vec!["sysctl".into(), key.to_string()],
@@ -703,7 +713,8 @@ fn parse_set(set: &str) -> Result<(Vec<String>, toml::Value)> {
     };
     if segments.iter().any(String::is_empty) {
         return Err(Error::input(format!(
-            "--set {set:?}: {path:?} has an empty segment"
+            "--set {shown}: {} has an empty segment",
+            keys::escape(path)
         )));
     }
     let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
@@ -727,6 +738,55 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value, set
     }
     cur.insert(last.clone(), value);
     Ok(())
+}
+
+/// Refuse the profile's pins of dangerous keys ([`keys::danger`]: a program the kernel
+/// runs as root, a write-only trigger) unless `allowed` (`--allow-key`, repeatable) names
+/// the key. Called wherever a profile is planned (plan, apply, show --profile) after
+/// `--set` overrides are merged. Only the profile's own pins are checked: what the host's
+/// sysctl.d files set is the host's state, shown and never refused.
+pub fn check_pins(profile: &Profile, allowed: &[String]) -> Result<()> {
+    let mut allow = Vec::new();
+    for a in allowed {
+        allow.push(keys::normalize_key(a).map_err(|e| Error::input(format!("--allow-key: {e}")))?);
+    }
+    let mut refused = Vec::new();
+    let mut flags = Vec::new();
+    for (key, value) in &profile.sysctl {
+        if let Some(why) = keys::danger(key, value)
+            && !allow.contains(key)
+        {
+            refused.push(format!(
+                "[sysctl] {} = {} is refused: {why}",
+                keys::escape(key),
+                keys::escape(value)
+            ));
+            flags.push(format!("--allow-key {}", shell_word(key)));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{}\nto pin {} anyway, name {} on the command line: {}",
+        refused.join("\n"),
+        if flags.len() == 1 { "it" } else { "them" },
+        if flags.len() == 1 { "the key" } else { "each key" },
+        flags.join(" ")
+    )))
+}
+
+/// A key as one shell word, for a command line to copy: single-quoted unless plain (a key
+/// never holds a quote: `keys::normalize_key` refuses them).
+fn shell_word(key: &str) -> String {
+    let plain = key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._/-:@%+,".contains(c));
+    if plain {
+        key.to_string()
+    } else {
+        format!("'{key}'")
+    }
 }
 
 /// Pins as a map, for lookups.
@@ -870,5 +930,64 @@ rtt = "20ms"
             e.contains("unknown profile \"nope\"") && e.contains("reverse-proxy"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dangerous_pins_need_allow_key() {
+        let p = parse("name = \"x\"\n[sysctl]\n\"kernel/core_pattern\" = \"|/bin/sh -c evil\"\n").unwrap();
+        let e = check_pins(&p, &[]).unwrap_err();
+        assert!(matches!(e, Error::Input(_)));
+        let e = e.to_string();
+        assert!(
+            e.starts_with(r#"[sysctl] "kernel.core_pattern" = "|/bin/sh -c evil" is refused: "#)
+                && e.contains("runs as root")
+                && e.ends_with("--allow-key kernel.core_pattern"),
+            "{e}"
+        );
+        check_pins(&p, &["kernel.core_pattern".into()]).unwrap();
+        // Either spelling allows it; another key does not.
+        check_pins(&p, &["kernel/core_pattern".into()]).unwrap();
+        assert!(check_pins(&p, &["kernel.modprobe".into()]).is_err());
+        assert!(
+            check_pins(&p, &["../x".into()])
+                .unwrap_err()
+                .to_string()
+                .starts_with("--allow-key: ")
+        );
+
+        // A core_pattern naming a file is an ordinary setting.
+        let p = parse("name = \"x\"\n[sysctl]\n\"kernel.core_pattern\" = \"core.%p\"\n").unwrap();
+        check_pins(&p, &[]).unwrap();
+
+        // --set pins are checked too, after the merge; every refused key is listed.
+        let p = load(
+            "reverse-proxy",
+            &[
+                "sysctl.vm.drop_caches=3".into(),
+                "sysctl.fs.binfmt_misc.status=-1".into(),
+            ],
+        )
+        .unwrap();
+        let e = check_pins(&p, &["vm.drop_caches".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("\"vm.drop_caches\""), "{e}");
+        assert!(
+            e.ends_with("name the key on the command line: --allow-key fs.binfmt_misc.status"),
+            "{e}"
+        );
+        let e = check_pins(&p, &[]).unwrap_err().to_string();
+        assert!(
+            e.ends_with("name each key on the command line: --allow-key fs.binfmt_misc.status --allow-key vm.drop_caches"),
+            "{e}"
+        );
+        check_pins(&p, &["vm.drop_caches".into(), "fs.binfmt_misc.status".into()]).unwrap();
+
+        // A key that is not a plain word is quoted for the shell.
+        assert_eq!(
+            shell_word("fs.binfmt_misc.$(reboot)"),
+            "'fs.binfmt_misc.$(reboot)'"
+        );
+        assert_eq!(shell_word("kernel.core_pattern"), "kernel.core_pattern");
     }
 }

@@ -67,11 +67,37 @@ fn bad_profiles() {
             "name = \"x\"\n[host]\nram = \"8GiB\"\n[connections]\nconcurrent = 10\nreserved_memory = \"9GiB\"\n",
         ),
         ("missing-name", "[connections]\nconcurrent = 10\n"),
+        // Keys that would display, or be read by sysctl.d, as something else.
+        (
+            "key-bidi",
+            "name = \"x\"\n[sysctl]\n\"net.ipv4.tcp_\u{202e}rmem\" = \"4096 87380 6291456\"\n",
+        ),
+        (
+            "key-bidi-toml-escape",
+            "name = \"x\"\n[sysctl]\n\"net.ipv4.tcp_\\u2066rmem\\u2069\" = \"1\"\n",
+        ),
+        (
+            "key-zero-width",
+            "name = \"x\"\n[sysctl]\n\"net.core.\u{200b}somaxconn\" = \"4096\"\n",
+        ),
+        (
+            "key-comment",
+            "name = \"x\"\n[sysctl]\n\"#net.ipv4.tcp_mem\" = \"1 2 3\"\n",
+        ),
+        (
+            "key-quote",
+            "name = \"x\"\n[sysctl]\n\"'net.core.somaxconn'\" = \"4096\"\n",
+        ),
     ];
     for (name, body) in cases {
         let path = profile_file(dir.path(), body);
         let err = fails(&["--root", &modern, "plan", "--profile", &path]);
         let err = err.replace(&path, "p.toml");
+        // Nothing invisible reaches the terminal: the message reads as what the file holds.
+        assert!(
+            !err.contains(['\u{202e}', '\u{2066}', '\u{2069}', '\u{200b}']),
+            "{name}: {err:?}"
+        );
         insta::assert_snapshot!(format!("bad-{name}"), err);
     }
 }
@@ -171,4 +197,141 @@ fn profile_paths_are_relative_to_the_working_directory() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("\"vm.swappiness\""));
+}
+
+/// Pins that make the kernel run a program as root, or that act when written, are refused
+/// unless `--allow-key` names them; the host's own sysctl.d files may set them.
+#[test]
+fn dangerous_pins_need_allow_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let modern = root("modern").display().to_string();
+    let plan = |body: &str, extra: &[&str]| {
+        let path = profile_file(dir.path(), body);
+        let mut args = vec!["--root", modern.as_str(), "plan", "--profile", path.as_str()];
+        args.extend_from_slice(extra);
+        let err = fails(&args);
+        err.replace(&path, "p.toml")
+    };
+    let pipe = "name = \"x\"\n[sysctl]\n\"kernel.core_pattern\" = \"|/bin/sh -c evil\"\n";
+    let err = plan(pipe, &[]);
+    assert!(
+        err.contains("\"kernel.core_pattern\"") && err.contains("--allow-key kernel.core_pattern"),
+        "{err}"
+    );
+    insta::assert_snapshot!("bad-pin-core-pattern-pipe", err);
+    // Allowing another key does not allow this one.
+    let err = plan(pipe, &["--allow-key", "kernel.modprobe"]);
+    assert!(err.contains("--allow-key kernel.core_pattern"), "{err}");
+    insta::assert_snapshot!(
+        "bad-pin-modprobe",
+        plan("name = \"x\"\n[sysctl]\n\"kernel.modprobe\" = \"/tmp/m\"\n", &[])
+    );
+    insta::assert_snapshot!(
+        "bad-pin-binfmt-register",
+        plan(
+            "name = \"x\"\n[sysctl]\n\"fs/binfmt_misc/register\" = \":evil:E::sh::/tmp/i:C\"\n",
+            &[]
+        )
+    );
+    let err = plan_fails(&["--set", "sysctl.net.ipv4.tcp_\u{202e}rmem=1"]);
+    assert!(!err.contains('\u{202e}'), "{err:?}");
+    insta::assert_snapshot!("bad-set-key-bidi", err);
+    insta::assert_snapshot!(
+        "bad-set-drop-caches",
+        plan_fails(&["--set", "sysctl.vm.drop_caches=3"])
+    );
+    // show --profile plans the profile too.
+    let path = profile_file(dir.path(), pipe);
+    let err = fails(&["--root", &modern, "show", "--profile", &path]);
+    assert!(err.contains("--allow-key kernel.core_pattern"), "{err}");
+
+    // apply refuses before it takes the lock or writes anything.
+    let host = copy_root("modern");
+    let r = host.path().display().to_string();
+    let err = fails(&["--root", &r, "apply", "--profile", &path]);
+    assert!(err.contains("--allow-key kernel.core_pattern"), "{err}");
+    assert!(!host.path().join("etc").exists(), "apply wrote under the root");
+    assert!(!host.path().join("run").exists(), "apply took the lock");
+
+    // Named on the command line, the pin is planned.
+    std::fs::write(host.path().join("proc/sys/kernel/core_pattern"), "core\n").unwrap();
+    for cmd in ["plan", "show"] {
+        let run = sysctune(&[
+            "--root",
+            &r,
+            cmd,
+            "--profile",
+            &path,
+            "--allow-key",
+            "kernel.core_pattern",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(run.code, 0, "{cmd}: {}", run.stderr);
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let keys = doc[if cmd == "plan" { "settings" } else { "keys" }]
+            .as_array()
+            .unwrap();
+        let pin = keys
+            .iter()
+            .find(|k| k["key"] == "kernel.core_pattern")
+            .unwrap_or_else(|| panic!("{cmd}: no core_pattern in {}", run.stdout));
+        assert_eq!(pin["recommended"], "|/bin/sh -c evil", "{cmd}");
+    }
+
+    // plan --snapshot plans the profile offline: the same refusal.
+    let snap = sysctune(&["--root", &r, "snapshot"]);
+    assert_eq!(snap.code, 0, "{}", snap.stderr);
+    let file = dir.path().join("host.json");
+    std::fs::write(&file, &snap.stdout).unwrap();
+    let file = file.display().to_string();
+    let err = fails(&["plan", "--profile", &path, "--snapshot", &file]);
+    assert!(err.contains("--allow-key kernel.core_pattern"), "{err}");
+    let run = sysctune(&[
+        "plan",
+        "--profile",
+        &path,
+        "--snapshot",
+        &file,
+        "--allow-key",
+        "kernel.core_pattern",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // A core_pattern that names a file is an ordinary setting.
+    let path = profile_file(
+        dir.path(),
+        "name = \"x\"\n[sysctl]\n\"kernel.core_pattern\" = \"core.%p\"\n",
+    );
+    let run = sysctune(&["--root", &r, "plan", "--profile", &path]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("core.%p"), "{}", run.stdout);
+}
+
+/// The host's sysctl.d files are its state: a piped core_pattern there (systemd's
+/// 50-coredump.conf) is shown and planned around, never refused.
+#[test]
+fn dangerous_keys_in_the_hosts_sysctl_d_are_not_refused() {
+    let host = copy_root("modern");
+    std::fs::create_dir_all(host.path().join("usr/lib/sysctl.d")).unwrap();
+    std::fs::write(
+        host.path().join("usr/lib/sysctl.d/50-coredump.conf"),
+        "kernel.core_pattern=|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\nvm.drop_caches = 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        host.path().join("proc/sys/kernel/core_pattern"),
+        "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n",
+    )
+    .unwrap();
+    let r = host.path().display().to_string();
+    let run = sysctune(&["--root", &r, "plan", "--profile", "web-server"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = sysctune(&["--root", &r, "show", "kernel.core_pattern", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("50-coredump.conf") && run.stdout.contains("systemd-coredump %P"),
+        "{}",
+        run.stdout
+    );
 }
