@@ -3,42 +3,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{copy_root, sysctune};
+use common::{copy_root, sysctune, tree};
 use serde_json::Value;
-
-/// Every file under `dir` → its content; proc/sys values whitespace-normalised (the
-/// kernel prints tabs, sysctune writes spaces). The lock file is not state.
-fn tree(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            let ft = std::fs::symlink_metadata(&p).unwrap().file_type();
-            if ft.is_dir() {
-                walk(base, &p, out);
-            } else if ft.is_symlink() {
-                out.insert(rel, format!("-> {}", std::fs::read_link(&p).unwrap().display()));
-            } else if rel != "var/lib/sysctune/lock" {
-                let text = std::fs::read_to_string(&p).unwrap();
-                let text = if rel.starts_with("proc/sys/") {
-                    text.split_whitespace().collect::<Vec<_>>().join(" ")
-                } else {
-                    text
-                };
-                out.insert(rel, text);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
 
 fn run(root: &Path, args: &[&str]) -> common::Run {
     let r = root.display().to_string();

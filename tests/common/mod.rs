@@ -1,6 +1,7 @@
 //! Running the real binary on fixture roots.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,4 +66,35 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// Every file under `dir` → its content; proc/sys values whitespace-normalised (the
+/// kernel prints tabs, sysctune writes spaces). The lock file is not state.
+pub fn tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let ft = std::fs::symlink_metadata(&p).unwrap().file_type();
+            if ft.is_dir() {
+                walk(base, &p, out);
+            } else if ft.is_symlink() {
+                out.insert(rel, format!("-> {}", std::fs::read_link(&p).unwrap().display()));
+            } else if !ft.is_file() {
+                out.insert(rel, "<not a regular file>".into());
+            } else if rel != "var/lib/sysctune/lock" {
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                let text = if rel.starts_with("proc/sys/") {
+                    text.split_whitespace().collect::<Vec<_>>().join(" ")
+                } else {
+                    text
+                };
+                out.insert(rel, text);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }
