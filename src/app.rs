@@ -7,7 +7,7 @@ use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Roll
 use crate::error::{Error, Result};
 use crate::host::Root;
 use crate::report::{self, Style, text};
-use crate::{apply, doctor, host, keys, plan, profile, rules, snapshot, sysctl_d};
+use crate::{apply, doctor, guard, host, keys, plan, profile, rules, snapshot, sysctl_d};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
@@ -127,19 +127,26 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     apply::check_dropin_location(&args.plan.dropin, args.allow_any_dropin_path)?;
     let paths = apply::Paths::new(&args.plan.dropin, &args.state.state_dir)?;
     // Bad profiles and flags fail before anything is touched, the lock included.
-    profile::check_pins(
-        &profile::load(&args.plan.profile, &args.plan.sets)?,
-        &args.plan.allow_keys,
-    )?;
+    let profile = profile::load(&args.plan.profile, &args.plan.sets)?;
+    profile::check_pins(&profile, &args.plan.allow_keys)?;
     apply::check_privileges(root, live, "writing")?;
+    // A plan that would hurt the host is refused before the lock (nothing written at all),
+    // and again under it, on the state it would change.
+    let (plan, facts) = make_plan(root, &args.plan)?;
+    let overridden = refuse_what_hurts(root, &plan, &facts, &profile, args.force)?;
     let (_lock, state) = apply::lock(
         root,
         &paths,
         std::time::Duration::from_secs(args.state.lock_timeout),
     )?;
     let (plan, facts) = make_plan(root, &args.plan)?;
+    let overridden = refuse_what_hurts(root, &plan, &facts, &profile, args.force).map(|o| {
+        let mut all = overridden;
+        all.extend(o.into_iter().filter(|m| !all.contains(m)).collect::<Vec<_>>());
+        all
+    })?;
     let trust = apply::trust_for(&facts.kernel, args.allow_any_dropin_path, &args.plan.allow_keys);
-    apply::apply(
+    let mut report = apply::apply(
         root,
         &paths,
         &state,
@@ -149,7 +156,57 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
             file: !args.no_file,
         },
         &trust,
-    )
+    )?;
+    report.forced = !overridden.is_empty();
+    report.overridden = overridden;
+    Ok(report)
+}
+
+/// The refusals of [`guard::refusals`] for this plan: an error unless every one may be
+/// forced and `--force` is given; then what was overridden.
+fn refuse_what_hurts(
+    root: &Root,
+    plan: &plan::Plan,
+    facts: &host::Facts,
+    profile: &profile::Profile,
+    force: bool,
+) -> Result<Vec<String>> {
+    let narrows = plan
+        .settings
+        .iter()
+        .any(|s| s.change && s.key == "net.ipv4.ip_local_port_range");
+    let held = match (narrows, facts.port_range()) {
+        (true, Some((lo, hi))) => {
+            let mut scan = host::tcp_table::PortScan::new(lo, hi, &facts.reserved_ports());
+            host::tcp_table::scan_tables(root, &mut scan)?;
+            Some(scan.top(1).first().map_or(0, |d| d.counts.total()))
+        }
+        _ => None,
+    };
+    let refusals = guard::refusals(plan, facts, profile, held);
+    if refusals.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = |r: &[&guard::Refusal]| {
+        r.iter()
+            .map(|r| format!("\n  - {}", r.message))
+            .collect::<String>()
+    };
+    let fixed: Vec<&guard::Refusal> = refusals.iter().filter(|r| !r.forceable).collect();
+    if !fixed.is_empty() {
+        return Err(Error::Write(format!(
+            "apply refused, nothing was written:{}",
+            list(&fixed)
+        )));
+    }
+    if !force {
+        let all: Vec<&guard::Refusal> = refusals.iter().collect();
+        return Err(Error::Write(format!(
+            "apply refused, nothing was written:{}\nChange the profile, or pass --force to apply it anyway",
+            list(&all)
+        )));
+    }
+    Ok(refusals.into_iter().map(|r| r.message).collect())
 }
 
 fn run_rollback(root: &Root, args: &RollbackArgs) -> Result<apply::RollbackReport> {

@@ -725,6 +725,9 @@ pub struct ApplyReport {
     pub live: Vec<LiveChange>,
     /// The rollback record of the last apply that changed something (null when none).
     pub rollback: Option<String>,
+    /// `--force` overrode a refusal; `overridden` says which.
+    pub forced: bool,
+    pub overridden: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -802,6 +805,8 @@ pub fn apply(
             },
             live,
             rollback: existing_record,
+            forced: false,
+            overridden: Vec::new(),
             findings: plan.findings.clone(),
         });
     }
@@ -861,6 +866,8 @@ pub fn apply(
         },
         live,
         rollback: Some(paths.record_shown()),
+        forced: false,
+        overridden: Vec::new(),
         findings: plan.findings.clone(),
     })
 }

@@ -226,4 +226,9 @@ pub struct ApplyArgs {
     /// Allow --dropin outside the sysctl.d directories (systemd-sysctl will not read it there)
     #[arg(long)]
     pub allow_any_dropin_path: bool,
+    /// Apply a plan apply would refuse: one with an error finding, or a value that would
+    /// break the host now (tcp_mem below what TCP uses, strict overcommit below
+    /// Committed_AS, a port range below the ports in use). Never a profile's [host].
+    #[arg(long)]
+    pub force: bool,
 }

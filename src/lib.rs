@@ -10,6 +10,7 @@ pub mod cli;
 pub mod doctor;
 pub mod dropin;
 pub mod error;
+pub mod guard;
 pub mod host;
 pub mod keys;
 pub mod plan;

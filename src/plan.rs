@@ -69,6 +69,9 @@ pub struct HostSummary {
     pub commit_limit: u64,
     pub committed_as: u64,
     pub kernel: String,
+    /// The figures the profile's `[host]` gave instead of the host's own (`ram`, `swap`,
+    /// `page_size`): the plan is for another host.
+    pub from_profile: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -505,6 +508,14 @@ pub fn plan(req: &Request) -> Result<Plan> {
             commit_limit: facts.mem.commit_limit,
             committed_as: facts.mem.committed_as,
             kernel: facts.kernel.clone(),
+            from_profile: [
+                ("ram", profile.host.ram),
+                ("swap", profile.host.swap),
+                ("page_size", profile.host.page_size),
+            ]
+            .into_iter()
+            .filter_map(|(f, v)| v.map(|_| f))
+            .collect(),
         },
         settings,
         capacity,
