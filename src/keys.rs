@@ -201,6 +201,15 @@ pub const KNOWN: &[KeyInfo] = &[
     key("fs.file-nr", ReadOnly, Host, NodeOnly, "files"),
 ];
 
+/// Keys the kernel sizes from RAM at every boot: a value pinned in the drop-in goes stale
+/// when the host is resized, so a plan that keeps one unchanged does not pin it
+/// (arithmetic, "Which keys a plan manages").
+/// - `net.ipv4.tcp_mem`: `tcp_init_mem()` in net/ipv4/tcp.c, from `nr_free_buffer_pages()`.
+/// - `fs.file-max`: `files_maxfiles_init()` in fs/file_table.c, about 10 % of RAM in files.
+/// - `net.ipv4.tcp_max_tw_buckets`: `tcp_sk_init()` in net/ipv4/tcp_ipv4.c, half the
+///   established hash table, itself sized from RAM.
+pub const SIZED_AT_BOOT: &[&str] = &["net.ipv4.tcp_mem", "fs.file-max", "net.ipv4.tcp_max_tw_buckets"];
+
 pub fn info(key: &str) -> Option<&'static KeyInfo> {
     KNOWN.iter().find(|k| k.name == key)
 }

@@ -84,6 +84,9 @@ pub struct Setting {
     pub reason: String,
     pub scope: Scope,
     pub kubernetes: Kubernetes,
+    /// Whether the drop-in holds it: false for a key the kernel sizes from RAM at boot
+    /// that the plan keeps unchanged ("kept: the kernel sizes it at boot").
+    pub pinned: bool,
     /// What the sysctl.d files set at boot now, and where (before this plan's drop-in).
     pub boot: Option<Assignment>,
 }
@@ -391,6 +394,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
                     },
                     |i| i.kubernetes,
                 ),
+                pinned: true,
                 boot: None,
             }
         })
@@ -440,6 +444,22 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .dropin_current
         .map(|c| dropin::parse(c).entries)
         .unwrap_or_default();
+    // A key the kernel sizes at boot, kept as it is, is not pinned (unless the drop-in
+    // already pins it: dropping it would change the next boot).
+    for s in &mut settings {
+        s.pinned = !(keys::SIZED_AT_BOOT.contains(&s.key.as_str())
+            && !s.change
+            && !s.rules.iter().any(|r| r == PIN)
+            && !existing.iter().any(|e| e.key == s.key));
+        if !s.pinned {
+            s.reason = format!("kept: the kernel sizes it at boot ({})", s.reason);
+        }
+    }
+    let unpinned: Vec<String> = settings
+        .iter()
+        .filter(|s| !s.pinned)
+        .map(|s| s.key.clone())
+        .collect();
     let comment_of = |e: &dropin::Entry| -> String {
         e.comments
             .iter()
@@ -450,6 +470,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
     };
     let mut lines: Vec<dropin::Line> = chosen
         .iter()
+        .filter(|(key, _)| !unpinned.contains(key))
         .map(|(key, m)| {
             let kept = existing
                 .iter()

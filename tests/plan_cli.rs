@@ -188,3 +188,44 @@ fn snapshots_json() {
         insta::assert_json_snapshot!(format!("json-{name}"), p);
     }
 }
+
+/// A key the kernel sizes from RAM at boot, kept unchanged, is not pinned in the drop-in
+/// (after a VM resize a pinned value would be stale); pinned by the profile, changed, or
+/// already in sysctune's drop-in, it is.
+#[test]
+fn kernel_sized_keys_kept_unchanged_are_not_pinned() {
+    let p = json("article-batch", "batch-client", &[]);
+    for key in ["net.ipv4.tcp_mem", "fs.file-max"] {
+        let s = setting(&p, key);
+        assert_eq!(s["change"], false, "{key}");
+        assert_eq!(s["pinned"], false, "{key}");
+        assert!(
+            s["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("kept: the kernel sizes it at boot")
+        );
+        assert!(
+            !p["dropin"]["content"].as_str().unwrap().contains(key),
+            "{key} pinned"
+        );
+    }
+    assert_eq!(setting(&p, "fs.nr_open")["pinned"], true);
+    // Pinned in the profile: in the drop-in even unchanged.
+    let p = json(
+        "article-batch",
+        "batch-client",
+        &["--set", "sysctl.fs.file-max=1620000"],
+    );
+    assert_eq!(setting(&p, "fs.file-max")["pinned"], true);
+    assert!(
+        p["dropin"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("fs.file-max = 1620000")
+    );
+    // Changed (the article's proxy needs more): pinned.
+    let p = json("article-proxy", "reverse-proxy", &[]);
+    assert_eq!(setting(&p, "net.ipv4.tcp_mem")["change"], true);
+    assert_eq!(setting(&p, "net.ipv4.tcp_mem")["pinned"], true);
+}
