@@ -68,6 +68,17 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 Format::Text => text::apply(&report, &style),
             }))
         }
+        Command::Status(state) => {
+            let report = crate::status::status(root, state)?;
+            Ok(Output {
+                stdout: match g.format {
+                    Format::Json => report::json(&report),
+                    Format::Text => crate::status::text(&report, &style),
+                },
+                stderr: String::new(),
+                code: report.exit_code(),
+            })
+        }
         Command::Rollback(state) => {
             let report = run_rollback(root, state)?;
             Ok(Output::ok(match g.format {
@@ -125,7 +136,7 @@ fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style
 fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     let live = !args.no_live;
     apply::check_dropin_location(&args.plan.dropin, args.allow_any_dropin_path)?;
-    let paths = apply::Paths::new(&args.plan.dropin, &args.state.state_dir)?;
+    let paths = apply::Paths::new(&args.plan.dropin, &args.plan.state_dir)?;
     // Bad profiles and flags fail before anything is touched, the lock included.
     let profile = profile::load(&args.plan.profile, &args.plan.sets)?;
     profile::check_pins(&profile, &args.plan.allow_keys)?;
@@ -134,11 +145,7 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     // and again under it, on the state it would change.
     let (plan, facts) = make_plan(root, &args.plan)?;
     let overridden = refuse_what_hurts(root, &plan, &facts, &profile, args.force)?;
-    let (_lock, state) = apply::lock(
-        root,
-        &paths,
-        std::time::Duration::from_secs(args.state.lock_timeout),
-    )?;
+    let (_lock, state) = apply::lock(root, &paths, std::time::Duration::from_secs(args.lock_timeout))?;
     let (plan, facts) = make_plan(root, &args.plan)?;
     let overridden = refuse_what_hurts(root, &plan, &facts, &profile, args.force).map(|o| {
         let mut all = overridden;
@@ -156,6 +163,12 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
             file: !args.no_file,
         },
         &trust,
+        &apply::Invocation {
+            spec: &args.plan.profile,
+            sets: &args.plan.sets,
+            only: &args.plan.only,
+            netns: host::netns(root),
+        },
     )?;
     report.forced = !overridden.is_empty();
     report.overridden = overridden;
@@ -224,7 +237,14 @@ fn run_rollback(root: &Root, args: &RollbackArgs) -> Result<apply::RollbackRepor
         }
         None => None,
     };
-    apply::rollback(root, &paths, state.as_ref(), &trust)
+    apply::rollback(
+        root,
+        &paths,
+        state.as_ref(),
+        &trust,
+        &host::netns(root),
+        args.dry_run,
+    )
 }
 
 /// Read the drop-in's current content (symlinks followed inside the root, as a boot would);
@@ -242,6 +262,10 @@ pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
     let facts = host::read(root, &extra)?;
     let current = read_dropin(root, &shown)?;
     let sysctl_d = sysctl_d::read(root)?;
+    apply::inside_root("--state-dir", &args.state_dir)?;
+    let set_before = apply::read_applied(root, &args.state_dir)?
+        .map(|a| a.set)
+        .unwrap_or_default();
     let plan = plan::plan(&plan::Request {
         facts: &facts,
         profile: &profile,
@@ -249,6 +273,7 @@ pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
         dropin_path: &shown,
         dropin_current: current.as_deref(),
         sysctl_d: &sysctl_d,
+        set_before: &set_before,
     })?;
     Ok((plan, facts))
 }
@@ -273,6 +298,7 @@ fn show(
                 exit_code: false,
                 snapshot: Vec::new(),
                 allow_keys: allow_keys.to_vec(),
+                state_dir: apply::DEFAULT_STATE_DIR.to_string(),
             };
             let (plan, _) = make_plan(root, &args)?;
             plan.settings
@@ -469,6 +495,7 @@ pub fn plan_snapshot(
         dropin_path: &args.dropin,
         dropin_current: snap.file(&args.dropin),
         sysctl_d: &sd,
+        set_before: &Default::default(),
     })
 }
 

@@ -18,6 +18,7 @@ use crate::host::fs::{self, Dir, Ownership, Root};
 use crate::keys;
 use crate::plan::Plan;
 use crate::rules::Finding;
+use crate::state;
 
 pub const APPLY_SCHEMA: &str = "sysctune/apply/v1";
 pub const ROLLBACK_SCHEMA: &str = "sysctune/rollback/v1";
@@ -462,6 +463,9 @@ pub struct Record {
     /// record still `false` is that of an apply that died half-way, whose values are the
     /// true previous state and must not be lost to the next apply.
     pub complete: bool,
+    /// The network namespace it was made in (`net:[4026531840]`) when applied to this
+    /// machine's `/`: values of another namespace are not this one's to restore.
+    pub netns: String,
 }
 
 /// What a record read back from disk is checked against: it is untrusted input (under
@@ -516,6 +520,9 @@ impl Record {
             "# state: {}\n",
             if self.complete { "complete" } else { "incomplete" }
         ));
+        if !self.netns.is_empty() {
+            s.push_str(&format!("# netns: {}\n", self.netns));
+        }
         for (k, v) in &self.live {
             s.push_str(&format!("{k} = {v}\n"));
         }
@@ -589,6 +596,16 @@ impl Record {
             Some("complete") | None => true,
             Some(other) => return Err(bad(&format!("unknown state {other:?} (complete or incomplete)"))),
         };
+        let netns = match header("netns") {
+            Some((line, v)) if !v.starts_with("net:[") || v.chars().any(char::is_control) => {
+                return Err(at(
+                    line,
+                    format!("{v:?} is not a network namespace (net:[INODE])"),
+                ));
+            }
+            Some((_, v)) => v,
+            None => String::new(),
+        };
         let parsed = crate::dropin::parse(text);
         if let Some(b) = parsed.bad.first() {
             return Err(at(b.line, b.message.clone()));
@@ -612,6 +629,7 @@ impl Record {
             dropin_previous,
             live,
             complete,
+            netns,
         })
     }
 }
@@ -757,6 +775,38 @@ pub fn trust_for<'a>(kernel: &'a str, any_dropin: bool, allowed_keys: &'a [Strin
     }
 }
 
+/// How apply was invoked, kept in `applied.conf` for `status` and later plans.
+pub struct Invocation<'a> {
+    pub spec: &'a str,
+    pub sets: &'a [String],
+    pub only: &'a [String],
+    /// The network namespace (`net:[N]`) when the root is this machine's `/`, else empty.
+    pub netns: String,
+}
+
+/// The state directory's `applied.conf`, checked; `None` when absent.
+pub fn read_applied_in(state: &Dir<'_>) -> Result<Option<state::Applied>> {
+    match state.read(state::FILE, fs::MAX_CONFIG)? {
+        Some(text) => state::Applied::parse(&text, &state.shown(state::FILE)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `applied.conf` under `root` for a plan: `Ok(None)` when there is none, or when the
+/// state directory cannot be read by this user (a plan as non-root: the directory is
+/// root's own, mode 0700); a tampered file is an error naming it.
+pub fn read_applied(root: &Root, state_shown: &str) -> Result<Option<state::Applied>> {
+    match root.dir(state_shown, None) {
+        Ok(Some(dir)) => match read_applied_in(&dir) {
+            Err(Error::Host { message, .. }) if message == "permission denied" => Ok(None),
+            other => other,
+        },
+        Ok(None) => Ok(None),
+        Err(Error::Host { message, .. }) if message == "permission denied" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Carry out `plan` (computed under the lock, held with `state`). Writes nothing when
 /// nothing changes.
 pub fn apply(
@@ -766,6 +816,7 @@ pub fn apply(
     plan: &Plan,
     opts: Options,
     trust: &Trust<'_>,
+    inv: &Invocation<'_>,
 ) -> Result<ApplyReport> {
     // The drop-in's directory and the file itself: no symlink on the way, a regular file.
     let previous_dropin = read_dropin(root, paths)?;
@@ -820,9 +871,22 @@ pub fn apply(
             .map(|c| (c.key.clone(), c.from.clone().unwrap_or_default()))
             .collect(),
         complete: false,
+        netns: inv.netns.clone(),
     };
     let backup = backup_record(state)?;
     if let Some(unfinished) = read_record(state, trust)?.filter(|r| !r.complete) {
+        if unfinished.netns != record.netns {
+            return Err(Error::Write(format!(
+                "{}: an apply in network namespace {} died half-way; its values are that namespace's. Roll it back \
+                 there (sysctune rollback), or remove the record; nothing was written",
+                state.shown(RECORD).display(),
+                if unfinished.netns.is_empty() {
+                    "(none)"
+                } else {
+                    &unfinished.netns
+                }
+            )));
+        }
         record = carry_over(unfinished, record);
     }
     write_record(state, &record)?;
@@ -853,6 +917,33 @@ pub fn apply(
             "{e}; {restored}; the previous drop-in is unchanged"
         )));
     }
+    // What sysctune has set live, for status and for keys that later leave management.
+    let mut applied = read_applied_in(state)?.unwrap_or_default();
+    for c in &live {
+        if let Some(from) = &c.from {
+            applied.set.entry(c.key.clone()).or_insert_with(|| from.clone());
+        }
+    }
+    if opts.live {
+        for s in plan
+            .settings
+            .iter()
+            .filter(|s| s.rules.iter().any(|r| r == crate::plan::RELEASED))
+        {
+            applied.set.remove(&s.key);
+        }
+    }
+    let applied = state::Applied {
+        profile: plan.profile.clone(),
+        spec: inv.spec.to_string(),
+        sets: inv.sets.to_vec(),
+        only: inv.only.to_vec(),
+        dropin: paths.dropin_shown.clone(),
+        time: state::now_utc(),
+        netns: inv.netns.clone(),
+        set: applied.set,
+    };
+    state.write_atomic(state::FILE, applied.render().as_bytes(), 0o600)?;
     // Done: mark the record complete, so the next apply starts a record of its own.
     record.complete = true;
     write_record(state, &record)?;
@@ -894,6 +985,8 @@ pub fn rollback(
     paths: &Paths,
     state: Option<&Dir<'_>>,
     trust: &Trust<'_>,
+    netns: &str,
+    dry_run: bool,
 ) -> Result<RollbackReport> {
     let nothing = || RollbackReport {
         schema: ROLLBACK_SCHEMA,
@@ -912,6 +1005,22 @@ pub fn rollback(
     let Some(record) = read_record(state, trust)? else {
         return Ok(nothing());
     };
+    if record.netns != netns {
+        let name = |n: &str| {
+            if n.is_empty() {
+                "a tree under --root".to_string()
+            } else {
+                format!("network namespace {n}")
+            }
+        };
+        return Err(Error::Write(format!(
+            "{}: the record was made in {}, and this is {}: its values are not this one's to restore; run rollback \
+             where the apply ran; nothing was restored",
+            state.shown(RECORD).display(),
+            name(&record.netns),
+            name(netns)
+        )));
+    }
     let record_paths = Paths {
         dropin_shown: record.dropin_path.clone(),
         state_shown: paths.state_shown.clone(),
@@ -956,6 +1065,22 @@ pub fn rollback(
             dropin_change = Some(previous.clone());
         }
     }
+    if dry_run {
+        return Ok(RollbackReport {
+            schema: ROLLBACK_SCHEMA,
+            changed: !live.is_empty() || dropin_change.is_some(),
+            record: Some(paths.record_shown()),
+            dropin: record.dropin_previous.as_ref().map(|_| DropinResult {
+                path: record.dropin_path.clone(),
+                changed: dropin_change.is_some(),
+            }),
+            live,
+            message: format!(
+                "dry run: this is what rollback would restore of the last apply (profile {}); nothing was written",
+                record.profile
+            ),
+        });
+    }
     write_all_or_nothing(root, &live).map_err(|m| {
         Error::Write(format!(
             "rollback: {m}; the drop-in was not touched and the record is kept"
@@ -979,6 +1104,13 @@ pub fn rollback(
     });
     state.remove(RECORD)?;
     state.remove(RECORD_DROPIN)?;
+    // Keys back at the value they had before sysctune first set them are no longer its.
+    if let Some(mut applied) = read_applied_in(state)? {
+        applied
+            .set
+            .retain(|k, original| record.live.iter().all(|(rk, rv)| rk != k || rv != original));
+        state.write_atomic(state::FILE, applied.render().as_bytes(), 0o600)?;
+    }
     let changed = !live.is_empty() || dropin_change.is_some();
     Ok(RollbackReport {
         schema: ROLLBACK_SCHEMA,
@@ -1055,6 +1187,7 @@ mod tests {
             dropin_previous: Some(Some("old = 1\n".into())),
             live: vec![("net.ipv4.ip_local_port_range".into(), "32768 60999".into())],
             complete: false,
+            netns: "net:[4026531840]".into(),
         };
         let text = r.render();
         let parsed = crate::dropin::parse(&text);

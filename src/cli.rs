@@ -101,6 +101,11 @@ pub enum Command {
         after_help = "The record is checked before anything is written: its drop-in must be a *.conf file in a sysctl.d\ndirectory, its keys and values ones apply would write (a dangerous key only with --allow-key).\n\nExamples:\n  sysctune rollback\n  sysctune --root /srv/image rollback --format json"
     )]
     Rollback(RollbackArgs),
+    /// What the last apply set, and whether live values, boot and the drop-in still agree
+    #[command(
+        after_help = "For each key sysctune set: the live value, the drop-in's, the one that wins at boot (file and\nline) and the applied profile's recommendation now, with drift marked.\n\nExit codes: 0 in sync, 1 drift, 2 error.\n\nExamples:\n  sysctune status\n  sysctune status --format json"
+    )]
+    Status(StateArgs),
     /// Live diagnosis: ports per destination, orphans, TCP memory, commit, OOM risk, open files
     #[command(
         after_help = "Checks (warning / error):\n  ports             sockets holding ephemeral ports per destination address:port, of the\n                    usable ip_local_port_range (50% / 90%)\n  orphans           sockstat orphan of net.ipv4.tcp_max_orphans (50% / 90%)\n  tcp-memory        sockstat mem of net.ipv4.tcp_mem (pressure / high)\n  commit            Committed_AS of CommitLimit in strict mode (90% / over)\n  oom               MemAvailable of MemTotal without swap (below 10% / below 5%)\n  file-descriptors  fs.file-nr of fs.file-max (80% / 95%)\n\nExit codes: 0 healthy, 1 a warning or an error was found, 2 unreadable or garbled host data.\n\nExamples:\n  sysctune doctor\n  sysctune doctor --format json --top 50\n  sysctune --root /srv/snapshot doctor"
@@ -182,6 +187,11 @@ pub struct PlanArgs {
     /// kernel.poweroff_cmd, fs.binfmt_misc.*, vm.drop_caches and vm.compact_memory are refused
     #[arg(long = "allow-key", value_name = "KEY")]
     pub allow_keys: Vec<String>,
+    /// sysctune's state directory, as a path inside the root: the lock, the rollback record
+    /// and what was applied (keys an earlier apply set are returned to their boot value
+    /// when they leave management)
+    #[arg(long, value_name = "DIR", default_value = crate::apply::DEFAULT_STATE_DIR)]
+    pub state_dir: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -198,6 +208,9 @@ pub struct StateArgs {
 pub struct RollbackArgs {
     #[command(flatten)]
     pub state: StateArgs,
+    /// Print what rollback would write, and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// Accept a record whose drop-in is outside the sysctl.d directories (an apply made
     /// with --allow-any-dropin-path)
     #[arg(long)]
@@ -212,8 +225,9 @@ pub struct RollbackArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
+    /// Seconds to wait for another apply or rollback to finish before failing
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub lock_timeout: u64,
     /// Write only the drop-in; leave the live values alone
     #[arg(long, conflicts_with = "no_file")]
     pub no_live: bool,

@@ -146,11 +146,16 @@ pub struct Line {
     pub comment: String,
 }
 
+/// The drop-in's first line, naming the profile.
+pub fn header_line(profile: &str) -> String {
+    format!("# Managed by sysctune, profile \"{profile}\". Re-run `sysctune apply` to change it.")
+}
+
 /// The drop-in's text: a header naming the profile, then per key a comment and
 /// `key = value`, in the order given. No timestamps: the same plan gives the same bytes.
 pub fn render(profile: &str, lines: &[Line]) -> String {
-    let mut out =
-        format!("# Managed by sysctune, profile \"{profile}\". Re-run `sysctune apply` to change it.\n");
+    let mut out = header_line(profile);
+    out.push('\n');
     for line in lines {
         for c in line.comment.lines() {
             out.push_str("# ");

@@ -18,5 +18,7 @@ pub mod profile;
 pub mod report;
 pub mod rules;
 pub mod snapshot;
+pub mod state;
+pub mod status;
 pub mod sysctl_d;
 pub mod units;

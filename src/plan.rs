@@ -17,6 +17,8 @@ use crate::units::human_bytes;
 pub const SCHEMA: &str = "sysctune/plan/v1";
 /// The rule id of `[sysctl]` pins in `settings[].rules` and findings.
 pub const PIN: &str = "pin";
+/// The rule id of keys that leave management: an earlier apply set them live.
+pub const RELEASED: &str = "released";
 pub const DEFAULT_DROPIN: &str = "/etc/sysctl.d/90-sysctune.conf";
 
 /// What to plan.
@@ -31,6 +33,9 @@ pub struct Request<'a> {
     pub dropin_current: Option<&'a str>,
     /// The sysctl.d files of the host (the drop-in among them, as it is now).
     pub sysctl_d: &'a SysctlD,
+    /// Keys an earlier apply wrote live → the value each had before sysctune first wrote
+    /// it (the state directory's `applied.conf`; empty for snapshots).
+    pub set_before: &'a BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -468,12 +473,18 @@ pub fn plan(req: &Request) -> Result<Plan> {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    // Comments come from this profile only: another profile's reasons would be wrong here.
+    let same_profile = req
+        .dropin_current
+        .and_then(|c| c.lines().next())
+        .is_some_and(|l| l == dropin::header_line(&profile.name));
     let mut lines: Vec<dropin::Line> = chosen
         .iter()
         .filter(|(key, _)| !unpinned.contains(key))
         .map(|(key, m)| {
             let kept = existing
                 .iter()
+                .filter(|_| same_profile)
                 .find(|e| e.key == *key && e.value == m.value)
                 .map(comment_of);
             dropin::Line {
@@ -514,6 +525,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         s.boot = boot_now.get(&s.key).and_then(|o| o.boot.clone());
     }
     findings.extend(boot_findings(req, &settings, &boot_now, &content));
+    settings.extend(released(req, &globs, &settings, &content));
 
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let changed = dropin_changed || settings.iter().any(|s| s.change);
@@ -555,6 +567,51 @@ pub fn plan(req: &Request) -> Result<Plan> {
             headroom: profile.headroom.to_string(),
         },
     })
+}
+
+/// Keys an earlier apply set live that this plan no longer manages (another profile, a
+/// narrower `--only` leaves those outside its globs alone): each goes back to the value it
+/// will have at boot, so live and boot agree after the apply. That is the value the
+/// sysctl.d files give it once the drop-in holds `content`, or, when no file sets it, the
+/// value it had before sysctune first wrote it (the kernel's own at boot).
+fn released(req: &Request, globs: &[glob::Pattern], settings: &[Setting], content: &str) -> Vec<Setting> {
+    let keys: Vec<String> = req
+        .set_before
+        .keys()
+        .filter(|k| matches(globs, k) && !settings.iter().any(|s| s.key == **k))
+        .cloned()
+        .collect();
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let after = req.sysctl_d.with_file(req.dropin_path, content);
+    let boot = after.as_ref().unwrap_or(req.sysctl_d).boot(&keys);
+    keys.into_iter()
+        .filter_map(|key| {
+            let current = req.facts.value(&key).map(str::to_string);
+            current.as_ref()?;
+            let (target, why) = match boot.get(&key).and_then(|o| o.boot.clone()) {
+                Some(a) => (a.value.clone(), format!("its boot value from {}", a.at())),
+                None => (
+                    req.set_before.get(&key).cloned().unwrap_or_default(),
+                    "the value it had before sysctune set it (no sysctl.d file sets it)".to_string(),
+                ),
+            };
+            let info = keys::info(&key);
+            Some(Setting {
+                change: current.as_deref() != Some(target.as_str()),
+                reason: format!("no longer managed by profile {}: back to {why}", req.profile.name),
+                current,
+                recommended: target,
+                rules: vec![RELEASED.to_string()],
+                scope: keys::scope(&key),
+                kubernetes: info.map_or(Kubernetes::NodeOnly, |i| i.kubernetes),
+                pinned: false,
+                boot: None,
+                key,
+            })
+        })
+        .collect()
 }
 
 /// The rule id of findings about the sysctl.d files.
@@ -767,6 +824,7 @@ mod tests {
             dropin_path: dropin,
             dropin_current: current,
             sysctl_d: sd,
+            set_before: &Default::default(),
         })
         .unwrap()
     }

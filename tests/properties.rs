@@ -209,7 +209,7 @@ proptest! {
     #[test]
     fn recommendations_are_valid_and_converge(facts in facts_strategy(), text in profile_strategy()) {
         let profile = profile::parse_text("prop.toml", &text).unwrap();
-        let req = plan::Request { facts: &facts, profile: &profile, only: &[], dropin_path: plan::DEFAULT_DROPIN, dropin_current: None, sysctl_d: &Default::default() };
+        let req = plan::Request { facts: &facts, profile: &profile, only: &[], dropin_path: plan::DEFAULT_DROPIN, dropin_current: None, sysctl_d: &Default::default(), set_before: &Default::default() };
         let first = match plan::plan(&req) {
             Ok(p) => p,
             // reserved_memory ≥ RAM and similar are validation errors, not plans
@@ -228,7 +228,7 @@ proptest! {
         if first.settings.iter().any(|s| s.key.starts_with("vm.overcommit_")) {
             applied.mem.commit_limit = first.capacity.commit_limit.recommended.unwrap();
         }
-        let req2 = plan::Request { facts: &applied, profile: &profile, only: &[], dropin_path: plan::DEFAULT_DROPIN, dropin_current: Some(&first.dropin.content), sysctl_d: &Default::default() };
+        let req2 = plan::Request { facts: &applied, profile: &profile, only: &[], dropin_path: plan::DEFAULT_DROPIN, dropin_current: Some(&first.dropin.content), sysctl_d: &Default::default(), set_before: &Default::default() };
         let second = plan::plan(&req2).unwrap();
         for s in &second.settings {
             prop_assert!(!s.change, "{} changes again: {:?} -> {:?} ({})", s.key, s.current, s.recommended, s.reason);

@@ -79,6 +79,17 @@ pub fn parse_ints(value: &str) -> Option<Vec<i128>> {
     value.split_whitespace().map(|f| f.parse().ok()).collect()
 }
 
+/// The network namespace sysctune runs in (`net:[4026531840]`) when `root` is this
+/// machine's `/` (its live values are that namespace's), else empty.
+pub fn netns(root: &Root) -> String {
+    if !root.is_host() {
+        return String::new();
+    }
+    std::fs::read_link("/proc/self/ns/net")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The page size of the running system.
 pub fn system_page_size() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)

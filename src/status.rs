@@ -1,0 +1,357 @@
+//! `sysctune status`: what the last apply set (profile, time, drop-in, namespace), and for
+//! each key sysctune manages or has set, the live value, the drop-in's, the one that wins
+//! at boot, and what the applied profile recommends now, with drift marked. What
+//! `tuned-adm verify` should have been: which key, which file, why.
+
+use serde::Serialize;
+
+use crate::apply;
+use crate::cli::{PlanArgs, StateArgs};
+use crate::error::Result;
+use crate::host::{self, Root};
+use crate::sysctl_d::{self, Assignment};
+
+pub const SCHEMA: &str = "sysctune/status/v1";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub schema: &'static str,
+    /// The last apply that changed something; null when sysctune applied nothing here.
+    pub applied: Option<AppliedSummary>,
+    pub dropin: Option<DropinStatus>,
+    pub keys: Vec<KeyStatus>,
+    /// Live, boot and the drop-in agree, and the profile recommends what is applied.
+    pub in_sync: bool,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AppliedSummary {
+    pub profile: String,
+    /// The apply that did it, as a command to run again.
+    pub command: String,
+    pub time: String,
+    pub netns: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DropinStatus {
+    pub path: String,
+    /// `absent`, `sysctune` (written by sysctune) or `foreign` (another header: edited or
+    /// replaced by hand).
+    pub state: &'static str,
+    /// The drop-in is what the applied profile writes on this host now (null when the
+    /// profile could not be planned).
+    pub current: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyStatus {
+    pub key: String,
+    pub live: Option<String>,
+    /// The value in sysctune's drop-in, if it holds the key.
+    pub dropin: Option<String>,
+    /// The assignment that wins at boot (file and line), across every sysctl.d file.
+    pub boot: Option<Assignment>,
+    /// What the applied profile recommends now.
+    pub recommended: Option<String>,
+    /// Why the key is out of sync; empty when it is not.
+    pub drift: Vec<String>,
+}
+
+impl Status {
+    /// 0 in sync, 1 drift.
+    pub fn exit_code(&self) -> i32 {
+        if self.in_sync { 0 } else { 1 }
+    }
+}
+
+/// The command that reproduces an apply, shell-quoted.
+pub fn apply_command(applied: &crate::state::Applied, state_dir: &str) -> String {
+    let mut words = vec![
+        "sysctune".to_string(),
+        "apply".into(),
+        "--profile".into(),
+        applied.spec.clone(),
+    ];
+    for s in &applied.sets {
+        words.push("--set".into());
+        words.push(s.clone());
+    }
+    for o in &applied.only {
+        words.push("--only".into());
+        words.push(o.clone());
+    }
+    if applied.dropin != crate::plan::DEFAULT_DROPIN {
+        words.push("--dropin".into());
+        words.push(applied.dropin.clone());
+    }
+    if state_dir != apply::DEFAULT_STATE_DIR {
+        words.push("--state-dir".into());
+        words.push(state_dir.to_string());
+    }
+    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+/// A word as a POSIX shell reads it back: bare when it is plain, else single-quoted.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
+    let paths = apply::Paths::new(crate::plan::DEFAULT_DROPIN, &args.state_dir)?;
+    let Some(applied) = apply::rollback_state(root, &paths)?
+        .map(|dir| apply::read_applied_in(&dir))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(Status {
+            schema: SCHEMA,
+            applied: None,
+            dropin: None,
+            keys: Vec::new(),
+            in_sync: true,
+            notes: vec![format!(
+                "sysctune has applied nothing here (no {}/{})",
+                paths.state_shown,
+                crate::state::FILE
+            )],
+        });
+    };
+    let mut notes = Vec::new();
+    let here = host::netns(root);
+    if applied.netns != here {
+        notes.push(format!(
+            "the last apply ran in network namespace {}, this is {}: live values here are another namespace's",
+            if applied.netns.is_empty() { "(none)" } else { &applied.netns },
+            if here.is_empty() { "(none)" } else { &here }
+        ));
+    }
+
+    let dropin_text = crate::app::read_dropin(root, &applied.dropin)?;
+    let entries = dropin_text
+        .as_deref()
+        .map(|t| crate::dropin::parse(t).entries)
+        .unwrap_or_default();
+    let state = match &dropin_text {
+        None => "absent",
+        Some(t) if t.starts_with(&format!("# {}", crate::dropin::HEADER_START)) => "sysctune",
+        Some(_) => "foreign",
+    };
+
+    // The applied profile, planned again on the host as it is now.
+    let replan = crate::app::make_plan(
+        root,
+        &PlanArgs {
+            profile: applied.spec.clone(),
+            sets: applied.sets.clone(),
+            dropin: applied.dropin.clone(),
+            only: applied.only.clone(),
+            exit_code: false,
+            snapshot: Vec::new(),
+            allow_keys: Vec::new(),
+            state_dir: args.state_dir.clone(),
+        },
+    );
+    let plan = match replan {
+        Ok((plan, _)) => Some(plan),
+        Err(e) => {
+            notes.push(format!("the applied profile cannot be planned now: {e}"));
+            None
+        }
+    };
+
+    let mut keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+    keys.extend(applied.set.keys().cloned());
+    if let Some(p) = &plan {
+        keys.extend(p.settings.iter().map(|s| s.key.clone()));
+    }
+    keys.sort_by(|a, b| crate::keys::order(a).cmp(&crate::keys::order(b)).then(a.cmp(b)));
+    keys.dedup();
+    let sd = sysctl_d::read(root)?;
+    let boot = sd.boot(&keys);
+
+    let mut out = Vec::new();
+    for key in keys {
+        let live = host::read_sysctl(root, &key)?;
+        let dropin = entries
+            .iter()
+            .rev()
+            .find(|e| e.key == key)
+            .map(|e| e.value.clone());
+        let boot = boot.get(&key).and_then(|o| o.boot.clone());
+        let recommended = plan
+            .as_ref()
+            .and_then(|p| p.settings.iter().find(|s| s.key == key))
+            .map(|s| s.recommended.clone());
+        let mut drift = Vec::new();
+        if let (Some(d), Some(l)) = (&dropin, &live)
+            && d != l
+        {
+            drift.push(format!("live {l} differs from the drop-in's {d}"));
+        }
+        match (&dropin, &boot) {
+            (Some(_), Some(b)) if b.file != applied.dropin => {
+                drift.push(format!(
+                    "at boot {} sets {} and wins over the drop-in",
+                    b.at(),
+                    b.value
+                ));
+            }
+            (Some(d), None) => drift.push(format!(
+                "the drop-in's {d} is not applied at boot (the drop-in is masked, overridden or not read)"
+            )),
+            (None, b) if applied.set.contains_key(&key) => {
+                let at_boot = b
+                    .as_ref()
+                    .map(|b| b.value.clone())
+                    .or_else(|| applied.set.get(&key).cloned());
+                if let (Some(l), Some(at)) = (&live, &at_boot)
+                    && l != at
+                {
+                    drift.push(format!(
+                        "sysctune set it live to {l}, but the drop-in does not hold it: the next boot gives {at}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if let (Some(r), Some(l)) = (&recommended, &live)
+            && r != l
+        {
+            drift.push(format!("the profile now recommends {r}"));
+        }
+        out.push(KeyStatus {
+            key,
+            live,
+            dropin,
+            boot,
+            recommended,
+            drift,
+        });
+    }
+    let current = plan.as_ref().map(|p| !p.dropin.changed);
+    if current == Some(false) {
+        notes.push(format!(
+            "the drop-in is not what profile {} writes on this host now (run the apply again to update it)",
+            applied.profile
+        ));
+    }
+    let in_sync = out.iter().all(|k| k.drift.is_empty()) && current != Some(false) && applied.netns == here;
+    Ok(Status {
+        schema: SCHEMA,
+        applied: Some(AppliedSummary {
+            profile: applied.profile.clone(),
+            command: apply_command(&applied, &args.state_dir),
+            time: applied.time.clone(),
+            netns: (!applied.netns.is_empty()).then(|| applied.netns.clone()),
+        }),
+        dropin: Some(DropinStatus {
+            path: applied.dropin.clone(),
+            state,
+            current,
+        }),
+        keys: out,
+        in_sync,
+        notes,
+    })
+}
+
+/// The text of `status`.
+pub fn text(s: &Status, style: &crate::report::Style) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let Some(a) = &s.applied else {
+        for n in &s.notes {
+            let _ = writeln!(out, "{} {n}", style.bold("sysctune status:"));
+        }
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "{} profile {}, applied {}{}",
+        style.bold("sysctune status:"),
+        a.profile,
+        a.time,
+        a.netns.as_ref().map(|n| format!(" in {n}")).unwrap_or_default()
+    );
+    let _ = writeln!(out, "  by: {}", a.command);
+    if let Some(d) = &s.dropin {
+        let what = match (d.state, d.current) {
+            ("absent", _) => "absent".to_string(),
+            ("foreign", _) => "not written by sysctune (edited or replaced)".to_string(),
+            (_, Some(true)) => "written by sysctune, as the profile writes it now".to_string(),
+            (_, Some(false)) => "written by sysctune, but the profile writes something else now".to_string(),
+            _ => "written by sysctune".to_string(),
+        };
+        let _ = writeln!(out, "  drop-in: {} ({what})", d.path);
+    }
+    let dash = || "-".to_string();
+    let rows: Vec<[String; 5]> = s
+        .keys
+        .iter()
+        .map(|k| {
+            [
+                format!("{}{}", if k.drift.is_empty() { "  " } else { "! " }, k.key),
+                k.live.clone().unwrap_or_else(dash),
+                k.dropin.clone().unwrap_or_else(dash),
+                k.boot
+                    .as_ref()
+                    .map_or_else(dash, |b| format!("{} ({})", b.value, b.at())),
+                k.recommended.clone().unwrap_or_else(dash),
+            ]
+        })
+        .collect();
+    let head = ["  KEY", "LIVE", "DROP-IN", "BOOT (winner)", "RECOMMENDED"];
+    let mut w = head.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        l.trim_end().to_string()
+    };
+    let _ = writeln!(out, "\n{}", line(head));
+    for (r, k) in rows.iter().zip(&s.keys) {
+        let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+        for d in &k.drift {
+            let _ = writeln!(out, "      {}", style.yellow(d));
+        }
+    }
+    for n in &s.notes {
+        let _ = writeln!(out, "\nNote: {n}");
+    }
+    let drifting = s.keys.iter().filter(|k| !k.drift.is_empty()).count();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        if s.in_sync {
+            "In sync: live values, boot and the drop-in agree.".to_string()
+        } else if drifting > 0 {
+            format!(
+                "Drift: {drifting} key{} out of sync (marked !). Run the apply above again to converge.",
+                if drifting == 1 { "" } else { "s" }
+            )
+        } else {
+            "Drift: see the notes.".to_string()
+        }
+    );
+    out
+}
