@@ -30,6 +30,7 @@ impl Output {
 pub fn run(cli: &Cli) -> Result<Output> {
     let g = &cli.global;
     let style = Style::detect(g.color.as_str());
+    check_flags(cli)?;
     let root = &Root::open(&g.root)?;
     match &cli.command {
         Command::Show {
@@ -37,8 +38,10 @@ pub fn run(cli: &Cli) -> Result<Output> {
             profile: p,
             sets,
             allow_keys,
-        } => show(root, g.format, wanted, p.as_deref(), sets, allow_keys, &style),
-        Command::Plan(args) if !args.snapshot.is_empty() => plan_snapshots(args, g.format, &style, g.verbose),
+        } => show(root, g.format(), wanted, p.as_deref(), sets, allow_keys, &style),
+        Command::Plan(args) if !args.snapshot.is_empty() => {
+            plan_snapshots(args, g.format(), &style, g.verbose)
+        }
         Command::Snapshot { keys: wanted } => {
             let mut extra = Vec::new();
             for k in wanted {
@@ -49,21 +52,21 @@ pub fn run(cli: &Cli) -> Result<Output> {
         }
         Command::Plan(args) => {
             let (plan, _) = make_plan(root, args)?;
-            Ok(plan_output(&plan, args.exit_code, g.format, &style, g.verbose))
+            Ok(plan_output(&plan, args.exit_code, g.format(), &style, g.verbose))
         }
         Command::Apply(args) if args.dry_run => {
             let (plan, _) = make_plan(root, &args.plan)?;
             Ok(plan_output(
                 &plan,
                 args.plan.exit_code,
-                g.format,
+                g.format(),
                 &style,
                 g.verbose,
             ))
         }
         Command::Apply(args) => {
             let report = run_apply(root, args)?;
-            Ok(Output::ok(match g.format {
+            Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
                 Format::Text => text::apply(&report, &style),
             }))
@@ -71,7 +74,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Status(state) => {
             let report = crate::status::status(root, state)?;
             Ok(Output {
-                stdout: match g.format {
+                stdout: match g.format() {
                     Format::Json => report::json(&report),
                     Format::Text => crate::status::text(&report, &style),
                 },
@@ -81,18 +84,18 @@ pub fn run(cli: &Cli) -> Result<Output> {
         }
         Command::Rollback(state) => {
             let report = run_rollback(root, state)?;
-            Ok(Output::ok(match g.format {
+            Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
                 Format::Text => text::rollback(&report, &style),
             }))
         }
         Command::Doctor(args) => {
-            let top = args.top.unwrap_or(match g.format {
+            let top = args.top.unwrap_or(match g.format() {
                 Format::Text => 5,
                 Format::Json => 20,
             });
             let report = doctor::run(root, top)?;
-            let stdout = match g.format {
+            let stdout = match g.format() {
                 Format::Json => report::json(&report),
                 Format::Text => text::doctor(&report, &style),
             };
@@ -102,7 +105,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 code: report.exit_code(),
             })
         }
-        Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format))),
+        Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format()))),
         Command::Profiles {
             action: Some(ProfilesAction::Show { name }),
         } => match profile::builtin_source(name) {
@@ -115,6 +118,37 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Explain { topic } => explain(topic).map(Output::ok),
         Command::Completions { shell } => Ok(Output::ok(completions(*shell))),
         Command::Man => man().map(Output::ok),
+    }
+}
+
+/// Flags that do not apply to the command are errors, not silently ignored: an
+/// `apply --snapshot` that applied to the local root instead is the kind of surprise
+/// automation must never get.
+fn check_flags(cli: &Cli) -> Result<()> {
+    let json = cli.global.format() == Format::Json;
+    let no = |what: &str| Err(Error::input(what.to_string()));
+    match &cli.command {
+        Command::Apply(a) if !a.plan.snapshot.is_empty() => no(
+            "apply --snapshot: apply writes to the host under --root, never to a snapshot; plan a snapshot with \
+             `sysctune plan --snapshot FILE`, apply on the host itself",
+        ),
+        Command::Apply(a) if a.plan.exit_code && !a.dry_run => no(
+            "apply --exit-code: only with --dry-run (then it is plan --exit-code); apply's exit code is 0 applied \
+             or nothing to do, 2 refused or failed, and `changed` in --format json says whether it wrote",
+        ),
+        Command::Explain { .. } if json => no(
+            "explain --format json: explain prints a rule's documentation as text; for machine-readable rules use \
+             `sysctune plan --format json` (settings[].rules) or read `sysctune explain RULE` as text",
+        ),
+        Command::Completions { .. } if json => {
+            no("completions --format json: completions prints a shell script (bash, zsh or fish), never JSON")
+        }
+        Command::Man if json => no("man --format json: man prints a roff man page, never JSON"),
+        Command::Snapshot { .. } if cli.global.format_given == Some(Format::Text) => no(
+            "snapshot --format text: a snapshot is a JSON document (sysctune/snapshot/v1), read back by \
+             `plan --snapshot`; omit --format, or use `sysctune show` for text",
+        ),
+        _ => Ok(()),
     }
 }
 

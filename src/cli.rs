@@ -24,15 +24,22 @@ pub struct Global {
     /// Filesystem root to read (and write) instead of / (DIR/proc/sys, DIR/etc/sysctl.d, ...)
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Output format
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format (text when not given)
+    #[arg(long = "format", global = true, value_enum, value_name = "FORMAT")]
+    pub format_given: Option<Format>,
     /// Colour: auto (NO_COLOR and non-terminals mean never), always, never
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
     /// Also show each rule's arithmetic, step by step
     #[arg(short, long, global = true)]
     pub verbose: bool,
+}
+
+impl Global {
+    /// The output format: text unless `--format` says otherwise.
+    pub fn format(&self) -> Format {
+        self.format_given.unwrap_or(Format::Text)
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
