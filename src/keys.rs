@@ -138,6 +138,30 @@ pub const KNOWN: &[KeyInfo] = &[
         "mode",
     ),
     key(
+        "net.ipv4.tcp_tw_reuse_delay",
+        Int { min: 1, max: 60000 },
+        Netns,
+        Unsafe,
+        "ms",
+    ),
+    key(
+        "net.ipv4.tcp_timestamps",
+        Int { min: 0, max: 255 },
+        Netns,
+        Unsafe,
+        "mode",
+    ),
+    key(
+        "net.ipv4.tcp_max_tw_buckets",
+        Int {
+            min: i32::MIN as i128,
+            max: I32,
+        },
+        Netns,
+        Unsafe,
+        "sockets",
+    ),
+    key(
         "net.ipv4.tcp_max_orphans",
         Int { min: 0, max: I32 },
         Host,
