@@ -35,6 +35,10 @@ pub struct SnapHost {
     pub name: Option<String>,
     pub kernel: String,
     pub page_size: u64,
+    /// `CONFIG_HZ` from the host's `/boot/config-RELEASE`, when it had one. Optional, so
+    /// snapshots taken before it was recorded still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hz: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +71,7 @@ pub fn take(root: &host::Root, extra_keys: &[String]) -> Result<Snapshot> {
             name: facts.hostname.clone(),
             kernel: facts.kernel.clone(),
             page_size: facts.page_size,
+            hz: facts.hz,
         },
         meminfo: facts.mem,
         sockstat: facts.sockstat,
@@ -98,6 +103,7 @@ impl Snapshot {
             mem: self.meminfo,
             sysctl: self.sysctl.clone(),
             sockstat: self.sockstat,
+            hz: self.host.hz,
             warnings: self.warnings.clone(),
         }
     }
@@ -139,6 +145,11 @@ impl Snapshot {
         let page = self.host.page_size;
         if !page.is_power_of_two() || page < 1024 {
             return Err(format!("host.page_size {page} is not a power of two ≥ 1024"));
+        }
+        if let Some(hz) = self.host.hz
+            && !(1..=host::HZ_MAX).contains(&hz)
+        {
+            return Err(format!("host.hz {hz} is not a tick rate (1..={})", host::HZ_MAX));
         }
         if self.meminfo.mem_total == 0 {
             return Err("meminfo.mem_total is 0".into());

@@ -117,6 +117,7 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
                     },
                     sysctl,
                     sockstat: None,
+                    hz: None,
                     warnings: vec![],
                 }
             },

@@ -176,3 +176,44 @@ fn a_single_broken_snapshot_is_a_clear_error() {
         missing.stderr
     );
 }
+
+#[test]
+fn a_snapshot_carries_the_kernels_hz_and_older_ones_still_load() {
+    // article-batch has /boot/config-RELEASE (CONFIG_HZ=1000); modern has none.
+    let batch = snapshot_of("article-batch");
+    let v: Value = serde_json::from_str(&batch).unwrap();
+    assert_eq!(v["host"]["hz"], 1000);
+    let modern: Value = serde_json::from_str(&snapshot_of("modern")).unwrap();
+    assert!(modern["host"].get("hz").is_none(), "{}", modern["host"]);
+
+    // A snapshot taken before hz was recorded loads, and plans as a host with no config.
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = v.clone();
+    old["host"].as_object_mut().unwrap().remove("hz");
+    let f = dir.path().join("old.json");
+    std::fs::write(&f, serde_json::to_string_pretty(&old).unwrap()).unwrap();
+    let f = f.display().to_string();
+    let run = sysctune(&[
+        "plan",
+        "--profile",
+        "batch-client",
+        "--snapshot",
+        &f,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let mut bad = v;
+    bad["host"]["hz"] = Value::from(0);
+    let b = dir.path().join("bad.json");
+    std::fs::write(&b, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
+    let b = b.display().to_string();
+    let run = sysctune(&["plan", "--profile", "batch-client", "--snapshot", &b]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("host.hz 0 is not a tick rate"),
+        "{}",
+        run.stderr
+    );
+}

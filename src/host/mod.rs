@@ -30,6 +30,10 @@ pub struct Facts {
     /// Live values, normalised to single spaces; `None` when the kernel lacks the key.
     pub sysctl: BTreeMap<String, Option<String>>,
     pub sockstat: Option<Sockstat>,
+    /// The kernel's tick rate, `CONFIG_HZ` in `ROOT/boot/config-RELEASE`; `None` when that
+    /// file or line is absent. It sets how late the timer wheel ends TIME_WAIT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hz: Option<u64>,
     /// Things that could not be read but are not needed (they become findings).
     pub warnings: Vec<String>,
 }
@@ -128,8 +132,60 @@ fn read_text(root: &Root, inside: &str) -> Result<Option<String>> {
     root.read_text(inside, fs::MAX_SMALL)
 }
 
+/// The kernel's build configuration for `release`, as seen inside the root
+/// (`/boot/config-6.18.44`), or `None` when the release cannot name one file there.
+pub fn kernel_config_inside(release: &str) -> Option<String> {
+    let plain = !release.is_empty()
+        && release != "unknown"
+        && release != "."
+        && release != ".."
+        && !release.contains('/')
+        && !release.chars().any(|c| c.is_control() || c.is_whitespace());
+    plain.then(|| format!("/boot/config-{release}"))
+}
+
+/// Highest tick rate taken from a kernel configuration (Linux offers 100 to 1200).
+pub const HZ_MAX: u64 = 100_000;
+
+/// `CONFIG_HZ=` of a kernel configuration: `Ok(None)` without that line, an error when
+/// its value is not a tick rate.
+pub fn parse_config_hz(text: &str) -> std::result::Result<Option<u64>, String> {
+    let Some(value) = text.lines().find_map(|l| l.trim().strip_prefix("CONFIG_HZ=")) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(hz) if (1..=HZ_MAX).contains(&hz) => Ok(Some(hz)),
+        _ => Err(format!(
+            "CONFIG_HZ={} is not a tick rate (1..={HZ_MAX})",
+            keys::escape(value.trim())
+        )),
+    }
+}
+
+/// `CONFIG_HZ` of the kernel `release` under `root`: `None` when the configuration is not
+/// there (the usual case in containers), and a warning when it is there but unreadable.
+fn read_hz(root: &Root, release: &str, warnings: &mut Vec<String>) -> Option<u64> {
+    let inside = kernel_config_inside(release)?;
+    let assumed = "TIME_WAIT is assumed to end as late as at HZ=100";
+    match root.read_text(&inside, fs::MAX_CONFIG) {
+        Ok(None) => None,
+        Ok(Some(text)) => match parse_config_hz(&text) {
+            Ok(hz) => hz,
+            Err(e) => {
+                warnings.push(format!("{}: {e}; {assumed}", root.shown(&inside).display()));
+                None
+            }
+        },
+        Err(e) => {
+            warnings.push(format!("{e}; {assumed}"));
+            None
+        }
+    }
+}
+
 /// Read the facts of the host under `root`: every known key plus `extra_keys` (the pins
-/// of a profile), meminfo (required), sockstat and the kernel release (optional).
+/// of a profile), meminfo (required), sockstat, the kernel release and its `CONFIG_HZ`
+/// (optional).
 pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
     let mut warnings = Vec::new();
 
@@ -160,6 +216,7 @@ pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
         }
     };
     let hostname = read_sysctl(root, "kernel.hostname")?;
+    let hz = read_hz(root, &kernel, &mut warnings);
 
     let mut sysctl = BTreeMap::new();
     for key in keys::KNOWN
@@ -178,6 +235,81 @@ pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
         mem,
         sysctl,
         sockstat,
+        hz,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_hz_is_read_from_its_line() {
+        let text = "#\n# Automatically generated file; DO NOT EDIT.\nCONFIG_HZ_250=y\n# CONFIG_HZ_1000 is not set\nCONFIG_HZ=250\n";
+        assert_eq!(parse_config_hz(text), Ok(Some(250)));
+        assert_eq!(parse_config_hz("CONFIG_HZ_PERIODIC=y\n"), Ok(None));
+        assert_eq!(parse_config_hz(""), Ok(None));
+        for bad in [
+            "CONFIG_HZ=0",
+            "CONFIG_HZ=-1",
+            "CONFIG_HZ=fast",
+            "CONFIG_HZ=100001",
+            "CONFIG_HZ=",
+        ] {
+            assert!(parse_config_hz(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_release_names_one_file_in_boot() {
+        assert_eq!(
+            kernel_config_inside("6.18.44-fc-v1045").as_deref(),
+            Some("/boot/config-6.18.44-fc-v1045")
+        );
+        for bad in [
+            "",
+            "unknown",
+            ".",
+            "..",
+            "../../etc/passwd",
+            "a/b",
+            "6.1 x",
+            "6.1\n",
+        ] {
+            assert_eq!(kernel_config_inside(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hz_comes_from_the_roots_own_boot_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let mut warnings = Vec::new();
+        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), None);
+        assert!(
+            warnings.is_empty(),
+            "a missing config is not a warning: {warnings:?}"
+        );
+        std::fs::create_dir(dir.path().join("boot")).unwrap();
+        std::fs::write(dir.path().join("boot/config-6.1.0"), "CONFIG_HZ=1000\n").unwrap();
+        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), Some(1000));
+        std::fs::write(dir.path().join("boot/config-6.1.0"), "CONFIG_HZ=often\n").unwrap();
+        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), None);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("boot/config-6.1.0: CONFIG_HZ=\"often\""),
+            "{warnings:?}"
+        );
+        // a link out of the root resolves inside it, like every read under a root
+        std::fs::remove_file(dir.path().join("boot/config-6.1.0")).unwrap();
+        std::os::unix::fs::symlink("/boot/../../boot/config-x", dir.path().join("boot/config-6.1.0"))
+            .unwrap();
+        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), None);
+        // a directory where the file should be is a warning, not an error
+        std::fs::remove_file(dir.path().join("boot/config-6.1.0")).unwrap();
+        std::fs::create_dir(dir.path().join("boot/config-6.1.0")).unwrap();
+        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), None);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
 }

@@ -178,6 +178,7 @@ pub(crate) mod testing {
             },
             sysctl,
             sockstat: None,
+            hz: None,
             warnings: vec![],
         }
     }
