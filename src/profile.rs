@@ -80,10 +80,29 @@ impl Default for Connections {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// Connections this host opens (it is the client).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Outbound {
+    /// New connections per second to each destination.
     pub new_per_second: u64,
+    /// Connections open at once to each destination.
     pub concurrent: u64,
+    /// Backend address:port pairs the host opens connections to, each at
+    /// `new_per_second` (≥ 1): each has its own ports, but they share TIME_WAIT's cap.
+    pub destinations: u64,
+    /// The backends are on this host (loopback), where `tcp_tw_reuse = 2` applies.
+    pub loopback: bool,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            new_per_second: 0,
+            concurrent: 0,
+            destinations: 1,
+            loopback: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,11 +190,13 @@ struct RawConnections {
 #[derive(Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a table [outbound] (new_per_second, concurrent)"
+    expecting = "a table [outbound] (new_per_second, concurrent, destinations, loopback)"
 )]
 struct RawOutbound {
     new_per_second: Option<Count<0>>,
     concurrent: Option<Count<0>>,
+    destinations: Option<Count<1>>,
+    loopback: Option<bool>,
 }
 
 #[derive(Default, Deserialize)]
@@ -532,6 +553,8 @@ impl RawProfile {
             outbound: Outbound {
                 new_per_second: self.outbound.new_per_second.map_or(0, |v| v.0),
                 concurrent: self.outbound.concurrent.map_or(0, |v| v.0),
+                destinations: self.outbound.destinations.map_or(1, |v| v.0),
+                loopback: self.outbound.loopback.unwrap_or(false),
             },
             memory: Memory {
                 overcommit: self.memory.overcommit,
@@ -869,6 +892,18 @@ rtt = "20ms"
             .unwrap_err()
             .to_string();
         assert!(e.contains("negative"), "{e}");
+        let e = parse("name = \"x\"\n[outbound]\ndestinations = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:3:16:") && e.contains("≥ 1"), "{e}");
+        let e = parse("name = \"x\"\n[outbound]\nloopback = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("boolean"), "{e}");
+        let p = parse("name = \"x\"\n[outbound]\nnew_per_second = 5\n").unwrap();
+        assert_eq!((p.outbound.destinations, p.outbound.loopback), (1, false));
+        let p = parse("name = \"x\"\n[outbound]\ndestinations = 3\nloopback = true\n").unwrap();
+        assert_eq!((p.outbound.destinations, p.outbound.loopback), (3, true));
         let e = parse("name = \"x\"\n[connections]\ntcp_memory_share = 0\n")
             .unwrap_err()
             .to_string();
