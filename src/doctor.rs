@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::host::tcp_table::{self, Counts, Destination, PortScan, STATE_NAMES, TableRead};
 use crate::host::{Facts, Sockstat};
-use crate::rules::port_range::{TIME_WAIT_SECONDS, available, max_new_per_second};
+use crate::rules::port_range::{Millis, TimeWait, available};
 use crate::rules::{Finding, Severity};
 use crate::units::{grouped, human_bytes, human_pages};
 
@@ -98,8 +98,10 @@ pub struct PortFacts {
     pub reserved: u64,
     /// `available(lo, hi)`: the ports connect() may pick.
     pub usable: u64,
-    /// New connections per second one destination sustains: usable / 60 s of TIME_WAIT.
+    /// New connections per second one destination sustains: usable / tw_seconds.
     pub max_new_per_second_per_destination: u64,
+    /// How long a closed port stays in TIME_WAIT at most: 60 s and the timer's slack.
+    pub tw_seconds: Millis,
     pub tables: Vec<TableRead>,
     /// Socket lines read, all states.
     pub sockets: u64,
@@ -179,6 +181,7 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
     let ports = match (facts.port_range(), scanned) {
         (Some((lo, hi)), Some((scan, tables))) => {
             let reserved = facts.reserved_ports();
+            let tw = TimeWait::new(facts.hz);
             let usable = available(lo, hi, &reserved);
             let range_len = if lo > hi { 0 } else { hi as u64 - lo as u64 + 1 };
             let keep = top.max(PORT_FINDINGS_MAX);
@@ -195,6 +198,7 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
                 &busiest,
                 &over,
                 scan.destinations() as u64,
+                tw,
             ));
             let mut states = BTreeMap::new();
             for (i, n) in scan.states.iter().enumerate() {
@@ -206,7 +210,8 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
                 range: [lo, hi],
                 reserved: range_len - usable,
                 usable,
-                max_new_per_second_per_destination: max_new_per_second(usable),
+                max_new_per_second_per_destination: tw.per_second(usable),
+                tw_seconds: tw.millis(),
                 tables: tables.to_vec(),
                 sockets: scan.sockets,
                 states,
@@ -385,6 +390,7 @@ pub fn check_ports(
     busiest: &[Destination],
     over: &[Severity],
     destinations: u64,
+    tw: TimeWait,
 ) -> Vec<Finding> {
     let id = "ports";
     let range = format!("ip_local_port_range {lo} {hi}");
@@ -404,7 +410,7 @@ pub fn check_ports(
             format!("{}: no such file; ephemeral ports not checked.", paths.join(", ")),
         )];
     }
-    let per_second = max_new_per_second(usable);
+    let per_second = tw.per_second(usable);
     let reserved_note = if reserved > 0 {
         format!(" ({} reserved)", grouped(reserved as u128))
     } else {
@@ -445,12 +451,14 @@ pub fn check_ports(
             id,
             format!(
                 "{}: {} of the {usable_s} usable local ports of {range}{reserved_note} are taken ({}: {}); \
-                 {consequence}. With {TIME_WAIT_SECONDS} s of TIME_WAIT per closed port, the range sustains \
-                 {} new connection(s) per second to one destination. {fix}",
+                 {consequence}. With TIME_WAIT lasting up to {} per closed port (60 s and the \
+                 kernel timer's slack), the range sustains {} new connection(s) per second to one \
+                 destination. {fix}",
                 d.name(),
                 grouped(used as u128),
                 percent(used as u128, usable as u128),
                 by_state(&d.counts),
+                tw.millis(),
                 grouped(per_second as u128),
             ),
         ));
@@ -765,7 +773,15 @@ mod tests {
     #[test]
     fn port_finding_names_destination_range_and_fix() {
         let busiest = [dest(8080, 9, 0)];
-        let f = check_ports((40000, 40009), 10, &tables(), &busiest, &[Severity::Error], 1);
+        let f = check_ports(
+            (40000, 40009),
+            10,
+            &tables(),
+            &busiest,
+            &[Severity::Error],
+            1,
+            TimeWait::new(None),
+        );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Error);
         let m = &f[0].message;
@@ -790,6 +806,7 @@ mod tests {
             &[dest(8080, 5, 1)],
             &[Severity::Warning],
             1,
+            TimeWait::new(None),
         );
         assert_eq!(f[0].severity, Severity::Warning);
         assert!(f[0].message.contains("60%"), "{}", f[0].message);
@@ -797,7 +814,15 @@ mod tests {
 
     #[test]
     fn ports_healthy_and_skipped() {
-        let f = check_ports((32768, 60999), 28232, &tables(), &[dest(80, 3, 2)], &[], 1);
+        let f = check_ports(
+            (32768, 60999),
+            28232,
+            &tables(),
+            &[dest(80, 3, 2)],
+            &[],
+            1,
+            TimeWait::new(None),
+        );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Info);
         assert!(
@@ -805,7 +830,7 @@ mod tests {
             "{}",
             f[0].message
         );
-        let f = check_ports((32768, 60999), 28232, &tables(), &[], &[], 0);
+        let f = check_ports((32768, 60999), 28232, &tables(), &[], &[], 0, TimeWait::new(None));
         assert!(
             f[0].message.contains("no connection holds a port"),
             "{}",
@@ -815,11 +840,11 @@ mod tests {
             path: "/proc/net/tcp".into(),
             lines: None,
         }];
-        let f = check_ports((32768, 60999), 28232, &missing, &[], &[], 0);
+        let f = check_ports((32768, 60999), 28232, &missing, &[], &[], 0, TimeWait::new(None));
         assert_eq!(f[0].severity, Severity::Info);
         assert!(f[0].message.contains("not checked"));
         // a range with every port reserved
-        let f = check_ports((40000, 40009), 0, &tables(), &[], &[], 0);
+        let f = check_ports((40000, 40009), 0, &tables(), &[], &[], 0, TimeWait::new(None));
         assert_eq!(f[0].severity, Severity::Error);
         assert!(f[0].message.contains("10 reserved"), "{}", f[0].message);
     }
@@ -828,7 +853,15 @@ mod tests {
     fn many_destinations_over_are_summed_up() {
         let busiest: Vec<Destination> = (0..7).map(|i| dest(8000 + i, 9, 0)).collect();
         let over = vec![Severity::Error; 7];
-        let f = check_ports((40000, 40009), 10, &tables(), &busiest, &over, 7);
+        let f = check_ports(
+            (40000, 40009),
+            10,
+            &tables(),
+            &busiest,
+            &over,
+            7,
+            TimeWait::new(None),
+        );
         assert_eq!(f.len(), PORT_FINDINGS_MAX + 1);
         let last = f.last().unwrap();
         assert_eq!(last.severity, Severity::Error);

@@ -58,8 +58,10 @@ pub struct Plan {
 pub struct Demand {
     /// connections.concurrent + outbound.concurrent.
     pub connections: u64,
-    /// outbound.new_per_second, to one destination address:port.
+    /// outbound.new_per_second, to each destination address:port.
     pub new_per_second: u64,
+    /// outbound.destinations.
+    pub destinations: u64,
     /// The safety factor on every demand, as a decimal string (`"1.2"`).
     pub headroom: String,
 }
@@ -102,6 +104,13 @@ pub struct Figure {
     pub recommended: Option<u64>,
 }
 
+/// A duration figure, like [`Figure`], in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Seconds {
+    pub current: Option<port_range::Millis>,
+    pub recommended: Option<port_range::Millis>,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Capacity {
     pub per_connection_worst: Figure,
@@ -110,6 +119,10 @@ pub struct Capacity {
     pub max_connections_expected: Figure,
     pub ports_available: Figure,
     pub max_new_per_second_per_destination: Figure,
+    /// Where TIME_WAIT reuse applies to the profile's destinations, else null.
+    pub max_new_per_second_with_reuse: Figure,
+    /// How long a closed port stays in TIME_WAIT at most: 60 s and the timer's slack.
+    pub tw_seconds: Seconds,
     pub commit_limit: Figure,
 }
 
@@ -564,6 +577,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         demand: Demand {
             connections: u64::try_from(profile.conns()).unwrap_or(u64::MAX),
             new_per_second: profile.outbound.new_per_second,
+            destinations: profile.outbound.destinations,
             headroom: profile.headroom.to_string(),
         },
     })
@@ -792,6 +806,20 @@ fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lo
             &reserved,
         ))
     };
+    let tw = port_range::TimeWait::new(facts.hz);
+    let with_reuse = |v: &Lookup| -> Option<u64> {
+        let int = |k: &str| v(k).and_then(|s| s.trim().parse::<u64>().ok());
+        port_range::reuse_applies(
+            int("net.ipv4.tcp_tw_reuse"),
+            int("net.ipv4.tcp_timestamps"),
+            profile.outbound.loopback,
+        )
+        .then(|| ports(v))
+        .flatten()
+        .map(|p| {
+            port_range::reuse_per_second(p, port_range::reuse_delay_ms(int("net.ipv4.tcp_tw_reuse_delay")))
+        })
+    };
     let fig = |f: &dyn Fn(&Lookup) -> Option<u64>| Figure {
         current: f(current),
         recommended: f(recommended),
@@ -802,7 +830,12 @@ fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lo
         max_connections_worst: fig(&|v| max_conns(v, per_conn(v))),
         max_connections_expected: fig(&|v| max_conns(v, expected(v))),
         ports_available: fig(&|v| ports(v)),
-        max_new_per_second_per_destination: fig(&|v| ports(v).map(port_range::max_new_per_second)),
+        max_new_per_second_per_destination: fig(&|v| ports(v).map(|p| tw.per_second(p))),
+        max_new_per_second_with_reuse: fig(&with_reuse),
+        tw_seconds: Seconds {
+            current: Some(tw.millis()),
+            recommended: Some(tw.millis()),
+        },
         commit_limit: fig(&|v| Some(commit_limit_of(facts, v))),
     }
 }

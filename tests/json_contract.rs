@@ -75,6 +75,18 @@ fn plan_v1() {
             "capacity.{f}: {fig}"
         );
     }
+    // revision 2: the reuse figure is null where reuse does not apply; TIME_WAIT in seconds
+    let reuse = &p["capacity"]["max_new_per_second_with_reuse"];
+    for v in [&reuse["current"], &reuse["recommended"]] {
+        assert!(
+            is_u64(v) || v.is_null(),
+            "capacity.max_new_per_second_with_reuse: {reuse}"
+        );
+    }
+    let tw = &p["capacity"]["tw_seconds"];
+    for v in [&tw["current"], &tw["recommended"]] {
+        assert!(v.as_f64().is_some_and(|s| s >= 60.0), "capacity.tw_seconds: {tw}");
+    }
     for f in p["findings"].as_array().unwrap() {
         assert!(["info", "warning", "error"].contains(&f["severity"].as_str().unwrap()));
         assert!(f["rule"].is_string() && f["message"].is_string());

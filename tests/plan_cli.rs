@@ -59,7 +59,11 @@ fn article_proxy_reproduces_the_worked_numbers() {
     assert_eq!(c["max_connections_expected"]["current"], 4943539);
     assert_eq!(c["max_connections_expected"]["recommended"], 4875878);
     assert_eq!(c["ports_available"]["current"], 28232);
-    assert_eq!(c["max_new_per_second_per_destination"]["current"], 470);
+    // 28232 / 65.12 s: no /boot/config in this root, so HZ=100's slack is assumed
+    assert_eq!(c["max_new_per_second_per_destination"]["current"], 433);
+    assert_eq!(c["tw_seconds"]["current"], 65.12);
+    // tcp_tw_reuse = 0: no reuse figure
+    assert!(c["max_new_per_second_with_reuse"]["current"].is_null());
     assert_eq!(c["commit_limit"]["current"], 33285996544u64);
     assert_eq!(p["host"]["mem_total"], 66571993088u64);
     assert_eq!(p["host"]["commit_limit"], 33285996544u64);
@@ -79,17 +83,55 @@ fn article_batch_widens_the_port_range() {
     let range = setting(&p, "net.ipv4.ip_local_port_range");
     assert_eq!(range["current"], "32768 60999");
     assert_eq!(range["change"], true);
-    assert_eq!(
-        p["capacity"]["max_new_per_second_per_destination"]["current"],
-        470
+    // The host's /boot/config says HZ=1000: TIME_WAIT lasts up to 64.096 s, and the
+    // default range sustains 440/s (revision 2's worked numbers), not 470.
+    let c = &p["capacity"];
+    assert_eq!(c["tw_seconds"]["current"], 64.096);
+    assert_eq!(c["max_new_per_second_per_destination"]["current"], 440);
+    // (400/s × 64.096 s + 200 concurrent) × 1.2 = 31007 ports needed
+    assert_eq!(range["recommended"], "32768 65535");
+    assert_eq!(c["ports_available"]["recommended"], 32768);
+    assert_eq!(c["max_new_per_second_per_destination"]["recommended"], 511);
+    // tcp_max_tw_buckets 65536 holds 400 × 64.096 × 1.2 = 30767: kept, not pinned
+    let tw = setting(&p, "net.ipv4.tcp_max_tw_buckets");
+    assert_eq!(tw["recommended"], "65536");
+    assert_eq!(tw["change"], false);
+    assert_eq!(tw["pinned"], false);
+    assert!(
+        tw["reason"]
+            .as_str()
+            .unwrap()
+            .contains("30 767 TIME_WAIT sockets"),
+        "{tw}"
     );
-    // 400/s × 60 s + 200 concurrent, × 1.2 = 29040 ports needed
-    let rec = p["capacity"]["ports_available"]["recommended"].as_u64().unwrap();
-    assert!(rec >= 29040, "{rec}");
+    assert!(!p["dropin"]["content"].as_str().unwrap().contains("tw_buckets"));
+    // more destinations share the cap: 3 × 30766.08 → 92299 > 65536, raised and pinned
+    let p = json(
+        "article-batch",
+        "batch-client",
+        &["--set", "outbound.destinations=3"],
+    );
+    let tw = setting(&p, "net.ipv4.tcp_max_tw_buckets");
+    assert_eq!(tw["recommended"], "92299");
+    assert_eq!(
+        (&tw["change"], &tw["pinned"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    assert!(
+        p["dropin"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("net.ipv4.tcp_max_tw_buckets = 92299\n")
+    );
+    // the range is per destination: the same as for one
+    assert_eq!(
+        setting(&p, "net.ipv4.ip_local_port_range")["recommended"],
+        "32768 65535"
+    );
 }
 
 #[test]
-fn widest_range_gives_1075_per_second() {
+fn widest_range_gives_1006_per_second_at_hz_1000() {
     let rate = |r: &str| {
         let set = format!("outbound.new_per_second={r}");
         json(
@@ -105,36 +147,61 @@ fn widest_range_gives_1075_per_second() {
             ],
         )
     };
-    // 1075/s × 60 s = 64500 ports: the range starts at 1036, exactly enough.
-    let p = rate("1075");
+    // 1006/s × 64.096 s = 64480.6 → 64481 ports: fit 1055, odd → 1054.
+    let p = rate("1006");
     assert_eq!(
         setting(&p, "net.ipv4.ip_local_port_range")["recommended"],
-        "1036 65535"
+        "1054 65535"
     );
-    assert_eq!(p["capacity"]["ports_available"]["recommended"], 64500);
+    assert_eq!(p["capacity"]["ports_available"]["recommended"], 64482);
     assert_eq!(
         p["capacity"]["max_new_per_second_per_destination"]["recommended"],
-        1075
+        1006
     );
-    // 1076/s fits not even the widest range 1024..65535: 64512 ports, 1075/s, an error.
-    let p = rate("1076");
+    let severities = |p: &Value, s: &str| -> Vec<Value> {
+        p["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == s && f["rule"] == "port-range")
+            .cloned()
+            .collect()
+    };
+    assert!(severities(&p, "warning").is_empty() && severities(&p, "error").is_empty());
+    // 1007/s fits not even the widest range 1024..65535 (64512 ports, 1006/s); TIME_WAIT
+    // reuse after 1 s would cover it, so the plan sets tcp_tw_reuse = 1 with a warning.
+    let p = rate("1007");
     assert_eq!(
         setting(&p, "net.ipv4.ip_local_port_range")["recommended"],
         "1024 65535"
     );
-    assert_eq!(p["capacity"]["ports_available"]["recommended"], 64512);
-    assert_eq!(
-        p["capacity"]["max_new_per_second_per_destination"]["recommended"],
-        1075
+    assert_eq!(setting(&p, "net.ipv4.tcp_tw_reuse")["recommended"], "1");
+    let c = &p["capacity"];
+    assert_eq!(c["ports_available"]["recommended"], 64512);
+    assert_eq!(c["max_new_per_second_per_destination"]["recommended"], 1006);
+    assert!(c["max_new_per_second_with_reuse"]["current"].is_null());
+    assert_eq!(c["max_new_per_second_with_reuse"]["recommended"], 64512);
+    let warnings = severities(&p, "warning");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("depends on TIME_WAIT reuse"),
+        "{warnings:?}"
     );
-    let errors: Vec<_> = p["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "error")
-        .collect();
+    assert!(severities(&p, "error").is_empty());
+    // 70000/s needs more ports than the range has even with reuse after 1 s: an error.
+    let p = rate("70000");
+    let errors = severities(&p, "error");
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0]["rule"], "port-range");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot assign requested address"),
+        "{errors:?}"
+    );
 }
 
 #[test]

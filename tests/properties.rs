@@ -42,6 +42,12 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
             0u64..=10_000_000,
             prop::option::of((8080u32..9000, 0u32..2000)),
         ),
+        (
+            prop_oneof![Just(-1i64), Just(50), Just(262144)],
+            0u32..=1,
+            0u32..=2,
+            prop::option::of(prop_oneof![Just(100u64), Just(250), Just(300), Just(1000)]),
+        ),
     )
         .prop_map(
             |(
@@ -50,6 +56,7 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
                 (rdef, rmax),
                 (mode, ratio, kbytes, committed_pct, swappiness),
                 (panic_on_oom, panic, file_max, reserved),
+                (tw_buckets, timestamps, tw_reuse, hz),
             )| {
                 let page = 4096u64;
                 let mem_total = ram_gib << 30;
@@ -85,7 +92,9 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
                     ("net.ipv4.ip_unprivileged_port_start", unpriv.to_string()),
                     ("net.ipv4.ip_local_port_range", format!("{lo} {hi}")),
                     ("net.ipv4.ip_local_reserved_ports", reserved),
-                    ("net.ipv4.tcp_tw_reuse", "2".into()),
+                    ("net.ipv4.tcp_tw_reuse", tw_reuse.to_string()),
+                    ("net.ipv4.tcp_max_tw_buckets", tw_buckets.to_string()),
+                    ("net.ipv4.tcp_timestamps", timestamps.to_string()),
                     ("net.ipv4.tcp_max_orphans", "65536".into()),
                     ("net.core.somaxconn", "4096".into()),
                     ("vm.overcommit_memory", mode.to_string()),
@@ -117,7 +126,7 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
                     },
                     sysctl,
                     sockstat: None,
-                    hz: None,
+                    hz,
                     warnings: vec![],
                 }
             },
@@ -130,8 +139,9 @@ fn profile_strategy() -> impl Strategy<Value = String> {
         (prop::option::of(1u64..=100), prop::option::of(0u64..=16), any::<bool>(), prop::option::of((1u64..=40, 1u64..=300)), 1u64..=64),
         (prop::option::of(0u64..=3000), prop::option::of(0u64..=5000), prop_oneof![Just("1"), Just("1.2"), Just("1.5"), Just("2.25")]),
         (prop::option::of(prop_oneof![Just("heuristic"), Just("strict"), Just("always")]), prop::option::of(1u64..=64), prop::option::of(0u32..=100), prop::option::of(prop_oneof![Just("kill"), Just("panic")])),
+        (prop::option::of(1u64..=5), prop::option::of(any::<bool>())),
     )
-        .prop_map(|((conns, rmem, wmem, avg), (share, reserved, shrink, bw, procs), (rate, out_conc, headroom), (mode, target, swappiness, oom))| {
+        .prop_map(|((conns, rmem, wmem, avg), (share, reserved, shrink, bw, procs), (rate, out_conc, headroom), (mode, target, swappiness, oom), (destinations, loopback))| {
             let mut t = format!("name = \"prop\"\nheadroom = {headroom}\n[connections]\nprocesses = {procs}\nshrink_buffers_to_fit = {shrink}\n");
             if let Some(c) = conns { t += &format!("concurrent = {c}\n"); }
             if let Some(r) = rmem { t += &format!("rmem_default = \"{r}KiB\"\n"); }
@@ -143,6 +153,8 @@ fn profile_strategy() -> impl Strategy<Value = String> {
             t += "[outbound]\n";
             if let Some(r) = rate { t += &format!("new_per_second = {r}\n"); }
             if let Some(c) = out_conc { t += &format!("concurrent = {c}\n"); }
+            if let Some(d) = destinations { t += &format!("destinations = {d}\n"); }
+            if let Some(l) = loopback { t += &format!("loopback = {l}\n"); }
             t += "[memory]\n";
             if let Some(m) = mode { t += &format!("overcommit = \"{m}\"\n"); }
             if let Some(g) = target { t += &format!("commit_target = \"{g}GiB\"\n"); }

@@ -15,6 +15,7 @@ const KEYS: &[&str] = &[
     "tcp_wmem",
     "tcp_tw_reuse",
     "tcp_syn_retries",
+    "tcp_max_tw_buckets",
 ];
 
 /// Can we make network namespaces? In CI we must: a skip there would hide a failure.
@@ -49,7 +50,7 @@ fn in_netns(script: &str) -> (i32, String, String) {
 }
 
 /// `KEY=value` lines printed by [`DUMP`].
-const DUMP: &str = "for k in ip_local_port_range tcp_rmem tcp_wmem tcp_tw_reuse tcp_syn_retries; do printf '%s=' $k; tr '\\t' ' ' < /proc/sys/net/ipv4/$k; done";
+const DUMP: &str = "for k in ip_local_port_range tcp_rmem tcp_wmem tcp_tw_reuse tcp_syn_retries tcp_max_tw_buckets; do printf '%s=' $k; tr '\\t' ' ' < /proc/sys/net/ipv4/$k; done";
 
 fn parse_dump(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -116,7 +117,15 @@ fn apply_in_a_network_namespace_changes_only_its_keys() {
         assert_eq!(now, c["to"].as_str(), "{key}");
     }
     let get = |k: &str| applied.iter().find(|(key, _)| key == k).unwrap().1.clone();
-    assert_eq!(get("net.ipv4.ip_local_port_range"), "29536 65535"); // 36000 ports, lo even
+    // 600/s × tw_seconds: 36 000 ports at a bare 60 s, 39 072 at 65.12 s (HZ=100's slack,
+    // assumed without /boot/config-RELEASE); the low port is even.
+    let range = get("net.ipv4.ip_local_port_range");
+    let lo: u32 = range.strip_suffix(" 65535").unwrap().parse().unwrap();
+    assert!(lo.is_multiple_of(2) && (26464..=29536).contains(&lo), "{range}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    if !Path::new(&format!("/boot/config-{}", release.trim())).exists() {
+        assert_eq!(range, "26464 65535");
+    }
     assert_eq!(get("net.ipv4.tcp_rmem").split(' ').nth(1), Some("65536"));
     assert_eq!(get("net.ipv4.tcp_wmem").split(' ').nth(1), Some("49152"));
     assert_eq!(get("net.ipv4.tcp_tw_reuse"), "0");
@@ -247,7 +256,8 @@ fn check_client(client: &str) {
     }
     let tmp = tempfile::tempdir().unwrap();
     let (file, want) = planned_dropin(tmp.path());
-    assert_eq!(want.len(), 4, "{want:?}");
+    // the range, rmem, wmem, tw_reuse and tcp_max_tw_buckets (kept, not in the drop-in)
+    assert_eq!(want.len(), 5, "{want:?}");
     let script = format!(
         "{client} {} 2> {}/err; echo rc=$?\n{DUMP}",
         file.display(),

@@ -191,6 +191,17 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
             "new connections/s per destination",
             figure(&c.max_new_per_second_per_destination, &count),
         ),
+        (
+            "  with TIME_WAIT reuse",
+            figure(&c.max_new_per_second_with_reuse, &count),
+        ),
+        (
+            "  TIME_WAIT per closed port, max",
+            c.tw_seconds
+                .current
+                .zip(c.tw_seconds.recommended)
+                .map(|(a, b)| (a.to_string(), b.to_string())),
+        ),
         ("CommitLimit", figure(&c.commit_limit, &bytes)),
     ];
     let rows: Vec<(&str, (String, String))> =
@@ -214,10 +225,18 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
             asks.push(format!("{} connections", grouped(d.connections as u128)));
         }
         if d.new_per_second > 0 {
-            asks.push(format!(
-                "{} new connections/s per destination",
-                grouped(d.new_per_second as u128)
-            ));
+            asks.push(if d.destinations > 1 {
+                format!(
+                    "{} new connections/s to each of {} destinations",
+                    grouped(d.new_per_second as u128),
+                    grouped(d.destinations as u128)
+                )
+            } else {
+                format!(
+                    "{} new connections/s per destination",
+                    grouped(d.new_per_second as u128)
+                )
+            });
         }
         if !asks.is_empty() {
             let line = format!(
@@ -726,11 +745,13 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
         rows.push((
             "ephemeral ports",
             format!(
-                "{} {}: {} usable{reserved}; at most {} new connection(s)/s per destination",
+                "{} {}: {} usable{reserved}; at most {} new connection(s)/s per destination \
+                 (TIME_WAIT up to {})",
                 p.range[0],
                 p.range[1],
                 grouped(p.usable as u128),
-                grouped(p.max_new_per_second_per_destination as u128)
+                grouped(p.max_new_per_second_per_destination as u128),
+                p.tw_seconds
             ),
         ));
         let read: Vec<String> = p
