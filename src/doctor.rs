@@ -111,6 +111,9 @@ pub struct PortFacts {
     pub listening_in_range: u64,
     /// Sockets holding an ephemeral port, counted per destination.
     pub outbound: u64,
+    /// Distinct usable ports some socket holds, for any destination: the pool a client
+    /// that binds before connect() draws from.
+    pub held: u64,
     /// Connections on a listening port.
     pub inbound: u64,
     /// Connected sockets on a port connect() would not pick (bound explicitly).
@@ -200,6 +203,13 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
                 scan.destinations() as u64,
                 tw,
             ));
+            findings.extend(check_pool(
+                (lo, hi),
+                usable,
+                scan.held_ports(),
+                scan.destinations() as u64,
+                busiest.first().map_or(0, |d| d.counts.total()),
+            ));
             let mut states = BTreeMap::new();
             for (i, n) in scan.states.iter().enumerate() {
                 if *n > 0 {
@@ -217,6 +227,7 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
                 states,
                 listening_in_range: scan.listening_in_range,
                 outbound: scan.outbound,
+                held: scan.held_ports(),
                 inbound: scan.inbound,
                 not_ephemeral: scan.not_ephemeral,
                 destinations: scan.destinations() as u64,
@@ -501,6 +512,49 @@ pub fn check_ports(
         out.push(Finding::new(Severity::Info, id, message));
     }
     out
+}
+
+/// `ports`, the pool: the distinct ports held over every destination. A plain connect()
+/// shares a port between destinations, but a socket bound before connect() (without
+/// IP_BIND_ADDRESS_NO_PORT) needs a port no socket holds (inet_csk_get_port), so with
+/// several destinations the range can be exhausted for such clients while no single
+/// destination is. Said only when the pool is fuller than the busiest destination's own
+/// check already says (`busiest`: the ports it holds).
+pub fn check_pool(
+    (lo, hi): (u32, u32),
+    usable: u64,
+    held: u64,
+    destinations: u64,
+    busiest: u64,
+) -> Option<Finding> {
+    let pool = port_severity(held, usable)?;
+    if destinations < 2 || port_severity(busiest, usable) >= Some(pool) {
+        return None;
+    }
+    let severity = match pool {
+        Severity::Error => Severity::Warning,
+        Severity::Warning => Severity::Info,
+        Severity::Info => return None,
+    };
+    let when = if severity == Severity::Warning {
+        "is about to fail"
+    } else {
+        "fails once all are held"
+    };
+    Some(Finding::new(
+        severity,
+        "ports",
+        format!(
+            "{} of the {} usable local ports of ip_local_port_range {lo} {hi} are held by some socket \
+             ({}, over {} destinations). A plain connect() shares a port between destinations, but a \
+             client that calls bind() before connect() needs a port no socket holds: its bind() {when} \
+             with EADDRINUSE. Set IP_BIND_ADDRESS_NO_PORT before bind(), or connect() without bind().",
+            grouped(held as u128),
+            grouped(usable as u128),
+            percent(held as u128, usable as u128),
+            grouped(destinations as u128),
+        ),
+    ))
 }
 
 /// `orphans`: sockstat `orphan` against `tcp_max_orphans`.
@@ -810,6 +864,33 @@ mod tests {
         );
         assert_eq!(f[0].severity, Severity::Warning);
         assert!(f[0].message.contains("60%"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn the_pool_is_checked_over_every_destination() {
+        let range = (40000, 40009);
+        // one destination: its own check covers the pool
+        assert_eq!(check_pool(range, 10, 10, 1, 4), None);
+        assert_eq!(check_pool(range, 10, 4, 3, 2), None);
+        let f = check_pool(range, 10, 5, 3, 2).unwrap();
+        assert_eq!(f.severity, Severity::Info);
+        let f = check_pool(range, 10, 9, 3, 3).unwrap();
+        assert_eq!(f.severity, Severity::Warning);
+        for part in [
+            "9 of the 10 usable local ports of ip_local_port_range 40000 40009",
+            "90%, over 3 destinations",
+            "bind() before connect()",
+            "is about to fail with EADDRINUSE",
+            "IP_BIND_ADDRESS_NO_PORT",
+        ] {
+            assert!(f.message.contains(part), "{part:?} not in {}", f.message);
+        }
+        // the busiest destination's own finding says as much already
+        assert_eq!(check_pool(range, 10, 9, 3, 9), None);
+        assert_eq!(check_pool(range, 10, 5, 3, 5), None);
+        assert!(check_pool(range, 10, 9, 3, 5).is_some());
+        // no usable port at all is check_ports' error, not the pool's
+        assert_eq!(check_pool(range, 0, 0, 2, 0), None);
     }
 
     #[test]

@@ -205,6 +205,9 @@ pub struct PortScan {
     ephemeral: Box<PortBits>,
     /// One bit per port some socket listens on.
     listening: Box<PortBits>,
+    /// One bit per ephemeral port some connected socket holds, whatever its destination:
+    /// the pool a client that binds before connect() draws from.
+    held: Box<PortBits>,
     /// Keys: the IPv4 address as a big-endian u32 (its numeric value), the port.
     v4: HashMap<(u32, u16), Counts>,
     v6: HashMap<([u8; 16], u16), Counts>,
@@ -249,6 +252,7 @@ impl PortScan {
         PortScan {
             ephemeral,
             listening: Box::new([0u64; 1024]),
+            held: Box::new([0u64; 1024]),
             v4: HashMap::new(),
             v6: HashMap::new(),
             map_cap: MAP_CAP,
@@ -267,6 +271,17 @@ impl PortScan {
     /// Number of distinct destinations seen.
     pub fn destinations(&self) -> usize {
         self.v4.len() + self.v6.len() + self.spill_destinations
+    }
+
+    /// Distinct ports connect() may pick that some socket holds, for any destination. A
+    /// socket bound before connect() needs a port no other socket holds (bind() to port
+    /// 0 fails with EADDRINUSE when there is none), so this is what such clients have used.
+    pub fn held_ports(&self) -> u64 {
+        self.held
+            .iter()
+            .zip(self.ephemeral.iter())
+            .map(|(h, e)| (h & e).count_ones() as u64)
+            .sum()
     }
 
     /// A scan whose maps hold at most `cap` destinations (tests of the spill path).
@@ -461,6 +476,7 @@ impl PortScan {
             return Ok(());
         }
         self.outbound += 1;
+        set_bit(&mut self.held, local_port, true);
         match remote_addr {
             RawAddr::V4(a) => self.count4(a, remote_port, state),
             RawAddr::V6(a) => match v4_mapped(&a) {
@@ -631,6 +647,23 @@ mod tests {
         assert_eq!(s.states[TIME_WAIT as usize], 1);
         assert_eq!(s.states[LISTEN as usize], 1);
         assert_eq!(s.outbound, 4);
+        assert_eq!(s.held_ports(), 4);
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn held_ports_count_each_port_once_whatever_the_destination() {
+        let t = format!(
+            "{HEADER4}{}{}{}{}{}",
+            line("0100007F:9C40", "0100007F:1F90", "06"), // :40000 → :8080
+            line("0100007F:9C40", "0100007F:1F91", "06"), // :40000 → :8081, the same port
+            line("0100007F:9C41", "0200007F:1F90", "01"), // :40001 → 127.0.0.2:8080
+            line("0100007F:9C42", "0100007F:1F90", "01"), // :40002, later seen listening
+            line("00000000:9C42", "00000000:0000", "0A"),
+        );
+        let s = scan(40000, 40009, &[], &[&t]).unwrap();
+        assert_eq!(s.outbound, 4);
+        assert_eq!(s.held_ports(), 2, "40000 twice, 40001; 40002 is a listening port");
     }
 
     #[cfg(target_endian = "little")]
