@@ -210,7 +210,7 @@ impl TimeWait {
         if self.known {
             format!("HZ={} from the kernel's config", self.hz)
         } else {
-            format!("HZ unknown, so HZ={} assumed (the largest common slack)", self.hz)
+            format!("HZ unknown: HZ={} assumed, the largest common slack", self.hz)
         }
     }
 }
@@ -900,7 +900,7 @@ mod tests {
         }
         let out = run(&hz(facts, None), &outbound(1, 0, "1"));
         assert!(
-            out.steps[0].contains("HZ unknown, so HZ=100 assumed"),
+            out.steps[0].contains("HZ unknown: HZ=100 assumed"),
             "{}",
             out.steps[0]
         );
