@@ -368,49 +368,13 @@ fn show(
     let views = sysctl_d::views(&sd, &list, &|k| facts.value(k).map(str::to_string));
     let stdout = match format {
         Format::Json => {
-            let host = serde_json::json!({
-                "name": facts.hostname,
-                "mem_total": facts.mem.mem_total,
-                "swap_total": facts.mem.swap_total,
-                "hugetlb": facts.mem.hugetlb,
-                "mem_available": facts.mem.mem_available,
-                "page_size": facts.page_size,
-                "commit_limit": facts.mem.commit_limit,
-                "committed_as": facts.mem.committed_as,
-                "kernel": facts.kernel,
-                "sockstat": facts.sockstat,
-            });
-            let masked: Vec<&str> = sd
-                .files
-                .iter()
-                .filter(|f| f.winner() && f.kind == sysctl_d::Kind::Mask)
-                .map(|f| f.path.as_str())
-                .collect();
-            let overridden: Vec<_> = sd
-                .files
-                .iter()
-                .filter_map(|f| {
-                    let by = f.overridden_by.as_deref()?;
-                    Some(serde_json::json!({"file": f.path, "by": by}))
-                })
-                .collect();
-            let warnings: Vec<&String> = facts.warnings.iter().chain(&sd.notes).collect();
-            report::json(&serde_json::json!({
-                "schema": "sysctune/show/v1",
-                "host": host,
-                "files": sd.applied_paths(),
-                "masked": masked,
-                "overridden": overridden,
-                "procps_also_reads": sd.sysctl_conf.as_ref().map(|_| sysctl_d::SYSCTL_CONF),
-                "keys": views.iter().map(|v| {
-                    let mut j = serde_json::to_value(v).expect("plain data serialises");
-                    if profile_arg.is_some() {
-                        j["recommended"] = recommended.get(&v.key).map_or(serde_json::Value::Null, |(r, _)| r.clone().into());
-                    }
-                    j
-                }).collect::<Vec<_>>(),
-                "warnings": warnings,
-            }))
+            let doc = report::documents::ShowDoc::new(
+                &facts,
+                &sd,
+                &views,
+                profile_arg.is_some().then_some(&recommended),
+            );
+            report::json(&doc)
         }
         Format::Text => text::show(&facts, &views, &sd, &recommended, style),
     };
@@ -418,28 +382,27 @@ fn show(
 }
 
 fn profiles_list(format: Format) -> String {
-    let list: Vec<(String, String)> = profile::BUILTIN
+    let list: Vec<report::documents::ProfileEntry> = profile::BUILTIN
         .iter()
-        .map(|(name, src)| {
-            let desc = profile::load(name, &[])
+        .map(|(name, _)| report::documents::ProfileEntry {
+            name: name.to_string(),
+            description: profile::load(name, &[])
                 .ok()
                 .and_then(|p| p.description)
-                .unwrap_or_default();
-            let _ = src;
-            (name.to_string(), desc)
+                .unwrap_or_default(),
         })
         .collect();
     match format {
-        Format::Json => report::json(&serde_json::json!({
-            "schema": "sysctune/profiles/v1",
-            "profiles": list.iter().map(|(n, d)| serde_json::json!({"name": n, "description": d})).collect::<Vec<_>>(),
-        })),
+        Format::Json => report::json(&report::documents::ProfilesDoc {
+            schema: report::documents::PROFILES_SCHEMA,
+            profiles: list,
+        }),
         Format::Text => {
-            let w = list.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            let w = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
             let mut out =
                 String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");
-            for (n, d) in list {
-                out.push_str(&format!("  {n:w$}  {d}\n"));
+            for p in list {
+                out.push_str(&format!("  {:w$}  {}\n", p.name, p.description));
             }
             out
         }
