@@ -447,8 +447,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     // worker keeps only what is printed (a JSON line, a summary row), not the plans.
     let summarise = |path: &PathBuf| -> Result<(Option<String>, text::FleetRow)> {
         let plan = one(path)?;
-        let line =
-            (format == Format::Json).then(|| serde_json::to_string(&plan).expect("plain data serialises"));
+        let line = (format == Format::Json).then(|| report::json_line(&plan));
         Ok((line, text::FleetRow::of(path, &plan)))
     };
     let workers = std::thread::available_parallelism()
