@@ -11,6 +11,7 @@ fn say(text: &str) {
 }
 
 fn main() {
+    sysctune::crash::install_hook();
     let cli = match sysctune::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version go to stdout as clap prints them; errors are escaped like ours.
@@ -23,8 +24,8 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    let code = match sysctune::app::run(&cli) {
-        Ok(out) => {
+    let code = match sysctune::crash::catch(|| sysctune::app::run(&cli)) {
+        Ok(Ok(out)) => {
             say(&out.stderr);
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`sysctune plan | head`) is not an error.
@@ -42,9 +43,15 @@ fn main() {
                 _ => out.code,
             }
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             say(&format!("sysctune: error: {e}\n"));
             e.exit_code()
+        }
+        Err(panic) => {
+            say(&format!(
+                "sysctune: internal error: {panic}; please report it with the command that caused it\n"
+            ));
+            2
         }
     };
     std::process::exit(code);
