@@ -435,6 +435,8 @@ impl<'de> Deserialize<'de> for Pins {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<(String, String)> = Vec::new();
+                // A set, not a scan of `out`: a profile may pin thousands of keys.
+                let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
                 while let Some(raw_key) = map.next_key::<String>()? {
                     let key = keys::normalize_key(&raw_key)
                         .map_err(|e| de::Error::custom(format!("[sysctl]: {e}")))?;
@@ -448,7 +450,7 @@ impl<'de> Deserialize<'de> for Pins {
                     // again against the real kernel release (vm.swappiness is 0..=100 before 5.8).
                     keys::validate(&key, &value, "unknown")
                         .map_err(|e| de::Error::custom(format!("[sysctl] {e}")))?;
-                    if out.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(de::Error::custom(format!(
                             "[sysctl]: {key} is pinned twice (as {raw_key:?} and another spelling)"
                         )));
@@ -621,9 +623,10 @@ pub fn parse_text(origin: &str, text: &str) -> Result<Profile> {
 /// Find a profile by built-in name or path and apply `--set FIELD=VALUE` overrides.
 pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
     let (origin, text) = source(spec)?;
-    parse_text(&origin, &text)?;
+    // Checked on its own first, so an error in the file is not blamed on a --set.
+    let profile = parse_text(&origin, &text)?;
     if sets.is_empty() {
-        return parse_text(&origin, &text);
+        return Ok(profile);
     }
     let mut table: toml::Table =
         toml::from_str(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;
