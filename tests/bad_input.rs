@@ -41,6 +41,24 @@ fn bad_profiles() {
         ),
         ("zero-ram", "name = \"x\"\n[host]\nram = \"0GiB\"\n"),
         ("headroom-below-one", "name = \"x\"\nheadroom = 0.8\n"),
+        // Absurd headrooms: named with the range, no 301-digit expansion, no wrap-around
+        // (the 35-digit one overflowed into a plausible 1.8544).
+        ("headroom-half", "name = \"x\"\nheadroom = 0.5\n"),
+        ("headroom-1000", "name = \"x\"\nheadroom = 1000\n"),
+        ("headroom-1e300", "name = \"x\"\nheadroom = 1e300\n"),
+        ("headroom-nan", "name = \"x\"\nheadroom = nan\n"),
+        (
+            "headroom-overflow",
+            "name = \"x\"\nheadroom = \"34028236692093846346337460743176823\"\n",
+        ),
+        (
+            "headroom-beyond-64-bits",
+            "name = \"x\"\nheadroom = 99999999999999999999\n",
+        ),
+        (
+            "count-beyond-64-bits",
+            "name = \"x\"\n[connections]\nconcurrent = 99999999999999999999\n",
+        ),
         (
             "share-above-one",
             "name = \"x\"\n[connections]\ntcp_memory_share = 1.5\n",
