@@ -524,28 +524,13 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
         ));
     }
 
-    // Hosts are independent: plan them on every core, in the order of the files. Each
-    // worker keeps only what is printed (a JSON line, a summary row), not the plans.
+    // Each worker keeps only what is printed (a JSON line, a summary row), not the plans.
     let summarise = |path: &PathBuf| -> Result<(Option<String>, text::FleetRow)> {
         let plan = one(path)?;
-        let line =
-            (format == Format::Json).then(|| serde_json::to_string(&plan).expect("plain data serialises"));
+        let line = (format == Format::Json).then(|| report::json_line(&plan));
         Ok((line, text::FleetRow::of(path, &plan)))
     };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(workers).max(1);
-    let results: Vec<Result<(Option<String>, text::FleetRow)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(summarise).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("planning never panics"))
-            .collect()
-    });
+    let results = for_each_host(&files, &summarise);
 
     let mut stdout = String::new();
     let mut stderr = String::new();
@@ -578,4 +563,76 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
         0
     };
     Ok(Output { stdout, stderr, code })
+}
+
+/// `work` on every file, in parallel on every core, the results in the order of the files.
+/// Hosts are independent, so a bug (a panic) in one host's planning is an error for that
+/// host alone: the others are still planned and reported.
+fn for_each_host<T: Send>(
+    files: &[PathBuf],
+    work: &(dyn Fn(&PathBuf) -> Result<T> + Sync),
+) -> Vec<Result<T>> {
+    let guarded = |path: &PathBuf| {
+        crate::crash::catch(|| work(path)).unwrap_or_else(|panic| {
+            Err(Error::input(format!(
+                "internal error planning {}: {panic}; please report it",
+                path.display()
+            )))
+        })
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let chunk = files.len().div_ceil(workers).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|c| (c, s.spawn(move || c.iter().map(guarded).collect::<Vec<_>>())))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(c, h)| {
+                // Every panic is caught in the worker; should one escape, its hosts fail alone.
+                h.join().unwrap_or_else(|_| {
+                    c.iter()
+                        .map(|p| {
+                            Err(Error::input(format!(
+                                "internal error planning {}; please report it",
+                                p.display()
+                            )))
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_host_fails_alone() {
+        let files: Vec<PathBuf> = ["a.json", "boom.json", "c.json"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let work = |p: &PathBuf| -> Result<String> {
+            if p.ends_with("boom.json") {
+                panic!("rule x divided by zero");
+            }
+            Ok(p.display().to_string())
+        };
+        let results = for_each_host(&files, &work);
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[0].as_ref().unwrap(), "a.json");
+        assert_eq!(results[2].as_ref().unwrap(), "c.json");
+        let e = results[1].as_ref().unwrap_err().to_string();
+        assert!(
+            e.starts_with("internal error planning boom.json: rule x divided by zero")
+                && e.ends_with("please report it"),
+            "{e}"
+        );
+    }
 }

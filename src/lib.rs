@@ -7,6 +7,7 @@
 pub mod app;
 pub mod apply;
 pub mod cli;
+pub mod crash;
 pub mod doctor;
 pub mod dropin;
 pub mod error;

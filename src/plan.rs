@@ -478,15 +478,20 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .dropin_current
         .and_then(|c| c.lines().next())
         .is_some_and(|l| l == dropin::header_line(&profile.name));
+    // The first line of each (key, value) in the drop-in: looked up once per key, not
+    // searched (thousands of pins, a drop-in of thousands of lines).
+    let mut existing_at: std::collections::HashMap<(&str, &str), &dropin::Entry> =
+        std::collections::HashMap::with_capacity(existing.len());
+    for e in existing.iter().filter(|_| same_profile) {
+        existing_at.entry((e.key.as_str(), e.value.as_str())).or_insert(e);
+    }
     let mut lines: Vec<dropin::Line> = chosen
         .iter()
         .filter(|(key, _)| !unpinned.contains(key))
         .map(|(key, m)| {
-            let kept = existing
-                .iter()
-                .filter(|_| same_profile)
-                .find(|e| e.key == *key && e.value == m.value)
-                .map(comment_of);
+            let kept = existing_at
+                .get(&(key.as_str(), m.value.as_str()))
+                .map(|e| comment_of(e));
             dropin::Line {
                 key: key.clone(),
                 value: m.value.clone(),
@@ -497,8 +502,9 @@ pub fn plan(req: &Request) -> Result<Plan> {
         })
         .collect();
     if !globs.is_empty() {
+        let mut in_lines: std::collections::HashSet<String> = lines.iter().map(|l| l.key.clone()).collect();
         for e in &existing {
-            if !matches(&globs, &e.key) && !lines.iter().any(|l| l.key == e.key) {
+            if !matches(&globs, &e.key) && in_lines.insert(e.key.clone()) {
                 lines.push(dropin::Line {
                     key: e.key.clone(),
                     value: e.value.clone(),

@@ -218,8 +218,8 @@ const INT_MAX: u64 = i32::MAX as u64;
 
 impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const MIN: u64>;
-        impl<const MIN: u64> Visitor<'_> for V<MIN> {
+        struct V<const MAX: u64>;
+        impl<const MAX: u64> Visitor<'_> for V<MAX> {
             type Value = u64;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a size: an integer number of bytes or a string such as \"43KiB\" or \"62GiB\"")
@@ -234,6 +234,23 @@ impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
                 Ok(v)
             }
+            // TOML integers beyond 64 bits arrive here.
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<u64, E> {
+                match u128::try_from(v) {
+                    Ok(v) => self.visit_u128(v),
+                    Err(_) => Err(E::custom(format!(
+                        "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
+                    ))),
+                }
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<u64, E> {
+                u64::try_from(v).map_err(|_| {
+                    E::custom(format!(
+                        "{v} bytes is too large; at most {MAX} bytes ({})",
+                        units::human_bytes(MAX as u128)
+                    ))
+                })
+            }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
                 Err(E::custom(format!(
                     "{v} is not a whole number of bytes; write a size with a unit as a string, e.g. \"1.5GiB\""
@@ -243,7 +260,7 @@ impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
                 units::parse_size(v).map_err(E::custom)
             }
         }
-        let bytes = d.deserialize_any(V::<MIN>)?;
+        let bytes = d.deserialize_any(V::<MAX>)?;
         if bytes < MIN {
             let min = if MIN == 1 {
                 "more than 0".to_string()
@@ -281,6 +298,13 @@ impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
                 Ok(v as i128)
             }
+            // TOML integers beyond 64 bits arrive here.
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
+                Ok(v)
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
+                Ok(i128::try_from(v).unwrap_or(i128::MAX))
+            }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
                 Err(E::custom(format!("{v} is not a whole number")))
             }
@@ -299,7 +323,7 @@ impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
         }
         u64::try_from(n)
             .map(Count)
-            .map_err(|_| de::Error::custom(format!("{n} is too large")))
+            .map_err(|_| de::Error::custom(format!("{n} is too large; at most {}", u64::MAX)))
     }
 }
 
@@ -310,41 +334,66 @@ struct Decimal<const MIN: u64, const MAX: u64, const EXCL: bool>(Dec4);
 
 impl<'de, const MIN: u64, const MAX: u64, const EXCL: bool> Deserialize<'de> for Decimal<MIN, MAX, EXCL> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum Raw {
+            Text(String),
+            Float(f64),
+        }
         struct V;
         impl Visitor<'_> for V {
-            type Value = String;
+            type Value = Raw;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a decimal number such as 1.2")
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-                Ok(v.to_string())
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-                Ok(v.to_string())
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-                if !v.is_finite() {
-                    return Err(E::custom(format!("{v} is not a number")));
-                }
-                Ok(format!("{v}"))
+            // TOML integers beyond 64 bits arrive here.
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-                Ok(v.to_string())
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw, E> {
+                Ok(Raw::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
             }
         }
-        let text = d.deserialize_any(V)?;
-        let value = Dec4::parse(&text).map_err(de::Error::custom)?;
         let (min, max) = (Dec4(MIN), Dec4(MAX));
+        let valid = if EXCL {
+            format!("valid: {min} < value ≤ {max}")
+        } else {
+            format!("valid: {min} ≤ value ≤ {max}")
+        };
+        let text = match d.deserialize_any(V)? {
+            Raw::Float(v) if !v.is_finite() => {
+                return Err(de::Error::custom(format!("{v} is not a number; {valid}")));
+            }
+            Raw::Float(v) => {
+                // 1e300 written out is 301 digits: show floats far from 1 as TOML wrote them.
+                let far = v != 0.0 && !(1e-4..1e15).contains(&v.abs());
+                let shown = if far { format!("{v:e}") } else { format!("{v}") };
+                if v < MIN as f64 / 1e4 || v > MAX as f64 / 1e4 {
+                    return Err(de::Error::custom(format!("{shown} is out of range; {valid}")));
+                }
+                if far {
+                    return Err(de::Error::custom(format!(
+                        "{shown} has more than 4 decimal places; at most 4 are allowed ({valid})"
+                    )));
+                }
+                shown
+            }
+            Raw::Text(t) => t,
+        };
+        let value = Dec4::parse(&text).map_err(|e| de::Error::custom(format!("{e} ({valid})")))?;
         let below = if EXCL { value <= min } else { value < min };
         if below || value > max {
-            let lower = if EXCL {
-                format!("{min} < value")
-            } else {
-                format!("{min} ≤ value")
-            };
-            return Err(de::Error::custom(format!(
-                "{text} is out of range; valid: {lower} ≤ {max}"
-            )));
+            return Err(de::Error::custom(format!("{text} is out of range; {valid}")));
         }
         Ok(Decimal(value))
     }
@@ -435,6 +484,8 @@ impl<'de> Deserialize<'de> for Pins {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<(String, String)> = Vec::new();
+                // A set, not a scan of `out`: a profile may pin thousands of keys.
+                let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
                 while let Some(raw_key) = map.next_key::<String>()? {
                     let key = keys::normalize_key(&raw_key)
                         .map_err(|e| de::Error::custom(format!("[sysctl]: {e}")))?;
@@ -448,7 +499,7 @@ impl<'de> Deserialize<'de> for Pins {
                     // again against the real kernel release (vm.swappiness is 0..=100 before 5.8).
                     keys::validate(&key, &value, "unknown")
                         .map_err(|e| de::Error::custom(format!("[sysctl] {e}")))?;
-                    if out.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(de::Error::custom(format!(
                             "[sysctl]: {key} is pinned twice (as {raw_key:?} and another spelling)"
                         )));
@@ -626,9 +677,10 @@ pub fn parse_text(origin: &str, text: &str) -> Result<Profile> {
 /// Find a profile by built-in name or path and apply `--set FIELD=VALUE` overrides.
 pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
     let (origin, text) = source(spec)?;
-    parse_text(&origin, &text)?;
+    // Checked on its own first, so an error in the file is not blamed on a --set.
+    let profile = parse_text(&origin, &text)?;
     if sets.is_empty() {
-        return parse_text(&origin, &text);
+        return Ok(profile);
     }
     let mut table: toml::Table =
         toml::from_str(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;

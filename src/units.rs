@@ -29,7 +29,11 @@ impl Dec4 {
         let mut value: u128 = int;
         for i in 0..4 {
             let digit = frac.as_bytes().get(i).map(|b| (b - b'0') as u128).unwrap_or(0);
-            value = value * 10 + digit;
+            // Checked: a 35-digit value wrapped around to a plausible 1.8544.
+            value = value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(digit))
+                .ok_or_else(|| format!("{text:?} is too large"))?;
         }
         u64::try_from(value)
             .map(Dec4)

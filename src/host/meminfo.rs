@@ -64,6 +64,13 @@ pub fn parse(text: &str) -> Result<MemInfo, String> {
                 ));
             }
         };
+        // Every figure is a share of the RAM: 0 would make them all nonsense.
+        if bytes == 0 && name.trim() == "MemTotal" {
+            return Err(format!(
+                "line {line_no}: MemTotal is {}: a running kernel reports the RAM it manages there, more than 0 kB",
+                rest.trim()
+            ));
+        }
         *slot = Some(bytes);
     }
     let need = |v: Option<u64>, name: &str| v.ok_or_else(|| format!("no {name} line"));
@@ -97,5 +104,10 @@ mod tests {
         assert!(parse("MemTotal: 5 MB\n").unwrap_err().contains("unknown unit"));
         assert!(parse("MemTotal: 5 kB\n").unwrap_err().contains("no SwapTotal"));
         assert!(parse("é: 5\nMemTotal: 1\n").is_err());
+        assert!(
+            parse("MemTotal: 0 kB\n")
+                .unwrap_err()
+                .starts_with("line 1: MemTotal is 0 kB:")
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! Rendering for people (text, with optional colour) and machines (JSON).
 
 pub mod documents;
+pub mod escape;
 pub mod text;
+
+pub use escape::safe;
 
 use std::io::IsTerminal;
 
@@ -85,11 +88,16 @@ fn terminal_width(tty: bool) -> usize {
     100
 }
 
-/// Pretty JSON with a final newline.
+/// Pretty JSON with a final newline, with no raw terminal controls ([`escape::json`]).
 pub fn json<T: serde::Serialize>(value: &T) -> String {
-    let mut s = serde_json::to_string_pretty(value).expect("plain data serialises");
+    let mut s = escape::json(serde_json::to_string_pretty(value).expect("plain data serialises"));
     s.push('\n');
     s
+}
+
+/// One JSON document on one line (JSON Lines), escaped like [`json`].
+pub fn json_line<T: serde::Serialize>(value: &T) -> String {
+    escape::json(serde_json::to_string(value).expect("plain data serialises"))
 }
 
 /// Greedy word wrap to `width` columns (at least 20).
