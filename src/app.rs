@@ -204,6 +204,11 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
             netns: host::netns(root),
         },
     )?;
+    report.undo_command = crate::hint::Command::new(Some(root.path()), "rollback")
+        .state_dir(&args.plan.state_dir)
+        .flag("--allow-any-dropin-path", args.allow_any_dropin_path)
+        .args("--allow-key", &args.plan.allow_keys)
+        .render();
     report.forced = !overridden.is_empty();
     report.overridden = overridden;
     Ok(report)
@@ -309,6 +314,8 @@ pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
         sysctl_d: &sysctl_d,
         set_before: &set_before,
     })?;
+    let mut plan = plan;
+    plan.apply_command = crate::hint::apply(Some(root.path()), args);
     Ok((plan, facts))
 }
 
@@ -493,6 +500,11 @@ pub fn plan_snapshot(
         dropin_current: snap.file(&args.dropin),
         sysctl_d: &sd,
         set_before: &Default::default(),
+    })
+    .map(|mut plan| {
+        // Applied on the host itself, from its own root.
+        plan.apply_command = crate::hint::apply(None, args);
+        plan
     })
 }
 

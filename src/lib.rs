@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod dropin;
 pub mod error;
 pub mod guard;
+pub mod hint;
 pub mod host;
 pub mod keys;
 pub mod plan;

@@ -52,6 +52,8 @@ pub struct Plan {
     pub arithmetic: Vec<RuleSteps>,
     /// What the profile asks of the host, to read the capacity against.
     pub demand: Demand,
+    /// The command that applies this plan, as the plan was asked for (shell-quoted).
+    pub apply_command: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -572,6 +574,10 @@ pub fn plan(req: &Request) -> Result<Plan> {
             new_per_second: profile.outbound.new_per_second,
             headroom: profile.headroom.to_string(),
         },
+        apply_command: format!(
+            "sysctune apply --profile {}",
+            crate::hint::shell_quote(&profile.name)
+        ),
     })
 }
 

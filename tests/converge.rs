@@ -161,11 +161,11 @@ fn status_marks_drift_and_says_why() {
         "{}",
         st.stdout
     );
-    assert!(
-        st.stdout.contains("by: sysctune apply --profile batch-client"),
-        "{}",
-        st.stdout
+    let by = format!(
+        "by: sysctune --root {} apply --profile batch-client",
+        root.path().display()
     );
+    assert!(st.stdout.contains(&by), "{}", st.stdout);
     let s = json(&run(root.path(), &["status", "--format", "json"]));
     assert_eq!(s["in_sync"], false);
 }

@@ -326,10 +326,13 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
         .count();
     let summary = if plan.changed {
         format!(
-            "Changes pending. Apply with: sysctune apply --profile {}{}",
-            profile,
+            "Changes pending. Apply with: {}{}",
+            safe(&plan.apply_command),
             if errors > 0 {
-                format!(" (read the {errors} error finding(s) first)")
+                format!(
+                    "\nRead the {errors} error finding{} first: apply refuses this plan without --force.",
+                    if errors == 1 { "" } else { "s" }
+                )
             } else {
                 String::new()
             }
@@ -643,8 +646,9 @@ pub fn apply(r: &crate::apply::ApplyReport, style: &Style) -> String {
     {
         let _ = writeln!(
             out,
-            "  saved  the previous state in {}; undo with: sysctune rollback",
-            safe(rec)
+            "  saved  the previous state in {}; undo with: {}",
+            safe(rec),
+            safe(&r.undo_command)
         );
     }
     out.push('\n');
