@@ -244,8 +244,17 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
     // memory
     let m = &facts.mem;
     let mode = facts.u64("vm.overcommit_memory");
-    findings.push(check_commit(mode, m.committed_as, m.commit_limit));
-    findings.push(check_oom(m.mem_available, m.mem_total, m.swap_total));
+    findings.push(check_commit(mode, m.committed_as, m.commit_limit).measured(
+        Some("vm.overcommit_memory"),
+        m.committed_as,
+        m.commit_limit,
+        "bytes",
+    ));
+    let oom = check_oom(m.mem_available, m.mem_total, m.swap_total);
+    findings.push(match m.mem_available {
+        Some(a) => oom.measured(None, a, m.mem_total, "bytes"),
+        None => oom,
+    });
 
     // files
     let files = facts
@@ -254,7 +263,10 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
             allocated,
             max: facts.u64("fs.file-max").unwrap_or(max_nr),
         });
-    findings.push(check_files(files));
+    findings.push(match files {
+        Some(f) => check_files(files).measured(Some("fs.file-max"), f.allocated, f.max, "files"),
+        None => check_files(files),
+    });
 
     // worst first, stable within a severity
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -453,7 +465,8 @@ pub fn check_ports(
                 by_state(&d.counts),
                 grouped(per_second as u128),
             ),
-        ));
+        )
+        .measured(Some("net.ipv4.ip_local_port_range"), used, usable, "ports"));
     }
     let rest = over.len().saturating_sub(shown_n);
     if rest > 0 {
@@ -490,7 +503,13 @@ pub fn check_ports(
             ),
             None => format!("no connection holds a port of {range} ({usable_s} usable{reserved_s})."),
         };
-        out.push(Finding::new(Severity::Info, id, message));
+        let used = busiest.first().map_or(0, |d| d.counts.total());
+        out.push(Finding::new(Severity::Info, id, message).measured(
+            Some("net.ipv4.ip_local_port_range"),
+            used,
+            usable,
+            "ports",
+        ));
     }
     out
 }
@@ -530,7 +549,7 @@ pub fn check_orphans(orphans: Option<u64>, max: Option<u64>) -> Finding {
             human_bytes(o * ORPHAN_BYTES)
         )
     };
-    Finding::new(severity, id, message)
+    Finding::new(severity, id, message).measured(Some("net.ipv4.tcp_max_orphans"), orphans, max, "sockets")
 }
 
 /// `tcp-memory`: sockstat `mem` (pages) against `tcp_mem` (pages).
@@ -552,7 +571,13 @@ pub fn check_tcp_memory(mem: Option<u64>, tcp_mem: Option<[u64; 3]>, page: u64) 
     let now = format!("TCP memory {}", human_pages(mem, page));
     let fix = "Fix: size tcp_mem and the default buffers for the connections (sysctune plan --profile \
                reverse-proxy), or spread them over more hosts.";
-    if mem >= high {
+    // Judged against pressure once above it, else against high.
+    let judged = if mem >= pressure && mem < high {
+        pressure
+    } else {
+        high
+    };
+    let finding = if mem >= high {
         Finding::new(
             Severity::Error,
             id,
@@ -586,7 +611,8 @@ pub fn check_tcp_memory(mem: Option<u64>, tcp_mem: Option<[u64; 3]>, page: u64) 
                 human_pages(high, page),
             ),
         )
-    }
+    };
+    finding.measured(Some("net.ipv4.tcp_mem"), mem, judged, "pages")
 }
 
 /// `commit`: Committed_AS against CommitLimit, enforced only in strict mode.

@@ -10,6 +10,27 @@ fn say(text: &str) {
     let _ = std::io::stderr().lock().write_all(safe_lines(text).as_bytes());
 }
 
+/// With `--format json` an error is also a `sysctune/error/v1` document on stdout, so a
+/// script that parses stdout always gets JSON.
+fn error_json(wanted: bool, message: &str, code: i32) {
+    if wanted {
+        let doc = sysctune::report::documents::ErrorDoc {
+            schema: sysctune::report::documents::ERROR_SCHEMA,
+            error: message.trim_end(),
+            exit: code,
+        };
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(sysctune::report::json(&doc).as_bytes());
+    }
+}
+
+/// `--format json` on the command line, for errors before or while the flags are parsed.
+fn json_asked() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).any(|w| w[0] == "--format" && w[1] == "json") || args.iter().any(|a| a == "--format=json")
+}
+
 fn main() {
     sysctune::crash::install_hook();
     let cli = match sysctune::cli::Cli::try_parse() {
@@ -20,10 +41,14 @@ fn main() {
             std::process::exit(e.exit_code());
         }
         Err(e) => {
-            say(&e.render().to_string());
-            std::process::exit(e.exit_code());
+            let text = e.render().to_string();
+            say(&text);
+            // clap's usage errors exit 2, like every sysctune error.
+            error_json(json_asked(), text.trim_start_matches("error: "), 2);
+            std::process::exit(2);
         }
     };
+    let json = cli.global.format() == sysctune::cli::Format::Json;
     let code = match sysctune::crash::catch(|| sysctune::app::run(&cli)) {
         Ok(Ok(out)) => {
             say(&out.stderr);
@@ -45,12 +70,14 @@ fn main() {
         }
         Ok(Err(e)) => {
             say(&format!("sysctune: error: {e}\n"));
+            error_json(json, &e.to_string(), e.exit_code());
             e.exit_code()
         }
         Err(panic) => {
-            say(&format!(
-                "sysctune: internal error: {panic}; please report it with the command that caused it\n"
-            ));
+            let message =
+                format!("internal error: {panic}; please report it with the command that caused it");
+            say(&format!("sysctune: {message}\n"));
+            error_json(json, &message, 2);
             2
         }
     };

@@ -96,6 +96,18 @@ pub struct Setting {
     pub pinned: bool,
     /// What the sysctl.d files set at boot now, and where (before this plan's drop-in).
     pub boot: Option<Assignment>,
+    /// For a vector key (`tcp_mem`, `tcp_rmem`, the port range): its values as numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_words: Option<Vec<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommended_words: Option<Vec<u64>>,
+}
+
+/// A vector value as numbers (`"4096 87380 6291456"` → [4096, 87380, 6291456]); `None`
+/// for a single number or anything else.
+fn words(value: &str) -> Option<Vec<u64>> {
+    let w: Option<Vec<u64>> = value.split(' ').map(|f| f.parse().ok()).collect();
+    w.filter(|w| w.len() > 1)
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -403,6 +415,8 @@ pub fn plan(req: &Request) -> Result<Plan> {
                 ),
                 pinned: true,
                 boot: None,
+                current_words: None,
+                recommended_words: None,
             }
         })
         .collect();
@@ -534,6 +548,10 @@ pub fn plan(req: &Request) -> Result<Plan> {
     }
     findings.extend(boot_findings(req, &settings, &boot_now, &content));
     settings.extend(released(req, &globs, &settings, &content));
+    for s in &mut settings {
+        s.current_words = s.current.as_deref().and_then(words);
+        s.recommended_words = words(&s.recommended);
+    }
 
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let changed = dropin_changed || settings.iter().any(|s| s.change);
@@ -620,6 +638,8 @@ fn released(req: &Request, globs: &[glob::Pattern], settings: &[Setting], conten
                 kubernetes: info.map_or(Kubernetes::NodeOnly, |i| i.kubernetes),
                 pinned: false,
                 boot: None,
+                current_words: None,
+                recommended_words: None,
                 key,
             })
         })
