@@ -76,8 +76,8 @@ pub struct HostSummary {
     pub commit_limit: u64,
     pub committed_as: u64,
     pub kernel: String,
-    /// The figures the profile's `[host]` gave instead of the host's own (`ram`, `swap`,
-    /// `page_size`): the plan is for another host.
+    /// The figures the profile's `[host]` gave instead of the host's own, where they
+    /// differ (`ram`, `swap`, `page_size`): the plan is for another host.
     pub from_profile: Vec<&'static str>,
 }
 
@@ -568,12 +568,12 @@ pub fn plan(req: &Request) -> Result<Plan> {
             committed_as: facts.mem.committed_as,
             kernel: facts.kernel.clone(),
             from_profile: [
-                ("ram", profile.host.ram),
-                ("swap", profile.host.swap),
-                ("page_size", profile.host.page_size),
+                ("ram", profile.host.ram, req.facts.mem.mem_total),
+                ("swap", profile.host.swap, req.facts.mem.swap_total),
+                ("page_size", profile.host.page_size, req.facts.page_size),
             ]
             .into_iter()
-            .filter_map(|(f, v)| v.map(|_| f))
+            .filter_map(|(f, given, real)| given.filter(|g| *g != real).map(|_| f))
             .collect(),
         },
         settings,

@@ -34,23 +34,37 @@ pub fn severity(style: &Style, s: Severity) -> String {
 
 fn host_line(plan: &Plan) -> String {
     let h = &plan.host;
+    // A figure the profile's [host] gave is not this host's: say so where it is printed.
+    let given = |field: &str| {
+        if h.from_profile.contains(&field) {
+            " (from the profile)"
+        } else {
+            ""
+        }
+    };
     let swap = if h.swap_total == 0 {
-        "no swap".to_string()
+        format!("no swap{}", given("swap"))
     } else {
-        format!("{} swap", human_bytes(h.swap_total as u128))
+        format!("{} swap{}", human_bytes(h.swap_total as u128), given("swap"))
     };
     let huge = if h.hugetlb > 0 {
         format!(", {} hugetlb", human_bytes(h.hugetlb as u128))
     } else {
         String::new()
     };
-    format!(
-        "{} RAM, {swap}{huge}, page {} B, CommitLimit {}, Committed_AS {}",
+    let mut line = format!(
+        "{} RAM{}, {swap}{huge}, page {} B{}, CommitLimit {}, Committed_AS {}",
         human_bytes(h.mem_total as u128),
+        given("ram"),
         h.page_size,
+        given("page_size"),
         human_bytes(h.commit_limit as u128),
         human_bytes(h.committed_as as u128)
-    )
+    );
+    if !h.from_profile.is_empty() {
+        line.push_str("\nThis plan is for the host the profile's [host] describes: apply refuses it here.");
+    }
+    line
 }
 
 pub fn findings(out: &mut String, style: &Style, list: &[Finding]) {
