@@ -116,7 +116,7 @@ impl Rule for Overcommit {
                 id,
                 format!(
                     "memory.commit_target = {} is ignored: it sizes the CommitLimit only with memory.overcommit = \"strict\".",
-                    bytes(t as u128)
+                    t.describe(facts.mem.mem_total)
                 ),
             );
         }
@@ -311,11 +311,13 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
 
     let target: u128 = match ctx.profile.memory.commit_target {
         Some(t) => {
+            let b = t.bytes(mem.mem_total) as u128;
             out.step(format!(
-                "target = memory.commit_target = {} (no headroom)",
-                bytes(t as u128)
+                "target = memory.commit_target = {} = {} (no headroom)",
+                t.describe(mem.mem_total),
+                bytes(b)
             ));
-            t as u128
+            b
         }
         None => {
             let h = ctx.profile.headroom;
