@@ -50,7 +50,7 @@ Arithmetic (exact integers; facts in bytes, the kernel's formula in pages)
   figures and the rule changes nothing (its keys are shown unchanged).
 
   reserves: in mode 2 a non-root allocation succeeds only while
-    Committed_AS + request <= CommitLimit - admin_reserve - min(total_vm / 32, user_reserve)
+    Committed_AS + request < CommitLimit - admin_reserve - min(total_vm / 32, user_reserve)
   (__vm_enough_memory in mm/util.c), admin_reserve = vm.admin_reserve_kbytes and
   user_reserve = vm.user_reserve_kbytes, each truncated to pages as the kernel does. So
     fits(limit) = limit - admin_reserve - user_reserve >= target
@@ -97,8 +97,8 @@ Choices
     huge pages of another size are in the kernel's hugetlb_total_pages but not in
     /proc/meminfo (hugetlb_report_meminfo in mm/hugetlb.c): the check then fails, as it
     should.
-  - The kernel compares Committed_AS + request < allowed, strictly; fits uses >= as the
-    normative arithmetic does: at the exact boundary the last page is refused.
+  - The kernel compares strictly (<); fits uses >=, as sysctune's arithmetic specifies:
+    a limit that fits exactly leaves the last page of the target refused.
   - Absent reserve keys (kernels before 3.10, or hidden): the free memory at boot is not
     known and is at most MemTotal, so the assumed reserves are at least the kernel's.
   - The step-up loop is computed in closed form: the least ratio with
