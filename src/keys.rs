@@ -175,6 +175,22 @@ pub const KNOWN: &[KeyInfo] = &[
         NodeOnly,
         "KiB",
     ),
+    // Read by rule overcommit, never set by it: in strict mode the kernel keeps these
+    // back from every non-root allocation (__vm_enough_memory in mm/util.c).
+    key(
+        "vm.admin_reserve_kbytes",
+        Int { min: 0, max: I64 },
+        Host,
+        NodeOnly,
+        "KiB",
+    ),
+    key(
+        "vm.user_reserve_kbytes",
+        Int { min: 0, max: I64 },
+        Host,
+        NodeOnly,
+        "KiB",
+    ),
     key("vm.swappiness", Int { min: 0, max: 200 }, Host, NodeOnly, "ratio"),
     key("vm.panic_on_oom", Int { min: 0, max: 2 }, Host, NodeOnly, "mode"),
     key(

@@ -180,11 +180,12 @@ fn commit_limit_of(f: &Facts, value: &dyn Fn(&str) -> Option<String>) -> u64 {
 /// Checks that need both the profile and the host.
 fn validate_against_host(facts: &Facts, profile: &Profile) -> Result<()> {
     let c = &profile.connections;
-    if c.reserved_memory >= facts.mem.mem_total {
+    let ram = facts.mem.mem_total;
+    if c.reserved_memory(ram) >= ram {
         return Err(Error::input(format!(
             "connections.reserved_memory = {} is not below the host's RAM {} ({}); TCP would have no budget. \
              Valid: less than the RAM",
-            human_bytes(c.reserved_memory as u128),
+            c.reserved_memory.describe(ram),
             human_bytes(facts.mem.mem_total as u128),
             if profile.host.ram.is_some() {
                 "host.ram"
