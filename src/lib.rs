@@ -4,6 +4,8 @@
 //! facts and a [`profile::Profile`] into recommendations; [`plan`] resolves them into a
 //! [`plan::Plan`]; `report` renders it and `apply` carries it out.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod apply;
 pub mod cli;

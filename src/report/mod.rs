@@ -72,18 +72,11 @@ fn terminal_width(tty: bool) -> usize {
     {
         return n.max(60);
     }
-    if tty {
-        let mut ws = nix::libc::winsize {
-            ws_row: 0,
-            ws_col: 0,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCGWINSZ fills a winsize struct we own; stdout is a valid descriptor.
-        let rc = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
-        if rc == 0 && ws.ws_col > 0 {
-            return (ws.ws_col as usize).max(60);
-        }
+    if tty
+        && let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout())
+        && w > 0
+    {
+        return usize::from(w).max(60);
     }
     100
 }
