@@ -204,6 +204,11 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
             netns: host::netns(root),
         },
     )?;
+    report.undo_command = crate::hint::Command::new(Some(root.path()), "rollback")
+        .state_dir(&args.plan.state_dir)
+        .flag("--allow-any-dropin-path", args.allow_any_dropin_path)
+        .args("--allow-key", &args.plan.allow_keys)
+        .render();
     report.forced = !overridden.is_empty();
     report.overridden = overridden;
     Ok(report)
@@ -309,6 +314,8 @@ pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
         sysctl_d: &sysctl_d,
         set_before: &set_before,
     })?;
+    let mut plan = plan;
+    plan.apply_command = crate::hint::apply(Some(root.path()), args);
     Ok((plan, facts))
 }
 
@@ -368,49 +375,13 @@ fn show(
     let views = sysctl_d::views(&sd, &list, &|k| facts.value(k).map(str::to_string));
     let stdout = match format {
         Format::Json => {
-            let host = serde_json::json!({
-                "name": facts.hostname,
-                "mem_total": facts.mem.mem_total,
-                "swap_total": facts.mem.swap_total,
-                "hugetlb": facts.mem.hugetlb,
-                "mem_available": facts.mem.mem_available,
-                "page_size": facts.page_size,
-                "commit_limit": facts.mem.commit_limit,
-                "committed_as": facts.mem.committed_as,
-                "kernel": facts.kernel,
-                "sockstat": facts.sockstat,
-            });
-            let masked: Vec<&str> = sd
-                .files
-                .iter()
-                .filter(|f| f.winner() && f.kind == sysctl_d::Kind::Mask)
-                .map(|f| f.path.as_str())
-                .collect();
-            let overridden: Vec<_> = sd
-                .files
-                .iter()
-                .filter_map(|f| {
-                    let by = f.overridden_by.as_deref()?;
-                    Some(serde_json::json!({"file": f.path, "by": by}))
-                })
-                .collect();
-            let warnings: Vec<&String> = facts.warnings.iter().chain(&sd.notes).collect();
-            report::json(&serde_json::json!({
-                "schema": "sysctune/show/v1",
-                "host": host,
-                "files": sd.applied_paths(),
-                "masked": masked,
-                "overridden": overridden,
-                "procps_also_reads": sd.sysctl_conf.as_ref().map(|_| sysctl_d::SYSCTL_CONF),
-                "keys": views.iter().map(|v| {
-                    let mut j = serde_json::to_value(v).expect("plain data serialises");
-                    if profile_arg.is_some() {
-                        j["recommended"] = recommended.get(&v.key).map_or(serde_json::Value::Null, |(r, _)| r.clone().into());
-                    }
-                    j
-                }).collect::<Vec<_>>(),
-                "warnings": warnings,
-            }))
+            let doc = report::documents::ShowDoc::new(
+                &facts,
+                &sd,
+                &views,
+                profile_arg.is_some().then_some(&recommended),
+            );
+            report::json(&doc)
         }
         Format::Text => text::show(&facts, &views, &sd, &recommended, style),
     };
@@ -418,28 +389,27 @@ fn show(
 }
 
 fn profiles_list(format: Format) -> String {
-    let list: Vec<(String, String)> = profile::BUILTIN
+    let list: Vec<report::documents::ProfileEntry> = profile::BUILTIN
         .iter()
-        .map(|(name, src)| {
-            let desc = profile::load(name, &[])
+        .map(|(name, _)| report::documents::ProfileEntry {
+            name: name.to_string(),
+            description: profile::load(name, &[])
                 .ok()
                 .and_then(|p| p.description)
-                .unwrap_or_default();
-            let _ = src;
-            (name.to_string(), desc)
+                .unwrap_or_default(),
         })
         .collect();
     match format {
-        Format::Json => report::json(&serde_json::json!({
-            "schema": "sysctune/profiles/v1",
-            "profiles": list.iter().map(|(n, d)| serde_json::json!({"name": n, "description": d})).collect::<Vec<_>>(),
-        })),
+        Format::Json => report::json(&report::documents::ProfilesDoc {
+            schema: report::documents::PROFILES_SCHEMA,
+            profiles: list,
+        }),
         Format::Text => {
-            let w = list.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            let w = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
             let mut out =
                 String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");
-            for (n, d) in list {
-                out.push_str(&format!("  {n:w$}  {d}\n"));
+            for p in list {
+                out.push_str(&format!("  {:w$}  {}\n", p.name, p.description));
             }
             out
         }
@@ -531,6 +501,11 @@ pub fn plan_snapshot(
         sysctl_d: &sd,
         set_before: &Default::default(),
     })
+    .map(|mut plan| {
+        // Applied on the host itself, from its own root.
+        plan.apply_command = crate::hint::apply(None, args);
+        plan
+    })
 }
 
 /// `plan --snapshot FILE...`: one plan per host. A snapshot that cannot be read or planned
@@ -561,28 +536,13 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
         ));
     }
 
-    // Hosts are independent: plan them on every core, in the order of the files. Each
-    // worker keeps only what is printed (a JSON line, a summary row), not the plans.
+    // Each worker keeps only what is printed (a JSON line, a summary row), not the plans.
     let summarise = |path: &PathBuf| -> Result<(Option<String>, text::FleetRow)> {
         let plan = one(path)?;
-        let line =
-            (format == Format::Json).then(|| serde_json::to_string(&plan).expect("plain data serialises"));
+        let line = (format == Format::Json).then(|| report::json_line(&plan));
         Ok((line, text::FleetRow::of(path, &plan)))
     };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(workers).max(1);
-    let results: Vec<Result<(Option<String>, text::FleetRow)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(summarise).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("planning never panics"))
-            .collect()
-    });
+    let results = for_each_host(&files, &summarise);
 
     let mut stdout = String::new();
     let mut stderr = String::new();
@@ -615,4 +575,76 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
         0
     };
     Ok(Output { stdout, stderr, code })
+}
+
+/// `work` on every file, in parallel on every core, the results in the order of the files.
+/// Hosts are independent, so a bug (a panic) in one host's planning is an error for that
+/// host alone: the others are still planned and reported.
+fn for_each_host<T: Send>(
+    files: &[PathBuf],
+    work: &(dyn Fn(&PathBuf) -> Result<T> + Sync),
+) -> Vec<Result<T>> {
+    let guarded = |path: &PathBuf| {
+        crate::crash::catch(|| work(path)).unwrap_or_else(|panic| {
+            Err(Error::input(format!(
+                "internal error planning {}: {panic}; please report it",
+                path.display()
+            )))
+        })
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let chunk = files.len().div_ceil(workers).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|c| (c, s.spawn(move || c.iter().map(guarded).collect::<Vec<_>>())))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(c, h)| {
+                // Every panic is caught in the worker; should one escape, its hosts fail alone.
+                h.join().unwrap_or_else(|_| {
+                    c.iter()
+                        .map(|p| {
+                            Err(Error::input(format!(
+                                "internal error planning {}; please report it",
+                                p.display()
+                            )))
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_host_fails_alone() {
+        let files: Vec<PathBuf> = ["a.json", "boom.json", "c.json"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let work = |p: &PathBuf| -> Result<String> {
+            if p.ends_with("boom.json") {
+                panic!("rule x divided by zero");
+            }
+            Ok(p.display().to_string())
+        };
+        let results = for_each_host(&files, &work);
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[0].as_ref().unwrap(), "a.json");
+        assert_eq!(results[2].as_ref().unwrap(), "c.json");
+        let e = results[1].as_ref().unwrap_err().to_string();
+        assert!(
+            e.starts_with("internal error planning boom.json: rule x divided by zero")
+                && e.ends_with("please report it"),
+            "{e}"
+        );
+    }
 }

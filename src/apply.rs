@@ -743,6 +743,8 @@ pub struct ApplyReport {
     pub live: Vec<LiveChange>,
     /// The rollback record of the last apply that changed something (null when none).
     pub rollback: Option<String>,
+    /// The command that undoes this apply (shell-quoted).
+    pub undo_command: String,
     /// `--force` overrode a refusal; `overridden` says which.
     pub forced: bool,
     pub overridden: Vec<String>,
@@ -856,6 +858,7 @@ pub fn apply(
             },
             live,
             rollback: existing_record,
+            undo_command: String::new(),
             forced: false,
             overridden: Vec::new(),
             findings: plan.findings.clone(),
@@ -957,6 +960,7 @@ pub fn apply(
         },
         live,
         rollback: Some(paths.record_shown()),
+        undo_command: String::new(),
         forced: false,
         overridden: Vec::new(),
         findings: plan.findings.clone(),

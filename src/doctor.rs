@@ -260,8 +260,17 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
     // memory
     let m = &facts.mem;
     let mode = facts.u64("vm.overcommit_memory");
-    findings.push(check_commit(mode, m.committed_as, m.commit_limit));
-    findings.push(check_oom(m.mem_available, m.mem_total, m.swap_total));
+    findings.push(check_commit(mode, m.committed_as, m.commit_limit).measured(
+        Some("vm.overcommit_memory"),
+        m.committed_as,
+        m.commit_limit,
+        "bytes",
+    ));
+    let oom = check_oom(m.mem_available, m.mem_total, m.swap_total);
+    findings.push(match m.mem_available {
+        Some(a) => oom.measured(None, a, m.mem_total, "bytes"),
+        None => oom,
+    });
 
     // files
     let files = facts
@@ -270,7 +279,10 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
             allocated,
             max: facts.u64("fs.file-max").unwrap_or(max_nr),
         });
-    findings.push(check_files(files));
+    findings.push(match files {
+        Some(f) => check_files(files).measured(Some("fs.file-max"), f.allocated, f.max, "files"),
+        None => check_files(files),
+    });
 
     // worst first, stable within a severity
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -472,7 +484,8 @@ pub fn check_ports(
                 tw.millis(),
                 grouped(per_second as u128),
             ),
-        ));
+        )
+        .measured(Some("net.ipv4.ip_local_port_range"), used, usable, "ports"));
     }
     let rest = over.len().saturating_sub(shown_n);
     if rest > 0 {
@@ -509,7 +522,13 @@ pub fn check_ports(
             ),
             None => format!("no connection holds a port of {range} ({usable_s} usable{reserved_s})."),
         };
-        out.push(Finding::new(Severity::Info, id, message));
+        let used = busiest.first().map_or(0, |d| d.counts.total());
+        out.push(Finding::new(Severity::Info, id, message).measured(
+            Some("net.ipv4.ip_local_port_range"),
+            used,
+            usable,
+            "ports",
+        ));
     }
     out
 }
@@ -541,20 +560,23 @@ pub fn check_pool(
     } else {
         "fails once all are held"
     };
-    Some(Finding::new(
-        severity,
-        "ports",
-        format!(
-            "{} of the {} usable local ports of ip_local_port_range {lo} {hi} are held by some socket \
+    Some(
+        Finding::new(
+            severity,
+            "ports",
+            format!(
+                "{} of the {} usable local ports of ip_local_port_range {lo} {hi} are held by some socket \
              ({}, over {} destinations). A plain connect() shares a port between destinations, but a \
              client that calls bind() before connect() needs a port no socket holds: its bind() {when} \
              with EADDRINUSE. Set IP_BIND_ADDRESS_NO_PORT before bind(), or connect() without bind().",
-            grouped(held as u128),
-            grouped(usable as u128),
-            percent(held as u128, usable as u128),
-            grouped(destinations as u128),
-        ),
-    ))
+                grouped(held as u128),
+                grouped(usable as u128),
+                percent(held as u128, usable as u128),
+                grouped(destinations as u128),
+            ),
+        )
+        .measured(Some("net.ipv4.ip_local_port_range"), held, usable, "ports"),
+    )
 }
 
 /// `orphans`: sockstat `orphan` against `tcp_max_orphans`.
@@ -592,7 +614,7 @@ pub fn check_orphans(orphans: Option<u64>, max: Option<u64>) -> Finding {
             human_bytes(o * ORPHAN_BYTES)
         )
     };
-    Finding::new(severity, id, message)
+    Finding::new(severity, id, message).measured(Some("net.ipv4.tcp_max_orphans"), orphans, max, "sockets")
 }
 
 /// `tcp-memory`: sockstat `mem` (pages) against `tcp_mem` (pages).
@@ -614,7 +636,13 @@ pub fn check_tcp_memory(mem: Option<u64>, tcp_mem: Option<[u64; 3]>, page: u64) 
     let now = format!("TCP memory {}", human_pages(mem, page));
     let fix = "Fix: size tcp_mem and the default buffers for the connections (sysctune plan --profile \
                reverse-proxy), or spread them over more hosts.";
-    if mem >= high {
+    // Judged against pressure once above it, else against high.
+    let judged = if mem >= pressure && mem < high {
+        pressure
+    } else {
+        high
+    };
+    let finding = if mem >= high {
         Finding::new(
             Severity::Error,
             id,
@@ -648,7 +676,8 @@ pub fn check_tcp_memory(mem: Option<u64>, tcp_mem: Option<[u64; 3]>, page: u64) 
                 human_pages(high, page),
             ),
         )
-    }
+    };
+    finding.measured(Some("net.ipv4.tcp_mem"), mem, judged, "pages")
 }
 
 /// `commit`: Committed_AS against CommitLimit, enforced only in strict mode.
@@ -876,6 +905,10 @@ mod tests {
         assert_eq!(f.severity, Severity::Info);
         let f = check_pool(range, 10, 9, 3, 3).unwrap();
         assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(
+            (f.value, f.threshold, f.unit.as_deref()),
+            (Some(9), Some(10), Some("ports"))
+        );
         for part in [
             "9 of the 10 usable local ports of ip_local_port_range 40000 40009",
             "90%, over 3 destinations",

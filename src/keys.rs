@@ -199,6 +199,22 @@ pub const KNOWN: &[KeyInfo] = &[
         NodeOnly,
         "KiB",
     ),
+    // Read by rule overcommit, never set by it: in strict mode the kernel keeps these
+    // back from every non-root allocation (__vm_enough_memory in mm/util.c).
+    key(
+        "vm.admin_reserve_kbytes",
+        Int { min: 0, max: I64 },
+        Host,
+        NodeOnly,
+        "KiB",
+    ),
+    key(
+        "vm.user_reserve_kbytes",
+        Int { min: 0, max: I64 },
+        Host,
+        NodeOnly,
+        "KiB",
+    ),
     key("vm.swappiness", Int { min: 0, max: 200 }, Host, NodeOnly, "ratio"),
     key("vm.panic_on_oom", Int { min: 0, max: 2 }, Host, NodeOnly, "mode"),
     key(
@@ -464,6 +480,13 @@ pub fn normalize_value(raw: &str) -> Result<String, String> {
             "value {raw:?} contains a control character (a newline would inject a second line into the drop-in)"
         ));
     }
+    if raw.chars().any(is_invisible) {
+        return Err(format!(
+            "value {} contains an invisible formatting character (a bidi control or a zero-width character): it \
+             would be written to the kernel and the drop-in as it is but display as something else; type it again",
+            escape(raw)
+        ));
+    }
     Ok(raw.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
@@ -604,7 +627,10 @@ pub fn format_port_list(ranges: &[(u32, u32)]) -> String {
 /// Check that a value read from the running kernel has the shape of `key` (the number of
 /// integers, or a port list) and return it normalised. Ranges and ordering are not
 /// checked: the kernel accepts some values sysctune would never recommend (tcp_rmem with
-/// min > default), and they must still be shown.
+/// min > default), and they must still be shown. The port range is the exception: the
+/// kernel refuses a reversed range or a port outside 1..=65535, so such a value was never
+/// the kernel's, and every figure computed from it (usable ports, connections/s) would be
+/// nonsense.
 pub fn check_shape(key: &str, raw: &str) -> Result<String, String> {
     let value = raw.split_whitespace().collect::<Vec<_>>().join(" ");
     let Some(info) = info(key) else { return Ok(value) };
@@ -622,19 +648,53 @@ pub fn check_shape(key: &str, raw: &str) -> Result<String, String> {
         !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && f.parse::<i128>().is_ok()
     });
     if fields.len() != count || !ints {
-        let what = if count == 1 {
-            "one integer".to_string()
-        } else {
-            format!("{count} integers")
+        let what = match (count, info.format) {
+            (_, PortRange) => format!("two ports (low high), {PORT_RANGE_VALID}"),
+            (1, _) => "one integer".to_string(),
+            _ => format!("{count} integers"),
         };
         return Err(format!("expected {what}, found {value:?}"));
+    }
+    if matches!(info.format, PortRange) {
+        let ports: Vec<i128> = fields.iter().filter_map(|f| f.parse().ok()).collect();
+        if let [lo, hi] = ports[..] {
+            let problem = if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) {
+                Some("a port outside 1..=65535")
+            } else if lo > hi {
+                Some("the low port above the high one")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(format!(
+                    "{value:?} has {problem}, which the kernel refuses (EINVAL), so it is not a value the \
+                     kernel holds; valid: two ports (low high), {PORT_RANGE_VALID}"
+                ));
+            }
+        }
     }
     Ok(value)
 }
 
+/// What the kernel accepts for ip_local_port_range, for messages.
+const PORT_RANGE_VALID: &str = "each in 1..=65535 and low ≤ high, e.g. 32768 60999";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_with_invisible_characters_are_refused() {
+        let e = normalize_value("4\u{202e}1").unwrap_err();
+        assert!(
+            e.starts_with("value \"4\\u{202e}1\" contains an invisible formatting character"),
+            "{e}"
+        );
+        assert_eq!(
+            normalize_value("4096  87380\t6291456").unwrap(),
+            "4096 87380 6291456"
+        );
+    }
 
     #[test]
     fn keys_are_normalised_and_confined() {
@@ -784,5 +844,24 @@ mod tests {
             "8080,9000-9100"
         );
         assert!(validate("net.ipv4.ip_local_reserved_ports", "9100-9000", "6.1").is_err());
+    }
+
+    #[test]
+    fn a_live_port_range_the_kernel_would_refuse_is_garbled() {
+        let key = "net.ipv4.ip_local_port_range";
+        assert_eq!(check_shape(key, "32768\t60999\n").unwrap(), "32768 60999");
+        assert_eq!(check_shape(key, "1024 1024").unwrap(), "1024 1024");
+        for bad in ["60999 32768", "0 0", "1 70000", "abc", "1", "1 2 3", "-1 5"] {
+            let e = check_shape(key, bad).unwrap_err();
+            assert!(
+                e.contains(&format!("{bad:?}")) && e.contains("e.g. 32768 60999"),
+                "{bad}: {e}"
+            );
+        }
+        // Other keys keep what the kernel shows, odd or not.
+        assert_eq!(
+            check_shape("net.ipv4.tcp_rmem", "87380 4096 6291456").unwrap(),
+            "87380 4096 6291456"
+        );
     }
 }

@@ -4,13 +4,17 @@
 //! facts and a [`profile::Profile`] into recommendations; [`plan`] resolves them into a
 //! [`plan::Plan`]; `report` renders it and `apply` carries it out.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod apply;
 pub mod cli;
+pub mod crash;
 pub mod doctor;
 pub mod dropin;
 pub mod error;
 pub mod guard;
+pub mod hint;
 pub mod host;
 pub mod keys;
 pub mod plan;

@@ -52,6 +52,8 @@ pub struct Plan {
     pub arithmetic: Vec<RuleSteps>,
     /// What the profile asks of the host, to read the capacity against.
     pub demand: Demand,
+    /// The command that applies this plan, as the plan was asked for (shell-quoted).
+    pub apply_command: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -76,8 +78,8 @@ pub struct HostSummary {
     pub commit_limit: u64,
     pub committed_as: u64,
     pub kernel: String,
-    /// The figures the profile's `[host]` gave instead of the host's own (`ram`, `swap`,
-    /// `page_size`): the plan is for another host.
+    /// The figures the profile's `[host]` gave instead of the host's own, where they
+    /// differ (`ram`, `swap`, `page_size`): the plan is for another host.
     pub from_profile: Vec<&'static str>,
 }
 
@@ -96,6 +98,18 @@ pub struct Setting {
     pub pinned: bool,
     /// What the sysctl.d files set at boot now, and where (before this plan's drop-in).
     pub boot: Option<Assignment>,
+    /// For a vector key (`tcp_mem`, `tcp_rmem`, the port range): its values as numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_words: Option<Vec<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommended_words: Option<Vec<u64>>,
+}
+
+/// A vector value as numbers (`"4096 87380 6291456"` → [4096, 87380, 6291456]); `None`
+/// for a single number or anything else.
+fn words(value: &str) -> Option<Vec<u64>> {
+    let w: Option<Vec<u64>> = value.split(' ').map(|f| f.parse().ok()).collect();
+    w.filter(|w| w.len() > 1)
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -179,11 +193,12 @@ fn commit_limit_of(f: &Facts, value: &dyn Fn(&str) -> Option<String>) -> u64 {
 /// Checks that need both the profile and the host.
 fn validate_against_host(facts: &Facts, profile: &Profile) -> Result<()> {
     let c = &profile.connections;
-    if c.reserved_memory >= facts.mem.mem_total {
+    let ram = facts.mem.mem_total;
+    if c.reserved_memory(ram) >= ram {
         return Err(Error::input(format!(
             "connections.reserved_memory = {} is not below the host's RAM {} ({}); TCP would have no budget. \
              Valid: less than the RAM",
-            human_bytes(c.reserved_memory as u128),
+            c.reserved_memory.describe(ram),
             human_bytes(facts.mem.mem_total as u128),
             if profile.host.ram.is_some() {
                 "host.ram"
@@ -414,6 +429,8 @@ pub fn plan(req: &Request) -> Result<Plan> {
                 ),
                 pinned: true,
                 boot: None,
+                current_words: None,
+                recommended_words: None,
             }
         })
         .collect();
@@ -491,15 +508,20 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .dropin_current
         .and_then(|c| c.lines().next())
         .is_some_and(|l| l == dropin::header_line(&profile.name));
+    // The first line of each (key, value) in the drop-in: looked up once per key, not
+    // searched (thousands of pins, a drop-in of thousands of lines).
+    let mut existing_at: std::collections::HashMap<(&str, &str), &dropin::Entry> =
+        std::collections::HashMap::with_capacity(existing.len());
+    for e in existing.iter().filter(|_| same_profile) {
+        existing_at.entry((e.key.as_str(), e.value.as_str())).or_insert(e);
+    }
     let mut lines: Vec<dropin::Line> = chosen
         .iter()
         .filter(|(key, _)| !unpinned.contains(key))
         .map(|(key, m)| {
-            let kept = existing
-                .iter()
-                .filter(|_| same_profile)
-                .find(|e| e.key == *key && e.value == m.value)
-                .map(comment_of);
+            let kept = existing_at
+                .get(&(key.as_str(), m.value.as_str()))
+                .map(|e| comment_of(e));
             dropin::Line {
                 key: key.clone(),
                 value: m.value.clone(),
@@ -510,8 +532,9 @@ pub fn plan(req: &Request) -> Result<Plan> {
         })
         .collect();
     if !globs.is_empty() {
+        let mut in_lines: std::collections::HashSet<String> = lines.iter().map(|l| l.key.clone()).collect();
         for e in &existing {
-            if !matches(&globs, &e.key) && !lines.iter().any(|l| l.key == e.key) {
+            if !matches(&globs, &e.key) && in_lines.insert(e.key.clone()) {
                 lines.push(dropin::Line {
                     key: e.key.clone(),
                     value: e.value.clone(),
@@ -539,6 +562,10 @@ pub fn plan(req: &Request) -> Result<Plan> {
     }
     findings.extend(boot_findings(req, &settings, &boot_now, &content));
     settings.extend(released(req, &globs, &settings, &content));
+    for s in &mut settings {
+        s.current_words = s.current.as_deref().and_then(words);
+        s.recommended_words = words(&s.recommended);
+    }
 
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let changed = dropin_changed || settings.iter().any(|s| s.change);
@@ -555,12 +582,12 @@ pub fn plan(req: &Request) -> Result<Plan> {
             committed_as: facts.mem.committed_as,
             kernel: facts.kernel.clone(),
             from_profile: [
-                ("ram", profile.host.ram),
-                ("swap", profile.host.swap),
-                ("page_size", profile.host.page_size),
+                ("ram", profile.host.ram, req.facts.mem.mem_total),
+                ("swap", profile.host.swap, req.facts.mem.swap_total),
+                ("page_size", profile.host.page_size, req.facts.page_size),
             ]
             .into_iter()
-            .filter_map(|(f, v)| v.map(|_| f))
+            .filter_map(|(f, given, real)| given.filter(|g| *g != real).map(|_| f))
             .collect(),
         },
         settings,
@@ -580,6 +607,10 @@ pub fn plan(req: &Request) -> Result<Plan> {
             destinations: profile.outbound.destinations,
             headroom: profile.headroom.to_string(),
         },
+        apply_command: format!(
+            "sysctune apply --profile {}",
+            crate::hint::shell_quote(&profile.name)
+        ),
     })
 }
 
@@ -622,6 +653,8 @@ fn released(req: &Request, globs: &[glob::Pattern], settings: &[Setting], conten
                 kubernetes: info.map_or(Kubernetes::NodeOnly, |i| i.kubernetes),
                 pinned: false,
                 boot: None,
+                current_words: None,
+                recommended_words: None,
                 key,
             })
         })

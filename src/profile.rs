@@ -4,6 +4,12 @@
 //! Every single-field check happens while deserialising, so the error carries the line
 //! and column of the offending value. Checks that need the host (reserved memory below
 //! RAM, swappiness on old kernels) happen in the plan and name the field.
+//!
+//! Memory sizes that depend on the host (`connections.reserved_memory`,
+//! `memory.commit_target`) may be a share of RAM, `"80%"`: a [`MemSize`], kept as written
+//! and resolved against the host's RAM (MemTotal, or `host.ram`) by
+//! [`Connections::reserved_memory`] and [`Memory::commit_target`], so one profile fits
+//! hosts of every size.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,6 +44,59 @@ pub struct Profile {
     pub sysctl: Vec<(String, String)>,
 }
 
+/// A memory size as a profile gives it: bytes, or a share of the host's RAM (`"80%"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemSize {
+    Bytes(u64),
+    /// A share of RAM in ten-thousandths (`"80%"` → `Dec4(8000)`), 0 < share ≤ 1.
+    ShareOfRam(Dec4),
+}
+
+impl MemSize {
+    /// The size in bytes on a host with `ram` bytes of RAM: a share is
+    /// `floor(ram × share)`, exact (arithmetic.md: P/100 of MemTotal, not of
+    /// MemTotal − hugetlb). Never more than `ram` for a share.
+    pub fn bytes(self, ram: u64) -> u64 {
+        match self {
+            MemSize::Bytes(b) => b,
+            // share ≤ 1, so the result fits in u64
+            MemSize::ShareOfRam(s) => u64::try_from(s.mul_floor(ram as u128)).unwrap_or(ram),
+        }
+    }
+
+    /// `15 GiB`, or `80% of RAM = 49.6 GiB` on a host with `ram` bytes.
+    pub fn describe(self, ram: u64) -> String {
+        match self {
+            MemSize::Bytes(b) => units::human_bytes(b as u128),
+            MemSize::ShareOfRam(s) => format!(
+                "{} of RAM = {}",
+                s.percent(),
+                units::human_bytes(self.bytes(ram) as u128)
+            ),
+        }
+    }
+}
+
+impl fmt::Display for MemSize {
+    /// `15 GiB` or `80%`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemSize::Bytes(b) => f.write_str(&units::human_bytes(*b as u128)),
+            MemSize::ShareOfRam(s) => f.write_str(&s.percent()),
+        }
+    }
+}
+
+impl Serialize for MemSize {
+    /// Bytes as an integer, a share as the string it was written as (`"80%"`).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MemSize::Bytes(b) => s.serialize_u64(*b),
+            MemSize::ShareOfRam(share) => s.collect_str(&share.percent()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HostOverride {
     pub ram: Option<u64>,
@@ -53,7 +112,8 @@ pub struct Connections {
     pub average_memory: Option<u64>,
     pub control_block: u64,
     pub tcp_memory_share: Dec4,
-    pub reserved_memory: u64,
+    /// Bytes or a share of RAM: read it with [`Connections::reserved_memory`].
+    pub reserved_memory: MemSize,
     pub shrink_buffers_to_fit: bool,
     /// Bits per second.
     pub bandwidth: Option<u64>,
@@ -71,7 +131,7 @@ impl Default for Connections {
             average_memory: None,
             control_block: 1024,
             tcp_memory_share: Dec4(7500),
-            reserved_memory: 0,
+            reserved_memory: MemSize::Bytes(0),
             shrink_buffers_to_fit: false,
             bandwidth: None,
             rtt: None,
@@ -123,7 +183,8 @@ pub enum OnOom {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Memory {
     pub overcommit: Option<Overcommit>,
-    pub commit_target: Option<u64>,
+    /// Bytes or a share of RAM: read it with [`Memory::commit_target`].
+    pub commit_target: Option<MemSize>,
     pub swappiness: Option<u32>,
     pub on_oom: Option<OnOom>,
 }
@@ -133,6 +194,23 @@ impl Profile {
     /// and a file descriptor.
     pub fn conns(&self) -> u128 {
         self.connections.concurrent as u128 + self.outbound.concurrent as u128
+    }
+}
+
+impl Connections {
+    /// `connections.reserved_memory` in bytes on a host with `ram` bytes of RAM (the
+    /// effective MemTotal: `host.ram` when the profile gives it); a share of RAM is
+    /// resolved exactly, `floor(ram × share)`.
+    pub fn reserved_memory(&self, ram: u64) -> u64 {
+        self.reserved_memory.bytes(ram)
+    }
+}
+
+impl Memory {
+    /// `memory.commit_target` in bytes on a host with `ram` bytes of RAM, as
+    /// [`Connections::reserved_memory`].
+    pub fn commit_target(&self, ram: u64) -> Option<u64> {
+        self.commit_target.map(|t| t.bytes(ram))
     }
 }
 
@@ -180,7 +258,7 @@ struct RawConnections {
     average_memory: Option<Size<1>>,
     control_block: Option<Size<0>>,
     tcp_memory_share: Option<Decimal<0, 10_000, true>>,
-    reserved_memory: Option<Size<0>>,
+    reserved_memory: Option<RamSize<0>>,
     shrink_buffers_to_fit: Option<bool>,
     bandwidth: Option<Bandwidth>,
     rtt: Option<Duration>,
@@ -206,7 +284,7 @@ struct RawOutbound {
 )]
 struct RawMemory {
     overcommit: Option<Overcommit>,
-    commit_target: Option<Size<1>>,
+    commit_target: Option<RamSize<1>>,
     swappiness: Option<Count<0>>,
     on_oom: Option<OnOom>,
 }
@@ -239,8 +317,8 @@ const INT_MAX: u64 = i32::MAX as u64;
 
 impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const MIN: u64>;
-        impl<const MIN: u64> Visitor<'_> for V<MIN> {
+        struct V<const MAX: u64>;
+        impl<const MAX: u64> Visitor<'_> for V<MAX> {
             type Value = u64;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a size: an integer number of bytes or a string such as \"43KiB\" or \"62GiB\"")
@@ -255,16 +333,38 @@ impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
                 Ok(v)
             }
+            // TOML integers beyond 64 bits arrive here.
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<u64, E> {
+                match u128::try_from(v) {
+                    Ok(v) => self.visit_u128(v),
+                    Err(_) => Err(E::custom(format!(
+                        "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
+                    ))),
+                }
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<u64, E> {
+                u64::try_from(v).map_err(|_| {
+                    E::custom(format!(
+                        "{v} bytes is too large; at most {MAX} bytes ({})",
+                        units::human_bytes(MAX as u128)
+                    ))
+                })
+            }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
                 Err(E::custom(format!(
                     "{v} is not a whole number of bytes; write a size with a unit as a string, e.g. \"1.5GiB\""
                 )))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+                if units::is_share(v) {
+                    return Err(E::custom(format!(
+                        "{v:?}: a share of RAM is not valid here; only connections.reserved_memory and memory.commit_target may be one. Give a size, e.g. \"43KiB\" or \"62GiB\""
+                    )));
+                }
                 units::parse_size(v).map_err(E::custom)
             }
         }
-        let bytes = d.deserialize_any(V::<MIN>)?;
+        let bytes = d.deserialize_any(V::<MAX>)?;
         if bytes < MIN {
             let min = if MIN == 1 {
                 "more than 0".to_string()
@@ -285,6 +385,27 @@ impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
     }
 }
 
+/// A memory size that depends on the host: a [`Size`] (at least `MIN` bytes) or a share
+/// of RAM, `"80%"` (more than 0 %, at most 100 %, at most 2 decimal places).
+struct RamSize<const MIN: u64>(MemSize);
+
+impl<'de, const MIN: u64> Deserialize<'de> for RamSize<MIN> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A share is a string ending in '%'; anything else is read as a size.
+        let value = toml::Value::deserialize(d)?;
+        if let toml::Value::String(s) = &value
+            && units::is_share(s)
+        {
+            return units::parse_share(s)
+                .map(|share| RamSize(MemSize::ShareOfRam(share)))
+                .map_err(de::Error::custom);
+        }
+        Size::<MIN>::deserialize(value)
+            .map(|Size(b)| RamSize(MemSize::Bytes(b)))
+            .map_err(|e| de::Error::custom(e.message().trim_end()))
+    }
+}
+
 /// A whole number ≥ `MIN`.
 struct Count<const MIN: u64>(u64);
 
@@ -301,6 +422,13 @@ impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
                 Ok(v as i128)
+            }
+            // TOML integers beyond 64 bits arrive here.
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
+                Ok(v)
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
+                Ok(i128::try_from(v).unwrap_or(i128::MAX))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
                 Err(E::custom(format!("{v} is not a whole number")))
@@ -320,7 +448,7 @@ impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
         }
         u64::try_from(n)
             .map(Count)
-            .map_err(|_| de::Error::custom(format!("{n} is too large")))
+            .map_err(|_| de::Error::custom(format!("{n} is too large; at most {}", u64::MAX)))
     }
 }
 
@@ -331,41 +459,66 @@ struct Decimal<const MIN: u64, const MAX: u64, const EXCL: bool>(Dec4);
 
 impl<'de, const MIN: u64, const MAX: u64, const EXCL: bool> Deserialize<'de> for Decimal<MIN, MAX, EXCL> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum Raw {
+            Text(String),
+            Float(f64),
+        }
         struct V;
         impl Visitor<'_> for V {
-            type Value = String;
+            type Value = Raw;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a decimal number such as 1.2")
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-                Ok(v.to_string())
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-                Ok(v.to_string())
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-                if !v.is_finite() {
-                    return Err(E::custom(format!("{v} is not a number")));
-                }
-                Ok(format!("{v}"))
+            // TOML integers beyond 64 bits arrive here.
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-                Ok(v.to_string())
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw, E> {
+                Ok(Raw::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_string()))
             }
         }
-        let text = d.deserialize_any(V)?;
-        let value = Dec4::parse(&text).map_err(de::Error::custom)?;
         let (min, max) = (Dec4(MIN), Dec4(MAX));
+        let valid = if EXCL {
+            format!("valid: {min} < value ≤ {max}")
+        } else {
+            format!("valid: {min} ≤ value ≤ {max}")
+        };
+        let text = match d.deserialize_any(V)? {
+            Raw::Float(v) if !v.is_finite() => {
+                return Err(de::Error::custom(format!("{v} is not a number; {valid}")));
+            }
+            Raw::Float(v) => {
+                // 1e300 written out is 301 digits: show floats far from 1 as TOML wrote them.
+                let far = v != 0.0 && !(1e-4..1e15).contains(&v.abs());
+                let shown = if far { format!("{v:e}") } else { format!("{v}") };
+                if v < MIN as f64 / 1e4 || v > MAX as f64 / 1e4 {
+                    return Err(de::Error::custom(format!("{shown} is out of range; {valid}")));
+                }
+                if far {
+                    return Err(de::Error::custom(format!(
+                        "{shown} has more than 4 decimal places; at most 4 are allowed ({valid})"
+                    )));
+                }
+                shown
+            }
+            Raw::Text(t) => t,
+        };
+        let value = Dec4::parse(&text).map_err(|e| de::Error::custom(format!("{e} ({valid})")))?;
         let below = if EXCL { value <= min } else { value < min };
         if below || value > max {
-            let lower = if EXCL {
-                format!("{min} < value")
-            } else {
-                format!("{min} ≤ value")
-            };
-            return Err(de::Error::custom(format!(
-                "{text} is out of range; valid: {lower} ≤ {max}"
-            )));
+            return Err(de::Error::custom(format!("{text} is out of range; {valid}")));
         }
         Ok(Decimal(value))
     }
@@ -456,6 +609,8 @@ impl<'de> Deserialize<'de> for Pins {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out: Vec<(String, String)> = Vec::new();
+                // A set, not a scan of `out`: a profile may pin thousands of keys.
+                let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
                 while let Some(raw_key) = map.next_key::<String>()? {
                     let key = keys::normalize_key(&raw_key)
                         .map_err(|e| de::Error::custom(format!("[sysctl]: {e}")))?;
@@ -469,7 +624,7 @@ impl<'de> Deserialize<'de> for Pins {
                     // again against the real kernel release (vm.swappiness is 0..=100 before 5.8).
                     keys::validate(&key, &value, "unknown")
                         .map_err(|e| de::Error::custom(format!("[sysctl] {e}")))?;
-                    if out.iter().any(|(k, _)| *k == key) {
+                    if !seen.insert(key.clone()) {
                         return Err(de::Error::custom(format!(
                             "[sysctl]: {key} is pinned twice (as {raw_key:?} and another spelling)"
                         )));
@@ -520,7 +675,7 @@ impl RawProfile {
             average_memory: c.average_memory.map(|v| v.0),
             control_block: c.control_block.map_or(defaults.control_block, |v| v.0),
             tcp_memory_share: c.tcp_memory_share.map_or(defaults.tcp_memory_share, |v| v.0),
-            reserved_memory: c.reserved_memory.map_or(0, |v| v.0),
+            reserved_memory: c.reserved_memory.map_or(MemSize::Bytes(0), |v| v.0),
             shrink_buffers_to_fit: c.shrink_buffers_to_fit.unwrap_or(false),
             bandwidth: c.bandwidth.map(|v| v.0),
             rtt: c.rtt.map(|v| v.0),
@@ -649,9 +804,10 @@ pub fn parse_text(origin: &str, text: &str) -> Result<Profile> {
 /// Find a profile by built-in name or path and apply `--set FIELD=VALUE` overrides.
 pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
     let (origin, text) = source(spec)?;
-    parse_text(&origin, &text)?;
+    // Checked on its own first, so an error in the file is not blamed on a --set.
+    let profile = parse_text(&origin, &text)?;
     if sets.is_empty() {
-        return parse_text(&origin, &text);
+        return Ok(profile);
     }
     let mut table: toml::Table =
         toml::from_str(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;
@@ -864,7 +1020,7 @@ rtt = "20ms"
         .unwrap();
         assert_eq!(p.headroom, Dec4(12000));
         assert_eq!(p.connections.rmem_default, Some(44032));
-        assert_eq!(p.connections.reserved_memory, 15 << 30);
+        assert_eq!(p.connections.reserved_memory, MemSize::Bytes(15 << 30));
         assert_eq!(p.connections.rtt, Some(20_000_000));
         assert_eq!(
             p.sysctl[1],
@@ -926,6 +1082,94 @@ rtt = "20ms"
             .unwrap_err()
             .to_string();
         assert!(e.contains("without connections.rtt"), "{e}");
+    }
+
+    #[test]
+    fn shares_of_ram() {
+        let p = parse(
+            "name = \"x\"\n[connections]\nreserved_memory = \"25%\"\n[memory]\ncommit_target = \"80%\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.connections.reserved_memory, MemSize::ShareOfRam(Dec4(2500)));
+        assert_eq!(p.memory.commit_target, Some(MemSize::ShareOfRam(Dec4(8000))));
+        // resolved exactly against the RAM, floor: 80% of 62 GiB = 53257594470.4 B
+        let ram = 62u64 << 30;
+        assert_eq!(p.memory.commit_target(ram), Some(53257594470));
+        assert_eq!(p.connections.reserved_memory(ram), 62 << 28);
+        assert_eq!(p.memory.commit_target(3), Some(2));
+        assert_eq!(p.memory.commit_target(0), Some(0));
+        assert_eq!(MemSize::ShareOfRam(Dec4(10_000)).bytes(u64::MAX), u64::MAX);
+        assert_eq!(MemSize::ShareOfRam(Dec4(1)).bytes(u64::MAX), u64::MAX / 10_000);
+        assert_eq!(
+            p.memory.commit_target.unwrap().describe(ram),
+            "80% of RAM = 49.6 GiB"
+        );
+        assert_eq!(p.memory.commit_target.unwrap().to_string(), "80%");
+        assert_eq!(
+            serde_json::to_value(&p.memory).unwrap()["commit_target"],
+            serde_json::json!("80%")
+        );
+        // sizes stay sizes
+        let p = parse("name = \"x\"\n[memory]\ncommit_target = \"40GiB\"\n").unwrap();
+        assert_eq!(p.memory.commit_target, Some(MemSize::Bytes(40 << 30)));
+        assert_eq!(p.memory.commit_target(1), Some(40 << 30));
+        assert_eq!(p.connections.reserved_memory, MemSize::Bytes(0));
+        let p = parse("name = \"x\"\n[connections]\nreserved_memory = 1024\n").unwrap();
+        assert_eq!(p.connections.reserved_memory(1), 1024);
+        // --set takes a share bare or quoted
+        let p = load(
+            "database",
+            &[
+                "memory.commit_target=80%".into(),
+                "connections.reserved_memory=\"12.5%\"".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.memory.commit_target, Some(MemSize::ShareOfRam(Dec4(8000))));
+        assert_eq!(p.connections.reserved_memory, MemSize::ShareOfRam(Dec4(1250)));
+    }
+
+    #[test]
+    fn bad_shares_name_the_field() {
+        for (field, value, want) in [
+            ("memory.commit_target", "\"12.345%\"", "3 decimal places"),
+            ("memory.commit_target", "\"0%\"", "is 0%"),
+            ("memory.commit_target", "\"100.5%\"", "more than the whole RAM"),
+            ("connections.reserved_memory", "\"-1%\"", "negative"),
+            ("connections.reserved_memory", "\"lots%\"", "not a number"),
+            ("memory.commit_target", "0", "more than 0"),
+            ("memory.commit_target", "\"1.5B\"", "whole number"),
+            (
+                "connections.average_memory",
+                "\"5%\"",
+                "a share of RAM is not valid here",
+            ),
+            (
+                "connections.rmem_default",
+                "\"5%\"",
+                "a share of RAM is not valid here",
+            ),
+            ("host.ram", "\"50%\"", "a share of RAM is not valid here"),
+        ] {
+            let (table, key) = field.split_once('.').unwrap();
+            let e = parse(&format!("name = \"x\"\n[{table}]\n{key} = {value}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("p.toml:3:"), "{e}");
+            assert!(e.contains(&format!("{field}: ")), "{field}: {e}");
+            assert!(e.contains(want), "{field} = {value}: {e}");
+            let e = load("database", &[format!("{field}={value}")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("--set {field}=")) && e.contains(want),
+                "{e}"
+            );
+        }
+        let e = parse("name = \"x\"\n[memory]\ncommit_target = \"12.345%\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 2 decimal places"), "{e}");
     }
 
     #[test]

@@ -152,7 +152,10 @@ impl Snapshot {
             return Err(format!("host.hz {hz} is not a tick rate (1..={})", host::HZ_MAX));
         }
         if self.meminfo.mem_total == 0 {
-            return Err("meminfo.mem_total is 0".into());
+            return Err(
+                "meminfo.mem_total is 0; it is the host's MemTotal in bytes, more than 0 (take the snapshot again)"
+                    .into(),
+            );
         }
         for (key, value) in &self.sysctl {
             let canonical = keys::normalize_key(key).map_err(|e| format!("sysctl: {e}"))?;

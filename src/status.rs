@@ -67,43 +67,14 @@ impl Status {
 }
 
 /// The command that reproduces an apply, shell-quoted.
-pub fn apply_command(applied: &crate::state::Applied, state_dir: &str) -> String {
-    let mut words = vec![
-        "sysctune".to_string(),
-        "apply".into(),
-        "--profile".into(),
-        applied.spec.clone(),
-    ];
-    for s in &applied.sets {
-        words.push("--set".into());
-        words.push(s.clone());
-    }
-    for o in &applied.only {
-        words.push("--only".into());
-        words.push(o.clone());
-    }
-    if applied.dropin != crate::plan::DEFAULT_DROPIN {
-        words.push("--dropin".into());
-        words.push(applied.dropin.clone());
-    }
-    if state_dir != apply::DEFAULT_STATE_DIR {
-        words.push("--state-dir".into());
-        words.push(state_dir.to_string());
-    }
-    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
-}
-
-/// A word as a POSIX shell reads it back: bare when it is plain, else single-quoted.
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
+pub fn apply_command(root: &Root, applied: &crate::state::Applied, state_dir: &str) -> String {
+    crate::hint::Command::new(Some(root.path()), "apply")
+        .arg("--profile", &applied.spec)
+        .args("--set", &applied.sets)
+        .args("--only", &applied.only)
+        .dropin(&applied.dropin)
+        .state_dir(state_dir)
+        .render()
 }
 
 pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
@@ -250,7 +221,7 @@ pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
         schema: SCHEMA,
         applied: Some(AppliedSummary {
             profile: applied.profile.clone(),
-            command: apply_command(&applied, &args.state_dir),
+            command: apply_command(root, &applied, &args.state_dir),
             time: applied.time.clone(),
             netns: (!applied.netns.is_empty()).then(|| applied.netns.clone()),
         }),

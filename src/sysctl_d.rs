@@ -12,7 +12,7 @@
 //!
 //! [`order`], [`resolve`] and [`SysctlD`]'s methods are pure; [`read`] reads a root.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
@@ -268,36 +268,60 @@ fn path_form(key: &str) -> String {
     }
 }
 
-/// Whether a glob line applies to `key` (canonical dotted). Like glob(3) on /proc/sys, a
-/// `*` does not cross a separator.
+/// How a glob line matches keys: like glob(3) on /proc/sys, a `*` does not cross a
+/// separator.
+const GLOB_OPTIONS: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+/// Whether a glob line applies to `key` (canonical dotted).
 pub fn glob_matches(pattern: &str, key: &str) -> bool {
-    let options = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: false,
-    };
-    glob::Pattern::new(&path_form(pattern)).is_ok_and(|p| p.matches_with(&path_form(key), options))
+    glob::Pattern::new(&path_form(pattern)).is_ok_and(|p| p.matches_with(&path_form(key), GLOB_OPTIONS))
 }
 
 /// The origin of each of `keys` after applying `files` (path, parsed content) in order.
+///
+/// Linear in the lines and the keys (plus keys × glob lines): a profile pins thousands of
+/// keys and a host can have thousands of files, so no key scans every line.
 pub fn resolve(files: &[(&str, &Parsed)], keys: &[String], mode: Mode) -> BTreeMap<String, Origin> {
     let ops = ops(files);
+    // The plain lines of each wanted key, in apply order; the globs compiled once.
+    let mut explicit: HashMap<&str, Vec<usize>> = keys.iter().map(|k| (k.as_str(), Vec::new())).collect();
+    let mut globs: Vec<(usize, glob::Pattern)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Set { key, glob: true, .. } => {
+                // An invalid glob matches nothing (and is a note of the file).
+                if let Ok(p) = glob::Pattern::new(&path_form(key)) {
+                    globs.push((i, p));
+                }
+            }
+            Op::Set { key, .. } | Op::Exclude { key, .. } => {
+                if let Some(list) = explicit.get_mut(key) {
+                    list.push(i);
+                }
+            }
+        }
+    }
     keys.iter()
-        .map(|k| (k.clone(), resolve_key(&ops, k, mode)))
+        .map(|k| {
+            let path = path_form(k);
+            let matching: Vec<usize> = globs
+                .iter()
+                .filter(|(_, p)| p.matches_with(&path, GLOB_OPTIONS))
+                .map(|(i, _)| *i)
+                .collect();
+            let lines = explicit.get(k.as_str()).cloned().unwrap_or_default();
+            (k.clone(), resolve_key(&ops, lines, matching, mode))
+        })
         .collect()
 }
 
-fn resolve_key(ops: &[Op], key: &str, mode: Mode) -> Origin {
-    // Indices of the ops that concern the key.
-    let explicit: Vec<usize> = (0..ops.len())
-        .filter(|&i| match &ops[i] {
-            Op::Set { key: k, glob, .. } => !glob && *k == key,
-            Op::Exclude { key: k, .. } => *k == key,
-        })
-        .collect();
-    let globs: Vec<usize> = (0..ops.len())
-        .filter(|&i| matches!(&ops[i], Op::Set { key: k, glob: true, .. } if glob_matches(k, key)))
-        .collect();
+/// `explicit`: the indices of the plain lines of the key; `globs`: of the glob lines that
+/// match it; both in apply order.
+fn resolve_key(ops: &[Op], explicit: Vec<usize>, globs: Vec<usize>, mode: Mode) -> Origin {
     let exclusion = |i: usize| match &ops[i] {
         Op::Exclude { file, line, .. } => Some(Location {
             file: file.to_string(),
@@ -342,23 +366,24 @@ fn resolve_key(ops: &[Op], key: &str, mode: Mode) -> Origin {
 /// moves the key to the end, a repeated value keeps its place. Globs are applied in that
 /// order, so the last glob in the map wins; its latest line is the one shown.
 fn systemd_glob_winner(ops: &[Op], globs: &[usize]) -> Option<usize> {
-    // (normalised pattern, value, latest op index)
-    let mut map: Vec<(String, &str, usize)> = Vec::new();
-    for &i in globs {
+    // normalised pattern → (value, latest op index, place in the map: higher is later)
+    let mut map: HashMap<String, (&str, usize, usize)> = HashMap::new();
+    for (place, &i) in globs.iter().enumerate() {
         let Op::Set { key, value, .. } = &ops[i] else {
             continue;
         };
-        let key = path_form(key);
-        match map.iter().position(|(k, _, _)| *k == key) {
-            Some(pos) if map[pos].1 == *value => map[pos].2 = i,
-            Some(pos) => {
-                map.remove(pos);
-                map.push((key, value, i));
+        match map.get_mut(&path_form(key)) {
+            Some(entry) if entry.0 == *value => entry.1 = i,
+            // A new value moves the pattern to the end.
+            Some(entry) => *entry = (value, i, place),
+            None => {
+                map.insert(path_form(key), (value, i, place));
             }
-            None => map.push((key, value, i)),
         }
     }
-    map.last().map(|(_, _, i)| *i)
+    map.values()
+        .max_by_key(|(_, _, place)| *place)
+        .map(|(_, i, _)| *i)
 }
 
 /// Whether two values are the same to the kernel: the same fields, numbers compared as
@@ -394,11 +419,16 @@ impl SysctlD {
     /// content count as empty.
     pub fn from_listing(listing: &[Listed], texts: &[(&str, &str)], sysctl_conf: Option<&str>) -> Self {
         let files = order(listing);
+        // By path, the first text given for each (a snapshot lists 100 000 files).
+        let mut by_path: HashMap<&str, &str> = HashMap::with_capacity(texts.len());
+        for (p, t) in texts {
+            by_path.entry(p).or_insert(t);
+        }
         let content = files
             .iter()
             .filter(|f| f.applied())
             .map(|f| {
-                let text = texts.iter().find(|(p, _)| *p == f.path).map_or("", |(_, t)| t);
+                let text = by_path.get(f.path.as_str()).copied().unwrap_or("");
                 (f.path.clone(), dropin::parse_sysctl_d(text))
             })
             .collect();
@@ -406,10 +436,9 @@ impl SysctlD {
             .iter()
             .filter(|f| f.kind == Kind::File)
             .filter_map(|f| {
-                texts
-                    .iter()
-                    .find(|(p, _)| *p == f.path)
-                    .map(|(p, t)| (p.to_string(), t.to_string()))
+                by_path
+                    .get(f.path.as_str())
+                    .map(|t| (f.path.clone(), t.to_string()))
             })
             .collect();
         SysctlD {

@@ -29,7 +29,11 @@ impl Dec4 {
         let mut value: u128 = int;
         for i in 0..4 {
             let digit = frac.as_bytes().get(i).map(|b| (b - b'0') as u128).unwrap_or(0);
-            value = value * 10 + digit;
+            // Checked: a 35-digit value wrapped around to a plausible 1.8544.
+            value = value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(digit))
+                .ok_or_else(|| format!("{text:?} is too large"))?;
         }
         u64::try_from(value)
             .map(Dec4)
@@ -156,6 +160,40 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     scaled(text, number, factor, "bytes")
 }
 
+/// Whether `text` is written as a share (`"80%"`), to tell it from a size.
+pub fn is_share(text: &str) -> bool {
+    text.trim_end().ends_with('%')
+}
+
+/// A share of RAM from `"80%"` or `"12.25%"`: at most 2 decimal places, 0 % < share ≤ 100 %,
+/// as ten-thousandths of the whole (`"80%"` → 8000, `"12.25%"` → 1225), exact.
+pub fn parse_share(text: &str) -> Result<Dec4, String> {
+    const VALID: &str =
+        "valid: a percentage above 0% and at most 100%, with at most 2 decimal places (\"80%\", \"12.5%\")";
+    let Some(number) = text.trim().strip_suffix('%') else {
+        return Err(format!("{text:?} is not a share of RAM; {VALID}"));
+    };
+    let (int, frac) = split_decimal(number.trim()).map_err(|e| format!("{e}; {VALID}"))?;
+    if frac.len() > 2 {
+        return Err(format!(
+            "{text:?} has {} decimal places; a share of RAM has at most 2 ({VALID})",
+            frac.len()
+        ));
+    }
+    let mut value = int.min(u64::MAX as u128);
+    for i in 0..2 {
+        let digit = frac.as_bytes().get(i).map(|b| (b - b'0') as u128).unwrap_or(0);
+        value = value.saturating_mul(10).saturating_add(digit);
+    }
+    if value == 0 {
+        return Err(format!("{text:?} is 0% of RAM; {VALID}"));
+    }
+    if value > 10_000 {
+        return Err(format!("{text:?} is more than the whole RAM; {VALID}"));
+    }
+    Ok(Dec4(value as u64))
+}
+
 /// A bandwidth in bits per second from `"10Gbit"`.
 pub fn parse_bandwidth(text: &str) -> Result<u64, String> {
     let (number, unit) = number_and_unit(text);
@@ -257,6 +295,37 @@ mod tests {
         assert!(parse_size("-5GiB").unwrap_err().contains("negative"));
         assert!(parse_size("GiB").is_err());
         assert!(parse_size("99999999999TiB").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn shares() {
+        assert_eq!(parse_share("80%").unwrap(), Dec4(8000));
+        assert_eq!(parse_share(" 12.25 % ").unwrap(), Dec4(1225));
+        assert_eq!(parse_share("12.5%").unwrap(), Dec4(1250));
+        assert_eq!(parse_share("100%").unwrap(), Dec4(10_000));
+        assert_eq!(parse_share("100.00%").unwrap(), Dec4(10_000));
+        assert_eq!(parse_share("0.01%").unwrap(), Dec4(1));
+        assert!(parse_share("12.345%").unwrap_err().contains("3 decimal places"));
+        assert!(parse_share("0%").unwrap_err().contains("is 0%"));
+        assert!(parse_share("0.00%").unwrap_err().contains("is 0%"));
+        assert!(
+            parse_share("100.01%")
+                .unwrap_err()
+                .contains("more than the whole")
+        );
+        assert!(
+            parse_share("99999999999999999999999999%")
+                .unwrap_err()
+                .contains("more than")
+        );
+        assert!(parse_share("-5%").unwrap_err().contains("negative"));
+        assert!(parse_share("%").unwrap_err().contains("not a number"));
+        assert!(parse_share("80").unwrap_err().contains("not a share"));
+        assert!(parse_share("8O%").is_err());
+        assert!(is_share("80% ") && !is_share("80GiB"));
+        // floor(ram × share): 80% of 62 GiB, 33.33% of 1000 B
+        assert_eq!(Dec4(8000).mul_floor(62 << 30), 53257594470);
+        assert_eq!(Dec4(3333).mul_floor(1000), 333);
     }
 
     #[test]

@@ -175,3 +175,49 @@ fn values_that_break_the_host_now_are_refused() {
         "net.ipv4.ip_local_port_range = 40000 40009 leaves 10 usable ports, fewer than the 85 one destination holds now",
     );
 }
+
+#[test]
+fn the_plan_says_which_figures_came_from_the_profile() {
+    let root = copy_root("article-proxy");
+    let r = run(
+        root.path(),
+        &["plan", "--profile", "reverse-proxy", "--set", "host.ram=1TiB"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let header: Vec<&str> = r.stdout.lines().take(3).collect();
+    assert!(
+        header[1].starts_with("1 TiB RAM (from the profile), no swap, page 4096 B,"),
+        "{header:?}"
+    );
+    assert_eq!(
+        header[2],
+        "This plan is for the host the profile's [host] describes: apply refuses it here."
+    );
+    let j = run(
+        root.path(),
+        &[
+            "plan",
+            "--profile",
+            "reverse-proxy",
+            "--set",
+            "host.ram=1TiB",
+            "--format",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["host"]["from_profile"], serde_json::json!(["ram"]));
+    // The host's own figure given again is no override.
+    let same = run(
+        root.path(),
+        &[
+            "plan",
+            "--profile",
+            "reverse-proxy",
+            "--set",
+            "host.page_size=4096",
+        ],
+    );
+    assert!(!same.stdout.contains("(from the profile)"), "{}", same.stdout);
+    assert!(!same.stdout.contains("apply refuses it here"), "{}", same.stdout);
+}

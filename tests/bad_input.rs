@@ -41,6 +41,24 @@ fn bad_profiles() {
         ),
         ("zero-ram", "name = \"x\"\n[host]\nram = \"0GiB\"\n"),
         ("headroom-below-one", "name = \"x\"\nheadroom = 0.8\n"),
+        // Absurd headrooms: named with the range, no 301-digit expansion, no wrap-around
+        // (the 35-digit one overflowed into a plausible 1.8544).
+        ("headroom-half", "name = \"x\"\nheadroom = 0.5\n"),
+        ("headroom-1000", "name = \"x\"\nheadroom = 1000\n"),
+        ("headroom-1e300", "name = \"x\"\nheadroom = 1e300\n"),
+        ("headroom-nan", "name = \"x\"\nheadroom = nan\n"),
+        (
+            "headroom-overflow",
+            "name = \"x\"\nheadroom = \"34028236692093846346337460743176823\"\n",
+        ),
+        (
+            "headroom-beyond-64-bits",
+            "name = \"x\"\nheadroom = 99999999999999999999\n",
+        ),
+        (
+            "count-beyond-64-bits",
+            "name = \"x\"\n[connections]\nconcurrent = 99999999999999999999\n",
+        ),
         (
             "share-above-one",
             "name = \"x\"\n[connections]\ntcp_memory_share = 1.5\n",
@@ -161,16 +179,74 @@ fn bad_host_data() {
     let f = unreadable.path().join("proc/sys/vm/swappiness");
     std::fs::remove_file(&f).unwrap();
     std::fs::create_dir(&f).unwrap();
+    // The kernel never holds these: they used to give "0 usable ports" and "0 B RAM"
+    // figures, or an error blaming the profile.
+    let with = |path: &str, text: &str| {
+        let dir = copy_root("modern");
+        std::fs::write(dir.path().join(path), text).unwrap();
+        dir
+    };
+    let range = "proc/sys/net/ipv4/ip_local_port_range";
+    let reversed_range = with(range, "60999\t32768\n");
+    let garbled_range = with(range, "abc\n");
+    let range_beyond = with(range, "1 70000\n");
+    let zero_meminfo = std::fs::read_to_string(root("modern").join("proc/meminfo"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("MemTotal:") {
+                "MemTotal:              0 kB"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let zero_memtotal = with("proc/meminfo", &zero_meminfo);
     for (name, dir) in [
         ("missing-meminfo", &missing),
         ("garbled-meminfo", &garbled_meminfo),
         ("garbled-sysctl", &garbled_sysctl),
         ("garbled-sockstat", &garbled_sockstat),
         ("unreadable-sysctl", &unreadable),
+        ("reversed-port-range", &reversed_range),
+        ("garbled-port-range", &garbled_range),
+        ("port-range-beyond-65535", &range_beyond),
+        ("zero-memtotal", &zero_memtotal),
     ] {
         let r = dir.path().display().to_string();
         let err = fails(&["--root", &r, "plan", "--profile", "reverse-proxy"]).replace(&r, "[ROOT]");
         insta::assert_snapshot!(format!("host-{name}"), err);
+    }
+    // doctor and show read the same facts, and say the same.
+    for dir in [&reversed_range, &zero_memtotal] {
+        let r = dir.path().display().to_string();
+        let plan = fails(&["--root", &r, "plan", "--profile", "reverse-proxy"]);
+        assert_eq!(fails(&["--root", &r, "doctor"]), plan);
+        assert_eq!(fails(&["--root", &r, "show"]), plan);
+    }
+}
+
+#[test]
+fn bad_snapshot_figures() {
+    let modern = root("modern").display().to_string();
+    let run = sysctune(&["--root", &modern, "snapshot"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let snap: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut zero_memtotal = snap.clone();
+    zero_memtotal["meminfo"]["mem_total"] = 0.into();
+    let mut reversed_range = snap.clone();
+    reversed_range["sysctl"]["net.ipv4.ip_local_port_range"] = "60999 32768".into();
+    for (name, doc) in [
+        ("zero-memtotal", zero_memtotal),
+        ("reversed-port-range", reversed_range),
+    ] {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, doc.to_string()).unwrap();
+        let f = file.display().to_string();
+        let err = fails(&["plan", "--profile", "web-server", "--snapshot", &f]).replace(&f, "[FILE]");
+        insta::assert_snapshot!(format!("snapshot-{name}"), err);
     }
 }
 

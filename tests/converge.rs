@@ -161,11 +161,11 @@ fn status_marks_drift_and_says_why() {
         "{}",
         st.stdout
     );
-    assert!(
-        st.stdout.contains("by: sysctune apply --profile batch-client"),
-        "{}",
-        st.stdout
+    let by = format!(
+        "by: sysctune --root {} apply --profile batch-client",
+        root.path().display()
     );
+    assert!(st.stdout.contains(&by), "{}", st.stdout);
     let s = json(&run(root.path(), &["status", "--format", "json"]));
     assert_eq!(s["in_sync"], false);
 }
@@ -225,11 +225,21 @@ fn a_record_belongs_to_its_network_namespace() {
         )
     };
     let s = state.display();
+    // A sleeper keeps the first namespace alive to the end of the test: once a namespace is
+    // gone the kernel may give its inode number, the id recorded, to the next one.
     let (code, out) = ns(&format!(
-        "\"$BIN\" --root / apply --profile {prof} --only 'net.ipv4.*' --no-file --state-dir {s} >/dev/null && readlink /proc/self/ns/net"
+        "\"$BIN\" --root / apply --profile {prof} --only 'net.ipv4.*' --no-file --state-dir {s} >/dev/null && readlink /proc/self/ns/net && {{ sleep 300 </dev/null >/dev/null 2>&1 & echo $!; }}"
     ));
     assert_eq!(code, 0, "{out}");
-    let first = out.trim().to_string();
+    let mut lines = out.lines();
+    let first = lines.next().unwrap_or_default().trim().to_string();
+    struct Sleeper(String);
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg(&self.0).status();
+        }
+    }
+    let _sleeper = Sleeper(lines.next().expect("the sleeper's pid").trim().to_string());
     let record = std::fs::read_to_string(state.join("rollback.conf")).unwrap();
     assert!(record.contains(&format!("# netns: {first}")), "{record}");
     let (code, out) = ns(&format!("\"$BIN\" --root / rollback --state-dir {s}"));

@@ -141,6 +141,20 @@ fn ports_near_exhaustion() {
 }
 
 #[test]
+fn a_huge_top_is_every_destination() {
+    // --top is a count to show, not a size to allocate: these panicked (capacity overflow,
+    // exit 101) and aborted (out of memory, exit 134).
+    let (_, all) = json(&fixture("doctor-ports"), &["--top", "4"]);
+    for top in ["18446744073709551615", "18446744073709551614", "100000000000"] {
+        let (code, r) = json(&fixture("doctor-ports"), &["--top", top]);
+        assert_eq!(code, 1, "--top {top}");
+        assert_eq!(r, all, "--top {top}");
+        let text = doctor(&fixture("doctor-ports"), &["--top", top]);
+        assert_eq!(text.code, 1, "--top {top}: {}", text.stderr);
+    }
+}
+
+#[test]
 fn memory_figures() {
     let (code, r) = json(&fixture("doctor-memory"), &[]);
     assert_eq!(code, 1);

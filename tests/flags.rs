@@ -40,7 +40,15 @@ fn flags_that_do_not_apply_are_errors() {
         full.extend(args.iter().copied());
         let out = sysctune(&full);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
-        assert!(out.stdout.is_empty(), "{args:?}");
+        if args.windows(2).any(|w| w == ["--format", "json"]) {
+            // With --format json the error is a document on stdout too.
+            let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+            assert_eq!(doc["schema"], "sysctune/error/v1");
+            assert_eq!(doc["exit"], 2);
+            assert!(doc["error"].as_str().unwrap().contains(expect), "{args:?}: {doc}");
+        } else {
+            assert!(out.stdout.is_empty(), "{args:?}");
+        }
         assert!(out.stderr.contains(expect), "{args:?}: {}", out.stderr);
         assert_eq!(tree(root.path()), before, "{args:?} wrote something");
     }

@@ -204,6 +204,49 @@ fn widest_range_gives_1006_per_second_at_hz_1000() {
     );
 }
 
+/// A 3.10 host (no `Hugetlb:` line in /proc/meminfo) with 8 GiB of 2 MiB huge pages:
+/// hugetlb is HugePages_Total × Hugepagesize, so the CommitLimit is the kernel's 3938312 kB
+/// (not 8132616 kB, twice that), and strict mode raises the ratio 50 that does not hold
+/// ceil(Committed_AS × 1.2) with the reserves.
+#[test]
+fn hugetlb_before_4_16_counts_the_huge_pages() {
+    let p = json("hugetlb-3.10", "database", &[]);
+    assert_eq!(p["host"]["hugetlb"], 8u64 << 30);
+    assert_eq!(p["host"]["commit_limit"], 3938312u64 * 1024);
+    assert_eq!(p["capacity"]["commit_limit"]["current"], 3938312u64 * 1024);
+    assert_eq!(p["capacity"]["commit_limit"]["recommended"], 4174612u64 * 1024);
+    assert_eq!(setting(&p, "vm.overcommit_ratio")["current"], "50");
+    assert_eq!(setting(&p, "vm.overcommit_ratio")["recommended"], "53");
+    assert_eq!(setting(&p, "vm.overcommit_memory")["recommended"], "2");
+    let findings = p["findings"].as_array().unwrap();
+    assert!(findings.iter().all(|f| f["severity"] != "error"), "{findings:?}");
+
+    // The same host whose /proc/meminfo disagrees with the formula (a CommitLimit
+    // computed without the huge pages): an error, and overcommit changes nothing.
+    let dir = common::copy_root("hugetlb-3.10");
+    let meminfo = dir.path().join("proc/meminfo");
+    let text = std::fs::read_to_string(&meminfo).unwrap();
+    std::fs::write(&meminfo, text.replace("3938312 kB", "8132616 kB")).unwrap();
+    let rs = dir.path().display().to_string();
+    let run = sysctune(&["--root", &rs, "--format", "json", "plan", "--profile", "database"]);
+    let p: Value = serde_json::from_str(&run.stdout).unwrap();
+    let errors: Vec<&Value> = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let m = errors[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("CommitLimit 8132616 kB") && m.contains("gives 3938312 kB"),
+        "{m}"
+    );
+    for key in ["vm.overcommit_memory", "vm.overcommit_ratio"] {
+        assert_eq!(setting(&p, key)["change"], false, "{key}");
+    }
+}
+
 #[test]
 fn exit_code_says_whether_changes_are_pending() {
     let (run, _) = plan("article-proxy", &profile("article-proxy.toml"), &["--exit-code"]);
@@ -229,6 +272,7 @@ fn snapshots_text() {
         ("modern-reverse-proxy", "modern", "reverse-proxy".to_string()),
         ("modern-web-server", "modern", "web-server".to_string()),
         ("strict-over-limit", "strict-over-limit", "database".to_string()),
+        ("hugetlb-3.10", "hugetlb-3.10", "database".to_string()),
     ] {
         let (run, out) = plan(root_name, &prof, &[]);
         assert_eq!(run.code, 0, "{name}: {}", run.stderr);
@@ -250,6 +294,7 @@ fn snapshots_json() {
         ("article-batch", "article-batch", "batch-client".to_string()),
         ("modern-database", "modern", "database".to_string()),
         ("strict-over-limit", "strict-over-limit", "database".to_string()),
+        ("hugetlb-3.10", "hugetlb-3.10", "database".to_string()),
     ] {
         let p = json(root_name, &prof, &[]);
         insta::assert_json_snapshot!(format!("json-{name}"), p);

@@ -157,7 +157,10 @@ fn profile_strategy() -> impl Strategy<Value = String> {
             if let Some(l) = loopback { t += &format!("loopback = {l}\n"); }
             t += "[memory]\n";
             if let Some(m) = mode { t += &format!("overcommit = \"{m}\"\n"); }
-            if let Some(g) = target { t += &format!("commit_target = \"{g}GiB\"\n"); }
+            // a size, or (odd values) a share of RAM with decimals
+            if let Some(g) = target {
+                if g % 2 == 0 { t += &format!("commit_target = \"{g}GiB\"\n"); } else { t += &format!("commit_target = \"{g}.5%\"\n"); }
+            }
             if let Some(s) = swappiness { t += &format!("swappiness = {s}\n"); }
             if let Some(o) = oom { t += &format!("on_oom = \"{o}\"\n"); }
             t

@@ -367,7 +367,9 @@ impl PortScan {
         // Greater = worse rank; the heap's top is the worst kept.
         type Rank = (Reverse<u64>, Addr, u16);
         let rank = |d: &Destination| -> Rank { (Reverse(d.counts.total()), d.addr, d.port) };
-        let mut heap: BinaryHeap<(Rank, Counts)> = BinaryHeap::with_capacity(n + 1);
+        // `--top` is the user's number: never more room than there are destinations.
+        let mut heap: BinaryHeap<(Rank, Counts)> =
+            BinaryHeap::with_capacity(n.min(self.destinations()).saturating_add(1));
         if n == 0 {
             return Vec::new();
         }

@@ -1,6 +1,10 @@
 //! Rendering for people (text, with optional colour) and machines (JSON).
 
+pub mod documents;
+pub mod escape;
 pub mod text;
+
+pub use escape::safe;
 
 use std::io::IsTerminal;
 
@@ -68,27 +72,25 @@ fn terminal_width(tty: bool) -> usize {
     {
         return n.max(60);
     }
-    if tty {
-        let mut ws = nix::libc::winsize {
-            ws_row: 0,
-            ws_col: 0,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCGWINSZ fills a winsize struct we own; stdout is a valid descriptor.
-        let rc = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
-        if rc == 0 && ws.ws_col > 0 {
-            return (ws.ws_col as usize).max(60);
-        }
+    if tty
+        && let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout())
+        && w > 0
+    {
+        return usize::from(w).max(60);
     }
     100
 }
 
-/// Pretty JSON with a final newline.
+/// Pretty JSON with a final newline, with no raw terminal controls ([`escape::json`]).
 pub fn json<T: serde::Serialize>(value: &T) -> String {
-    let mut s = serde_json::to_string_pretty(value).expect("plain data serialises");
+    let mut s = escape::json(serde_json::to_string_pretty(value).expect("plain data serialises"));
     s.push('\n');
     s
+}
+
+/// One JSON document on one line (JSON Lines), escaped like [`json`].
+pub fn json_line<T: serde::Serialize>(value: &T) -> String {
+    escape::json(serde_json::to_string(value).expect("plain data serialises"))
 }
 
 /// Greedy word wrap to `width` columns (at least 20).

@@ -3,11 +3,11 @@
 
 use std::fmt::Write;
 
-use super::{Style, wrap};
+use super::{Style, safe, wrap};
 use crate::host::Facts;
 use crate::plan::{Figure, Plan};
 use crate::rules::{Finding, Severity};
-use crate::sysctl_d::{KeyView, Kind, SysctlD};
+use crate::sysctl_d::{Assignment, KeyView, Kind, Location, SysctlD};
 use crate::units::{grouped, human_bytes};
 
 /// The width of a column: its widest cell, at least `min` (the header).
@@ -34,23 +34,37 @@ pub fn severity(style: &Style, s: Severity) -> String {
 
 fn host_line(plan: &Plan) -> String {
     let h = &plan.host;
+    // A figure the profile's [host] gave is not this host's: say so where it is printed.
+    let given = |field: &str| {
+        if h.from_profile.contains(&field) {
+            " (from the profile)"
+        } else {
+            ""
+        }
+    };
     let swap = if h.swap_total == 0 {
-        "no swap".to_string()
+        format!("no swap{}", given("swap"))
     } else {
-        format!("{} swap", human_bytes(h.swap_total as u128))
+        format!("{} swap{}", human_bytes(h.swap_total as u128), given("swap"))
     };
     let huge = if h.hugetlb > 0 {
         format!(", {} hugetlb", human_bytes(h.hugetlb as u128))
     } else {
         String::new()
     };
-    format!(
-        "{} RAM, {swap}{huge}, page {} B, CommitLimit {}, Committed_AS {}",
+    let mut line = format!(
+        "{} RAM{}, {swap}{huge}, page {} B{}, CommitLimit {}, Committed_AS {}",
         human_bytes(h.mem_total as u128),
+        given("ram"),
         h.page_size,
+        given("page_size"),
         human_bytes(h.commit_limit as u128),
         human_bytes(h.committed_as as u128)
-    )
+    );
+    if !h.from_profile.is_empty() {
+        line.push_str("\nThis plan is for the host the profile's [host] describes: apply refuses it here.");
+    }
+    line
 }
 
 pub fn findings(out: &mut String, style: &Style, list: &[Finding]) {
@@ -61,7 +75,8 @@ pub fn findings(out: &mut String, style: &Style, list: &[Finding]) {
     let rule_w = list.iter().map(|f| f.rule.len()).max().unwrap_or(0);
     let indent = 2 + 7 + 2 + rule_w + 2;
     for f in list {
-        let lines = wrap(&f.message, style.width.saturating_sub(indent));
+        // Messages quote values and paths read from the host.
+        let lines = wrap(&safe(&f.message), style.width.saturating_sub(indent));
         for (i, line) in lines.iter().enumerate() {
             if i == 0 {
                 let _ = writeln!(
@@ -88,14 +103,15 @@ fn figure(f: &Figure, fmt: &dyn Fn(u64) -> String) -> Option<(String, String)> {
 
 pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
     let mut out = String::new();
-    let host = plan.host.name.as_deref().unwrap_or("this host");
+    let host = safe(plan.host.name.as_deref().unwrap_or("this host"));
+    let profile = safe(&plan.profile);
     let _ = writeln!(
         out,
         "{} {} {} (kernel {})",
         style.bold("sysctune plan:"),
-        style.bold(&format!("profile {}", plan.profile)),
+        style.bold(&format!("profile {profile}")),
         format_args!("on {host}"),
-        plan.host.kernel
+        safe(&plan.host.kernel)
     );
     let _ = writeln!(out, "{}\n", style.dim(&host_line(plan)));
 
@@ -103,10 +119,28 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
     if plan.settings.is_empty() {
         let _ = writeln!(out, "The profile manages no keys on this host.\n");
     } else {
-        let cur = |s: &crate::plan::Setting| s.current.clone().unwrap_or_else(|| "(absent)".into());
-        let key_w = column(plan.settings.iter().map(|s| s.key.len()), 3);
-        let cur_w = column(plan.settings.iter().map(|s| cur(s).len()), 7);
-        let rec_w = column(plan.settings.iter().map(|s| s.recommended.len()), 11);
+        // Keys and values can come from pins and the host: escaped before measuring.
+        struct Row {
+            change: bool,
+            key: String,
+            cur: String,
+            rec: String,
+            why: String,
+        }
+        let table: Vec<Row> = plan
+            .settings
+            .iter()
+            .map(|s| Row {
+                change: s.change,
+                key: safe(&s.key).into_owned(),
+                cur: safe(s.current.as_deref().unwrap_or("(absent)")).into_owned(),
+                rec: safe(&s.recommended).into_owned(),
+                why: safe(&s.reason).into_owned(),
+            })
+            .collect();
+        let key_w = column(table.iter().map(|s| s.key.chars().count()), 3);
+        let cur_w = column(table.iter().map(|s| s.cur.chars().count()), 7);
+        let rec_w = column(table.iter().map(|s| s.rec.chars().count()), 11);
         let fixed = 2 + key_w + 2 + cur_w + 2 + rec_w + 2;
         let why_w = style.width.saturating_sub(fixed);
         let why_below = why_w < 30;
@@ -122,31 +156,31 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
                 style.bold("WHY")
             }
         );
-        for s in &plan.settings {
+        for s in &table {
             let mark = if s.change { style.yellow("*") } else { " ".into() };
             let rec = if s.change {
-                style.green(&pad(&s.recommended, rec_w))
+                style.green(&pad(&s.rec, rec_w))
             } else {
-                pad(&s.recommended, rec_w)
+                pad(&s.rec, rec_w)
             };
-            let why = s.reason.clone();
+            let why = &s.why;
             if why_below {
                 let _ = writeln!(
                     out,
                     "{mark} {}  {}  {rec}",
                     pad(&s.key, key_w),
-                    pad(&cur(s), cur_w)
+                    pad(&s.cur, cur_w)
                 );
-                for line in wrap(&why, style.width.saturating_sub(6)) {
+                for line in wrap(why, style.width.saturating_sub(6)) {
                     let _ = writeln!(out, "      {}", style.dim(&line));
                 }
             } else {
-                let lines = wrap(&why, why_w);
+                let lines = wrap(why, why_w);
                 let _ = writeln!(
                     out,
                     "{mark} {}  {}  {rec}  {}",
                     pad(&s.key, key_w),
-                    pad(&cur(s), cur_w),
+                    pad(&s.cur, cur_w),
                     lines[0]
                 );
                 for line in &lines[1..] {
@@ -270,7 +304,10 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
         for r in &plan.arithmetic {
             let _ = writeln!(out, "  {}", style.bold(&r.rule));
             for step in &r.steps {
-                for (i, line) in wrap(step, style.width.saturating_sub(8)).iter().enumerate() {
+                for (i, line) in wrap(&safe(step), style.width.saturating_sub(8))
+                    .iter()
+                    .enumerate()
+                {
                     let _ = writeln!(out, "    {}{line}", if i == 0 { "" } else { "  " });
                 }
             }
@@ -280,15 +317,18 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
 
     // The drop-in.
     let d = &plan.dropin;
+    let dropin_path = safe(&d.path);
     if d.changed {
         let _ = writeln!(
             out,
             "{} {} {}",
             style.bold("Drop-in"),
-            d.path,
+            dropin_path,
             style.yellow("(would change)")
         );
+        // The diff quotes the drop-in on disk, whatever it holds.
         for line in d.diff.lines() {
+            let line = &*safe(line);
             let painted = if line.starts_with("+++") || line.starts_with("---") {
                 style.bold(line)
             } else if line.starts_with('+') {
@@ -307,7 +347,7 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
             out,
             "{} {} {}",
             style.bold("Drop-in"),
-            d.path,
+            dropin_path,
             style.dim("(up to date)")
         );
     }
@@ -319,10 +359,13 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
         .count();
     let summary = if plan.changed {
         format!(
-            "Changes pending. Apply with: sysctune apply --profile {}{}",
-            plan.profile,
+            "Changes pending. Apply with: {}{}",
+            safe(&plan.apply_command),
             if errors > 0 {
-                format!(" (read the {errors} error finding(s) first)")
+                format!(
+                    "\nRead the {errors} error finding{} first: apply refuses this plan without --force.",
+                    if errors == 1 { "" } else { "s" }
+                )
             } else {
                 String::new()
             }
@@ -356,8 +399,8 @@ pub fn show(
         out,
         "{} {} (kernel {})",
         style.bold("sysctune show:"),
-        facts.hostname.as_deref().unwrap_or("this host"),
-        facts.kernel
+        safe(facts.hostname.as_deref().unwrap_or("this host")),
+        safe(&facts.kernel)
     );
     let facts_rows: Vec<(&str, String)> = vec![
         ("MemTotal", human_bytes(m.mem_total as u128)),
@@ -391,7 +434,7 @@ pub fn show(
     show_keys(&mut out, facts, rows, recommended, style);
     show_files(&mut out, sd, style);
     for w in facts.warnings.iter().chain(&sd.notes) {
-        for (i, line) in wrap(w, style.width.saturating_sub(10)).iter().enumerate() {
+        for (i, line) in wrap(&safe(w), style.width.saturating_sub(10)).iter().enumerate() {
             if i == 0 {
                 let _ = writeln!(out, "{} {line}", severity(style, Severity::Warning));
             } else {
@@ -412,9 +455,22 @@ fn show_keys(
     recommended: &std::collections::BTreeMap<String, (String, Vec<String>)>,
     style: &Style,
 ) {
+    // Every string of a view comes from a sysctl.d file or the host: escaped before
+    // measuring; the originals only for lookups.
+    let shown: Vec<KeyView> = rows.iter().map(safe_view).collect();
     let live = |r: &KeyView| r.live.clone().unwrap_or_else(|| "(absent on this kernel)".into());
-    let key_w = rows.iter().map(|r| r.key.len()).max().unwrap_or(3).max(3);
-    let live_w = rows.iter().map(|r| live(r).len()).max().unwrap_or(4).max(4);
+    let key_w = shown
+        .iter()
+        .map(|r| r.key.chars().count())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let live_w = shown
+        .iter()
+        .map(|r| live(r).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let boot_col = 2 + key_w + 2 + live_w + 2;
     // Details go below the row, from the LIVE column on.
     let below_col = 2 + key_w + 2;
@@ -427,7 +483,7 @@ fn show_keys(
         style.bold(&pad("LIVE", live_w)),
         style.bold("BOOT (systemd-sysctl, file:line)")
     );
-    for r in rows {
+    for (orig, r) in rows.iter().zip(&shown) {
         let mark = if r.drift { style.yellow("!") } else { " ".into() };
         let live_cell = match &r.live {
             Some(v) => pad(v, live_w),
@@ -450,13 +506,13 @@ fn show_keys(
             (None, None) => (style.dim("-"), String::new()),
         };
         let value_len = match &r.boot {
-            Some(b) if r.drift => b.value.len(),
+            Some(b) if r.drift => b.value.chars().count(),
             _ => 1,
         };
         let mut below: Vec<String> = Vec::new();
         if from.is_empty() {
             let _ = writeln!(out, "{mark} {}  {live_cell}  {value}", pad(&r.key, key_w));
-        } else if boot_col + value_len + 2 + from.len() <= style.width {
+        } else if boot_col + value_len + 2 + from.chars().count() <= style.width {
             let _ = writeln!(
                 out,
                 "{mark} {}  {live_cell}  {value}  {}",
@@ -471,16 +527,17 @@ fn show_keys(
                 from
             });
         }
-        if let Some(unit) = units(&r.key, &r.live, facts.page_size) {
+        if let Some(unit) = units(&orig.key, &orig.live, facts.page_size) {
             let _ = writeln!(out, "  {}  {}", " ".repeat(key_w), style.dim(&unit));
         }
         for a in &r.shadowed {
             below.push(format!("overrides {} from {}", a.value, a.at()));
         }
-        let recommendation = recommended.get(&r.key).map(|(value, rules)| {
-            let same = r.live.as_deref() == Some(value.as_str());
+        let recommendation = recommended.get(&orig.key).map(|(value, rules)| {
+            let same = orig.live.as_deref() == Some(value.as_str());
             let text = format!(
-                "recommended {value} ({}){}",
+                "recommended {} ({}){}",
+                safe(value),
                 rules.join(", "),
                 if same { ", as live" } else { "" }
             );
@@ -518,6 +575,30 @@ fn show_keys(
     out.push('\n');
 }
 
+fn safe_assignment(a: &Assignment) -> Assignment {
+    Assignment {
+        value: safe(&a.value).into_owned(),
+        file: safe(&a.file).into_owned(),
+        line: a.line,
+        glob: a.glob.as_deref().map(|g| safe(g).into_owned()),
+    }
+}
+
+fn safe_view(r: &KeyView) -> KeyView {
+    KeyView {
+        key: safe(&r.key).into_owned(),
+        live: r.live.as_deref().map(|v| safe(v).into_owned()),
+        boot: r.boot.as_ref().map(safe_assignment),
+        shadowed: r.shadowed.iter().map(safe_assignment).collect(),
+        drift: r.drift,
+        excluded: r.excluded.as_ref().map(|x| Location {
+            file: safe(&x.file).into_owned(),
+            line: x.line,
+        }),
+        procps_instead: r.procps_instead.as_ref().map(safe_assignment),
+    }
+}
+
 /// The files systemd-sysctl applies, in order, and those it skips.
 fn show_files(out: &mut String, sd: &SysctlD, style: &Style) {
     let applied = sd.applied_paths();
@@ -530,7 +611,7 @@ fn show_files(out: &mut String, sd: &SysctlD, style: &Style) {
         let _ = writeln!(out, "  (none)");
     }
     for (i, p) in applied.iter().enumerate() {
-        let _ = writeln!(out, "  {:>2}. {p}", i + 1);
+        let _ = writeln!(out, "  {:>2}. {}", i + 1, safe(p));
     }
     for f in &sd.files {
         let note = match (&f.overridden_by, f.kind) {
@@ -540,7 +621,7 @@ fn show_files(out: &mut String, sd: &SysctlD, style: &Style) {
             (None, Kind::Other) => format!("{}  not a regular file, skipped", f.path),
             (None, Kind::File) => continue,
         };
-        let _ = writeln!(out, "      {}", style.dim(&note));
+        let _ = writeln!(out, "      {}", style.dim(&safe(&note)));
     }
     if sd.sysctl_conf.is_some() {
         let _ = writeln!(
@@ -574,26 +655,33 @@ fn units(key: &str, value: &Option<String>, page: u64) -> Option<String> {
 /// `sysctune apply`: what was written, and how to undo it.
 pub fn apply(r: &crate::apply::ApplyReport, style: &Style) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} profile {}", style.bold("sysctune apply:"), r.profile);
+    let _ = writeln!(
+        out,
+        "{} profile {}",
+        style.bold("sysctune apply:"),
+        safe(&r.profile)
+    );
     if !r.changed {
         let _ = writeln!(
             out,
             "Nothing to change: the live values and {} already match the plan.",
-            r.dropin.path
+            safe(&r.dropin.path)
         );
     }
     for c in &r.live {
         live_line(&mut out, style, "set   ", c, "; read back and verified");
     }
     if r.dropin.changed {
-        let _ = writeln!(out, "  wrote  {}", r.dropin.path);
+        let _ = writeln!(out, "  wrote  {}", safe(&r.dropin.path));
     }
     if r.changed
         && let Some(rec) = &r.rollback
     {
         let _ = writeln!(
             out,
-            "  saved  the previous state in {rec}; undo with: sysctune rollback"
+            "  saved  the previous state in {}; undo with: {}",
+            safe(rec),
+            safe(&r.undo_command)
         );
     }
     out.push('\n');
@@ -603,12 +691,12 @@ pub fn apply(r: &crate::apply::ApplyReport, style: &Style) -> String {
 
 /// `  set    key = value  (was old...)`: one live write of apply or rollback.
 fn live_line(out: &mut String, style: &Style, verb: &str, c: &crate::apply::LiveChange, note: &str) {
-    let was = format!("(was {}{note})", c.from.as_deref().unwrap_or("absent"));
+    let was = format!("(was {}{note})", safe(c.from.as_deref().unwrap_or("absent")));
     let _ = writeln!(
         out,
         "  {verb} {} = {}  {}",
-        c.key,
-        style.green(&c.to),
+        safe(&c.key),
+        style.green(&safe(&c.to)),
         style.dim(&was)
     );
 }
@@ -616,13 +704,13 @@ fn live_line(out: &mut String, style: &Style, verb: &str, c: &crate::apply::Live
 /// `sysctune rollback`.
 pub fn rollback(r: &crate::apply::RollbackReport, style: &Style) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}", style.bold("sysctune rollback:"), r.message);
+    let _ = writeln!(out, "{} {}", style.bold("sysctune rollback:"), safe(&r.message));
     for c in &r.live {
         live_line(&mut out, style, "set     ", c, "");
     }
     if let Some(d) = &r.dropin {
         let verb = if d.changed { "restored" } else { "kept" };
-        let _ = writeln!(out, "  {verb} {}", d.path);
+        let _ = writeln!(out, "  {verb} {}", safe(&d.path));
     }
     out
 }
@@ -645,7 +733,7 @@ impl FleetRow {
         let count = |sev: Severity| p.findings.iter().filter(|f| f.severity == sev).count();
         FleetRow {
             snapshot: snapshot.to_path_buf(),
-            host: p.host.name.clone().unwrap_or_else(|| "?".into()),
+            host: safe(p.host.name.as_deref().unwrap_or("?")).into_owned(),
             changes: p.settings.iter().filter(|s| s.change).count(),
             managed: p.settings.len(),
             errors: count(Severity::Error),
@@ -659,7 +747,12 @@ impl FleetRow {
 /// `plan --snapshot` with several hosts: one line per host.
 pub fn fleet(rows: &[FleetRow], total: usize, failed: usize, style: &Style) -> String {
     let mut out = String::new();
-    let host_w = rows.iter().map(|r| r.host.len()).max().unwrap_or(4).max(4);
+    let host_w = rows
+        .iter()
+        .map(|r| r.host.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(
         out,
         "{}",
@@ -689,7 +782,7 @@ pub fn fleet(rows: &[FleetRow], total: usize, failed: usize, style: &Style) -> S
             } else {
                 "up to date"
             },
-            r.snapshot.display()
+            safe(&r.snapshot.display().to_string())
         );
     }
     let pending = rows.iter().filter(|r| r.changed).count();
@@ -717,8 +810,8 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
         out,
         "{} {} (kernel {})",
         style.bold("sysctune doctor:"),
-        r.host.name.as_deref().unwrap_or("this host"),
-        r.host.kernel
+        safe(r.host.name.as_deref().unwrap_or("this host")),
+        safe(&r.host.kernel)
     );
     let count = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
@@ -851,7 +944,8 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
     let _ = writeln!(out, "{}", style.bold("Facts"));
     let name_w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, value) in &rows {
-        let lines = wrap(value, style.width.saturating_sub(name_w + 4));
+        // The table paths are under --root, whatever it is called.
+        let lines = wrap(&safe(value), style.width.saturating_sub(name_w + 4));
         for (i, line) in lines.iter().enumerate() {
             let label = if i == 0 { *name } else { "" };
             let _ = writeln!(out, "  {}  {line}", pad(label, name_w));
@@ -874,7 +968,7 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
             .iter()
             .map(|d| {
                 [
-                    d.destination.clone(),
+                    safe(&d.destination).into_owned(),
                     grouped(d.total as u128),
                     percent(d.total as u128, p.usable as u128),
                     grouped(d.time_wait as u128),

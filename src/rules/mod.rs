@@ -57,6 +57,17 @@ pub struct Finding {
     pub severity: Severity,
     pub rule: String,
     pub message: String,
+    /// The key the finding is about, when there is one (`net.ipv4.tcp_mem`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The measured figure and the threshold it was judged against, in `unit`, for
+    /// alerting without parsing the prose (doctor's findings carry them).
+    #[serde(default)]
+    pub value: Option<u64>,
+    #[serde(default)]
+    pub threshold: Option<u64>,
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 impl Finding {
@@ -65,7 +76,20 @@ impl Finding {
             severity,
             rule: rule.to_string(),
             message: message.into(),
+            key: None,
+            value: None,
+            threshold: None,
+            unit: None,
         }
+    }
+
+    /// The figures behind the finding: `value` against `threshold`, in `unit`.
+    pub fn measured(mut self, key: Option<&str>, value: u64, threshold: u64, unit: &str) -> Self {
+        self.key = key.map(str::to_string);
+        self.value = Some(value);
+        self.threshold = Some(threshold);
+        self.unit = Some(unit.to_string());
+        self
     }
 }
 

@@ -9,18 +9,24 @@ use super::{Context, Outcome, Rule, Severity};
 
 pub const DOC: &str = "\
 Rule overcommit: keys vm.overcommit_memory, vm.overcommit_ratio, vm.overcommit_kbytes
+(reads vm.admin_reserve_kbytes and vm.user_reserve_kbytes, never sets them)
 
 What it does
   Sets the kernel's overcommit mode from the profile's memory.overcommit, and in strict
   mode sizes the CommitLimit (through vm.overcommit_ratio, or keeps vm.overcommit_kbytes)
-  so that it holds a target amount of committed address space. Whatever the profile, it
-  reports a host in strict mode whose Committed_AS is already above its CommitLimit.
+  so that it holds a target amount of committed address space, with the reserves the
+  kernel keeps back from every allocation. Whatever the profile, it checks its model
+  against the kernel (the CommitLimit it computes for the current values must be the one
+  /proc/meminfo shows) and reports a host in strict mode whose Committed_AS is already
+  above its CommitLimit.
 
-  heuristic -> vm.overcommit_memory = 0: refuses only a single request larger than
-               RAM + swap.
+  heuristic -> vm.overcommit_memory = 0: since 5.2 refuses only a single request larger
+               than RAM + swap; older kernels refuse a request larger than their estimate
+               of free memory (free and page-cache pages, swap, reclaimable slab).
   always    -> vm.overcommit_memory = 1: refuses nothing (a warning says so).
   strict    -> vm.overcommit_memory = 2: an allocation fails with ENOMEM when Committed_AS
-               would pass CommitLimit, plus vm.overcommit_ratio (or vm.overcommit_kbytes).
+               would pass CommitLimit less the reserves, plus vm.overcommit_ratio (or
+               vm.overcommit_kbytes).
 
 Why
   In the article the batch host was killed by the OOM killer: with overcommit the kernel
@@ -30,42 +36,81 @@ Why
   3306488 kB, where every new allocation is refused. A limit has to be sized, not guessed.
 
 Arithmetic (exact integers; facts in bytes, the kernel's formula in pages)
-  ram_pages     = MemTotal / page        hugetlb_pages = Hugetlb / page
-  swap_pages    = SwapTotal / page
+  ram_pages     = MemTotal / page        swap_pages = SwapTotal / page
+  hugetlb_pages = hugetlb / page, hugetlb = Hugetlb: of /proc/meminfo; where that line
+                  is missing (kernels before 4.16), HugePages_Total x Hugepagesize
   commit_limit  = (kbytes ? kbytes / (page/1024)
                           : (ram_pages - hugetlb_pages) x ratio / 100) + swap_pages  pages
-  (the kernel's vm_commit_limit, integer division; checked: MemTotal 24731708 kB,
+  (the kernel's vm_commit_limit in mm/util.c, integer division; /proc/meminfo prints it
+  as CommitLimit, meminfo_proc_show in fs/proc/meminfo.c. Checked: MemTotal 24731708 kB,
   ratio 50, page 4096 -> 3091463 pages = 12365852 kB, exactly /proc/meminfo's CommitLimit)
 
+  check: commit_limit(current ratio or kbytes) must equal /proc/meminfo's CommitLimit to
+  the kB. When it does not, the host has something the model lacks: an error names both
+  figures and the rule changes nothing (its keys are shown unchanged).
+
+  reserves: in mode 2 a non-root allocation succeeds only while
+    Committed_AS + request < CommitLimit - admin_reserve - min(total_vm / 32, user_reserve)
+  (__vm_enough_memory in mm/util.c), admin_reserve = vm.admin_reserve_kbytes and
+  user_reserve = vm.user_reserve_kbytes, each truncated to pages as the kernel does. So
+    fits(limit) = limit - admin_reserve - user_reserve >= target
+  (the whole user reserve: it is what a process large enough, total_vm / 32 >= reserve,
+  meets). Where the keys are absent: the kernel's defaults (init_admin_reserve,
+  init_user_reserve in mm/mmap.c), min(free / 32, 8 MiB) and min(free / 32, 128 MiB) of
+  the memory free at boot, taken here as min(MemTotal / 32, 8 MiB) and
+  min(MemTotal / 32, 128 MiB); an info finding says so.
+
   strict:
-  target  = memory.commit_target as given (no headroom),
-            else ceil(Committed_AS x headroom)
+  target  = memory.commit_target as given (no headroom; a size, or a share of RAM:
+            \"80%\" = floor(MemTotal x 80 / 100)), else ceil(Committed_AS x headroom)
   keep the current limit (from the ratio, or from overcommit_kbytes when non-zero) if it
-  is >= target; else
-  ratio'  = ceil(max(0, target - swap) x 100 / (ram - hugetlb)), then stepped up by 1
-            while commit_limit(ratio') < target (the kernel truncates to pages).
-  Warnings: ratio' > 100 (the limit exceeds RAM: add swap of at least
-  target - (ram - hugetlb) and keep ratio 100, or use heuristic mode); a target below
-  Committed_AS (the new limit refuses allocations at once).
+  fits target: strict mode only ever raises the limit (a limit sized down to an idle
+  host's Committed_AS refuses allocations the moment the service starts). Else
+  ratio'  = ceil(max(0, target + admin_reserve + user_reserve - swap) x 100
+                 / (ram - hugetlb)),
+            then stepped up by 1 while commit_limit(ratio') does not fit target (the
+            kernel truncates to pages).
+  Warning: ratio' > 100 (the limit exceeds RAM: add swap of at least
+  target + admin_reserve + user_reserve - (ram - hugetlb) and keep ratio 100, or use
+  heuristic mode).
+  Error, and the mode left as it is (the ratio is still shown): the resulting CommitLimit,
+  kept or raised, below Committed_AS; it would refuse allocations at once, and apply
+  refuses the plan. A target below Committed_AS alone is no error when the limit kept is
+  above Committed_AS.
 
   Writing overcommit_ratio sets overcommit_kbytes to 0 in the kernel, and writing
-  overcommit_kbytes (even 0) sets the ratio to 0, so the plan never writes both. When a
-  non-zero overcommit_kbytes limit is kept, the plan manages overcommit_kbytes with its
-  current value: a drop-in pinning the ratio would wipe the kbytes limit at the next boot
-  and leave strict mode with a limit of swap alone.
+  overcommit_kbytes (even 0) sets the ratio to 0 (overcommit_ratio_handler,
+  overcommit_kbytes_handler in mm/util.c), so the plan never writes both. When a non-zero
+  overcommit_kbytes limit is kept, the plan manages overcommit_kbytes with its current
+  value: a drop-in pinning the ratio would wipe the kbytes limit at the next boot and
+  leave strict mode with a limit of swap alone.
+
+  Current state, whatever the profile: mode 2 with Committed_AS above CommitLimit (both
+  as /proc/meminfo shows them) is an error: allocations are being refused now.
 
 Choices
   - The current limit is computed with the kernel's formula from the effective facts
     (the profile's [host] ram and swap applied), so a plan for another host is
-    consistent; the current-state error uses /proc/meminfo's CommitLimit, which is what
-    the kernel enforces now.
+    consistent; that host's /proc/meminfo is not read, so its CommitLimit is the
+    formula's and the check holds by construction.
+  - Before 4.16, HugePages_Total x Hugepagesize counts only the default huge page size;
+    huge pages of another size are in the kernel's hugetlb_total_pages but not in
+    /proc/meminfo (hugetlb_report_meminfo in mm/hugetlb.c): the check then fails, as it
+    should.
+  - The kernel compares strictly (<); fits uses >=, as sysctune's arithmetic specifies:
+    a limit that fits exactly leaves the last page of the target refused.
+  - Absent reserve keys (kernels before 3.10, or hidden): the free memory at boot is not
+    known and is at most MemTotal, so the assumed reserves are at least the kernel's.
   - The step-up loop is computed in closed form: the least ratio with
-    floor((ram_pages - hugetlb_pages) x ratio / 100) >= ceil(target / page) - swap_pages,
+    floor((ram_pages - hugetlb_pages) x ratio / 100)
+      >= ceil(target / page) + admin_reserve_pages + user_reserve_pages - swap_pages,
     and ratio' is the larger of that and the ceil above (the loop's result, exactly).
+  - The swap suggested with ratio' > 100 covers the reserves too: with only
+    target - (ram - hugetlb) of swap the limit would still not fit the target.
+  - A resulting limit at least Committed_AS but below Committed_AS plus the reserves:
+    a warning (only root can allocate at once).
   - A negative ratio (the kernel accepts it) is computed in i128 and the limit clamped
     at 0; the kernel's unsigned arithmetic would wrap instead.
-  - The warning for a target below Committed_AS is given when the resulting limit is
-    also below Committed_AS (a kept, larger limit refuses nothing).
   - When strict mode cannot be sized (no RAM outside hugetlb, a ratio beyond the
     kernel's int, an invalid page size) an error says so, no ratio is written, and the
     mode keeps its current value: strict mode with an unsized limit would refuse
@@ -75,15 +120,26 @@ Choices
     overcommit_kbytes itself is not written (the kernel zeroes it when the ratio is).
 
 References
+  mm/util.c: vm_commit_limit, __vm_enough_memory, overcommit_ratio_handler,
+  overcommit_kbytes_handler; mm/mmap.c: init_admin_reserve, init_user_reserve;
+  fs/proc/meminfo.c: meminfo_proc_show (CommitLimit, Committed_AS); mm/hugetlb.c:
+  hugetlb_report_meminfo (the Hugetlb: line since 4.16), hugetlb_total_pages;
   Documentation/admin-guide/sysctl/vm.rst (overcommit_memory, overcommit_ratio,
-  overcommit_kbytes); Documentation/mm/overcommit-accounting.rst; mm/util.c
-  (vm_commit_limit, __vm_enough_memory); the article (CommitLimit 517584 kB,
+  overcommit_kbytes, admin_reserve_kbytes, user_reserve_kbytes);
+  Documentation/mm/overcommit-accounting.rst; the article (CommitLimit 517584 kB,
   Committed_AS 3306488 kB; the OOM killer under high concurrency).
 ";
 
 const MODE: &str = "vm.overcommit_memory";
 const RATIO: &str = "vm.overcommit_ratio";
 const KBYTES: &str = "vm.overcommit_kbytes";
+const ADMIN_RESERVE: &str = "vm.admin_reserve_kbytes";
+const USER_RESERVE: &str = "vm.user_reserve_kbytes";
+
+/// The kernel's default caps of the reserves, in kB (`init_admin_reserve`,
+/// `init_user_reserve` in mm/mmap.c): 8 MiB and 128 MiB.
+const ADMIN_RESERVE_CAP_KB: u64 = 1 << 13;
+const USER_RESERVE_CAP_KB: u64 = 1 << 17;
 
 pub struct Overcommit;
 
@@ -116,22 +172,33 @@ impl Rule for Overcommit {
                 id,
                 format!(
                     "memory.commit_target = {} is ignored: it sizes the CommitLimit only with memory.overcommit = \"strict\".",
-                    bytes(t as u128)
+                    t.describe(facts.mem.mem_total)
                 ),
             );
+        }
+
+        if let Some(check) = CommitCheck::of(facts) {
+            // Without the input the rule shows no arithmetic, but a mismatch is still an error.
+            if memory.overcommit.is_some() {
+                out.step(check.step());
+            }
+            if !check.matches() {
+                out.finding(Severity::Error, id, check.mismatch());
+                if let Some(mode) = memory.overcommit {
+                    unchanged(&mut out, facts, id, mode);
+                }
+                return out;
+            }
         }
 
         match memory.overcommit {
             None => {}
             Some(Mode::Heuristic) => {
-                emit(
-                    &mut out,
-                    facts,
-                    id,
-                    MODE,
-                    "0".into(),
-                    "heuristic: refuse only requests larger than RAM + swap".into(),
-                );
+                let reason = match keys::kernel_version(&facts.kernel) {
+                    Some(v) if v < (5, 2) => "heuristic: refuse requests above the free-memory estimate",
+                    _ => "heuristic: refuse only requests larger than RAM + swap",
+                };
+                emit(&mut out, facts, id, MODE, "0".into(), reason.into());
             }
             Some(Mode::Always) => {
                 emit(
@@ -172,15 +239,67 @@ pub fn commit_limit_bytes(
     }
 }
 
-/// The smallest ratio whose CommitLimit holds `target` bytes, as arithmetic.md computes it:
-/// `ceil(max(0, target − swap) × 100 / (ram − hugetlb))`, stepped up while the limit is
-/// below the target. Returns (the first ratio, the stepped-up ratio), or `None` when no
-/// RAM is left outside hugetlb (or the page size is unusable).
+/// What the kernel keeps back from a non-root allocation in strict mode
+/// (`__vm_enough_memory`), in kB as the sysctls hold them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserves {
+    /// `vm.admin_reserve_kbytes`.
+    pub admin_kb: u64,
+    /// `vm.user_reserve_kbytes`.
+    pub user_kb: u64,
+    /// Which of the two were absent and assumed at the kernel's default.
+    pub admin_assumed: bool,
+    pub user_assumed: bool,
+}
+
+impl Reserves {
+    pub fn new(admin_kb: u64, user_kb: u64) -> Reserves {
+        Reserves {
+            admin_kb,
+            user_kb,
+            admin_assumed: false,
+            user_assumed: false,
+        }
+    }
+
+    /// The host's reserves; an absent key is the kernel's default, `min(free / 32, cap)`
+    /// with MemTotal for the memory free at boot (which is at most MemTotal).
+    pub fn of(facts: &Facts) -> Reserves {
+        let default = |cap: u64| (facts.mem.mem_total / 1024 / 32).min(cap);
+        let admin = facts.u64(ADMIN_RESERVE);
+        let user = facts.u64(USER_RESERVE);
+        Reserves {
+            admin_kb: admin.unwrap_or_else(|| default(ADMIN_RESERVE_CAP_KB)),
+            user_kb: user.unwrap_or_else(|| default(USER_RESERVE_CAP_KB)),
+            admin_assumed: admin.is_none(),
+            user_assumed: user.is_none(),
+        }
+    }
+
+    /// Both reserves in bytes, for the first estimate of ratio'.
+    pub fn bytes(&self) -> u128 {
+        (self.admin_kb as u128 + self.user_kb as u128) * 1024
+    }
+
+    /// Both reserves in pages, each truncated as the kernel does
+    /// (`kbytes >> (PAGE_SHIFT - 10)`); `page` ≥ 1024.
+    fn pages(&self, page: u64) -> i128 {
+        let per = (page / 1024).max(1) as i128;
+        self.admin_kb as i128 / per + self.user_kb as i128 / per
+    }
+}
+
+/// The smallest ratio whose CommitLimit fits `target` bytes with the reserves, as
+/// arithmetic.md computes it: `ceil(max(0, target + reserves − swap) × 100 / (ram −
+/// hugetlb))`, stepped up while the limit does not fit. Returns (the first ratio, the
+/// stepped-up ratio), or `None` when no RAM is left outside hugetlb (or the page size is
+/// unusable).
 pub fn ratio_for_target(
     mem_total: u64,
     hugetlb: u64,
     swap_total: u64,
     page: u64,
+    reserves: &Reserves,
     target: u128,
 ) -> Option<(u128, u128)> {
     let g = Geometry::new(mem_total, hugetlb, swap_total, page)?;
@@ -190,18 +309,30 @@ pub fn ratio_for_target(
         return None;
     }
     let first = target
+        .saturating_add(reserves.bytes())
         .saturating_sub(swap_total as u128)
         .saturating_mul(100)
         .div_ceil(usable_bytes);
     // The step-up loop in closed form: the least r with
-    // floor(usable × r / 100) + swap_pages ≥ ceil(target / page).
-    let target_pages = target.div_ceil(page as u128);
-    let swap_pages = g.swap_pages as u128;
-    let least = target_pages
-        .saturating_sub(swap_pages)
-        .saturating_mul(100)
-        .div_ceil(usable as u128);
+    // floor(usable × r / 100) + swap_pages − reserve_pages ≥ ceil(target / page).
+    let need = (target.div_ceil(page as u128) as i128)
+        .saturating_add(reserves.pages(page))
+        .saturating_sub(g.swap_pages)
+        .max(0) as u128;
+    let least = need.saturating_mul(100).div_ceil(usable as u128);
     Some((first, first.max(least)))
+}
+
+/// Whether a CommitLimit of `limit_pages` fits `target` bytes: what is left after the
+/// reserves holds it (`__vm_enough_memory`).
+pub fn fits(limit_pages: i128, page: u64, reserves: &Reserves, target: u128) -> bool {
+    allowed_bytes(limit_pages, page, reserves) >= target
+}
+
+/// What a non-root allocation may reach: the limit less both reserves, in bytes.
+fn allowed_bytes(limit_pages: i128, page: u64, reserves: &Reserves) -> u128 {
+    let allowed = limit_pages.saturating_sub(reserves.pages(page)).max(0);
+    (allowed as u128).saturating_mul(page as u128)
 }
 
 /// The host's memory in the kernel's units: pages.
@@ -261,6 +392,114 @@ impl Geometry {
     fn show(&self, pages: i128) -> String {
         format!("{pages} pages = {}", human_bytes(self.bytes_of(pages)))
     }
+
+    /// The formula with the numbers: `(4066309 − 0) × 50 / 100 + 0`.
+    fn formula(&self, ratio: i128, kbytes: u64) -> String {
+        if kbytes > 0 {
+            format!(
+                "overcommit_kbytes / (page/1024) + swap_pages = {kbytes} / {} + {}",
+                self.page / 1024,
+                self.swap_pages
+            )
+        } else {
+            format!(
+                "(ram_pages − hugetlb_pages) × ratio / 100 + swap_pages = ({} − {}) × {ratio} / 100 + {}",
+                self.ram_pages, self.hugetlb_pages, self.swap_pages
+            )
+        }
+    }
+}
+
+/// The CommitLimit the kernel's formula gives for the current values, against the one
+/// /proc/meminfo shows (arithmetic.md, revision 2 item 4).
+struct CommitCheck {
+    geometry: Geometry,
+    ratio: i128,
+    kbytes: u64,
+    /// The formula's limit, in pages.
+    pages: i128,
+    /// /proc/meminfo's CommitLimit, in bytes.
+    meminfo: u64,
+}
+
+impl CommitCheck {
+    /// `None` when the limit cannot be computed: no ratio (and no kbytes) to compute it
+    /// from, or an unusable page size (strict mode reports that on its own).
+    fn of(facts: &Facts) -> Option<CommitCheck> {
+        let geometry = Geometry::of(&facts.mem, facts.page_size)?;
+        let kbytes = facts.u64(KBYTES).unwrap_or(0);
+        let ratio = match facts.int(RATIO) {
+            Some(r) => r,
+            None if kbytes > 0 => 0,
+            None => return None,
+        };
+        Some(CommitCheck {
+            geometry,
+            ratio,
+            kbytes,
+            pages: geometry.limit_pages(ratio, kbytes),
+            meminfo: facts.mem.commit_limit,
+        })
+    }
+
+    fn formula_kb(&self) -> u128 {
+        self.geometry.bytes_of(self.pages) / 1024
+    }
+
+    fn meminfo_kb(&self) -> u128 {
+        self.meminfo as u128 / 1024
+    }
+
+    fn matches(&self) -> bool {
+        self.formula_kb() == self.meminfo_kb()
+    }
+
+    fn step(&self) -> String {
+        format!(
+            "check: CommitLimit = {} = {} pages = {} kB; /proc/meminfo CommitLimit {} kB: {}",
+            self.geometry.formula(self.ratio, self.kbytes),
+            self.pages,
+            self.formula_kb(),
+            self.meminfo_kb(),
+            if self.matches() { "equal" } else { "different" }
+        )
+    }
+
+    fn mismatch(&self) -> String {
+        format!(
+            "/proc/meminfo shows CommitLimit {} kB, but the kernel's formula for the current values gives {} kB (vm_commit_limit in mm/util.c: {} = {} pages): the host has something this model lacks (huge pages of a size HugePages_Total does not count, memory added or removed since boot, a container's own /proc/meminfo), so rule overcommit changes nothing; compare Hugetlb, MemTotal and SwapTotal with the kernel's.",
+            self.meminfo_kb(),
+            self.formula_kb(),
+            self.geometry.formula(self.ratio, self.kbytes),
+            self.pages
+        )
+    }
+}
+
+/// The CommitLimit check failed: the rule's keys stay as they are (managed, since the
+/// profile asks about them), the mode and, for strict mode, the key of the limit.
+fn unchanged(out: &mut Outcome, facts: &Facts, id: &str, mode: Mode) {
+    const WHY: &str = "unchanged: /proc/meminfo's CommitLimit is not the formula's";
+    match facts.value(MODE) {
+        Some(v) => {
+            emit(out, facts, id, MODE, v.to_string(), WHY.into());
+        }
+        None => absent(out, id, MODE),
+    }
+    if mode != Mode::Strict {
+        return;
+    }
+    let key = if facts.u64(KBYTES).unwrap_or(0) > 0 {
+        KBYTES
+    } else {
+        RATIO
+    };
+    match facts.value(key) {
+        Some(v) => {
+            emit(out, facts, id, key, v.to_string(), WHY.into());
+        }
+        None => absent(out, id, key),
+    }
 }
 
 /// What strict mode does with the limit.
@@ -296,8 +535,12 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
         g.page,
         g.show(g.ram_pages)
     ));
+    let huge_source = match keys::kernel_version(&facts.kernel) {
+        Some(v) if v < (4, 16) => "HugePages_Total × Hugepagesize (no Hugetlb: line before 4.16)",
+        _ => "Hugetlb",
+    };
     out.step(format!(
-        "hugetlb_pages = Hugetlb / page = {} / {} = {}",
+        "hugetlb_pages = {huge_source} / page = {} / {} = {}",
         mem.hugetlb,
         g.page,
         g.show(g.hugetlb_pages)
@@ -311,11 +554,13 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
 
     let target: u128 = match ctx.profile.memory.commit_target {
         Some(t) => {
+            let b = t.bytes(mem.mem_total) as u128;
             out.step(format!(
-                "target = memory.commit_target = {} (no headroom)",
-                bytes(t as u128)
+                "target = memory.commit_target = {} = {} (no headroom)",
+                t.describe(mem.mem_total),
+                bytes(b)
             ));
-            t as u128
+            b
         }
         None => {
             let h = ctx.profile.headroom;
@@ -329,38 +574,31 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
         }
     };
 
+    let reserves = Reserves::of(facts);
+    reserve_steps(&reserves, &g, &mem, id, out);
+
     let kbytes = facts.u64(KBYTES).unwrap_or(0);
     let ratio = facts.int(RATIO);
     let current: Option<i128> = if kbytes > 0 {
-        let p = g.limit_pages(0, kbytes);
-        out.step(format!(
-            "current CommitLimit = overcommit_kbytes / (page/1024) + swap_pages = {kbytes} / {} + {} = {}",
-            g.page / 1024,
-            g.swap_pages,
-            g.show(p)
-        ));
-        Some(p)
-    } else if let Some(r) = ratio {
-        let p = g.limit_pages(r, 0);
-        out.step(format!(
-            "current CommitLimit = (ram_pages − hugetlb_pages) × ratio / 100 + swap_pages = ({} − {}) × {r} / 100 + {} = {}",
-            g.ram_pages,
-            g.hugetlb_pages,
-            g.swap_pages,
-            g.show(p)
-        ));
-        Some(p)
+        Some(g.limit_pages(0, kbytes))
     } else {
-        out.step("current CommitLimit unknown: vm.overcommit_ratio is absent");
-        None
+        ratio.map(|r| g.limit_pages(r, 0))
     };
+    match current {
+        Some(p) => out.step(format!(
+            "current CommitLimit = {} = {}",
+            g.formula(ratio.unwrap_or(0), kbytes),
+            g.show(p)
+        )),
+        None => out.step("current CommitLimit unknown: vm.overcommit_ratio is absent"),
+    }
     let current_bytes = current.map(|p| g.bytes_of(p));
 
-    let limit = match current_bytes {
-        Some(c) if c >= target => {
+    let limit = match current {
+        Some(p) if fits(p, g.page, &reserves, target) => {
             out.step(format!(
-                "current CommitLimit {} ≥ target {}: keep it",
-                bytes(c),
+                "fits: CommitLimit − reserves = {} ≥ target {}: keep it (strict mode only raises the limit)",
+                bytes(allowed_bytes(p, g.page, &reserves)),
                 bytes(target)
             ));
             if kbytes > 0 {
@@ -370,30 +608,82 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
                 Limit::KeepRatio(ratio.unwrap_or(0))
             }
         }
-        _ => match raise(&g, &mem, target, id, out) {
-            Some(r) => Limit::Raise {
-                ratio: r,
-                from_kbytes: kbytes > 0,
-            },
-            None => {
-                keep_mode(out, facts, id, current_mode);
-                return;
+        _ => {
+            if let Some(p) = current {
+                out.step(format!(
+                    "does not fit: CommitLimit − reserves = {} < target {}",
+                    bytes(allowed_bytes(p, g.page, &reserves)),
+                    bytes(target)
+                ));
             }
-        },
+            match raise(&g, &mem, &reserves, target, id, out) {
+                Some(r) => Limit::Raise {
+                    ratio: r,
+                    from_kbytes: kbytes > 0,
+                },
+                None => {
+                    keep_mode(out, facts, id, current_mode);
+                    return;
+                }
+            }
+        }
     };
 
-    emit(
-        out,
-        facts,
-        id,
-        MODE,
-        "2".into(),
-        "strict: refuse allocations beyond CommitLimit, no OOM kill".into(),
-    );
-
     let new_pages = match limit {
+        Limit::KeepKbytes(k) => g.limit_pages(0, k),
+        Limit::KeepRatio(r) | Limit::Raise { ratio: r, .. } => g.limit_pages(r, 0),
+    };
+    let new_bytes = g.bytes_of(new_pages);
+    let committed = mem.committed_as as u128;
+
+    // Revision 2, item 9: a resulting limit below Committed_AS refuses allocations at
+    // once. The mode stays as it is; the limit is still shown.
+    let below_committed = new_bytes < committed;
+    if below_committed {
+        out.finding(
+            Severity::Error,
+            id,
+            format!(
+                "Strict overcommit is not applied: the resulting CommitLimit {} is below Committed_AS {}, so every new allocation would be refused at once; vm.overcommit_memory stays as it is. Raise memory.commit_target (now {}) to at least Committed_AS, add swap, or keep heuristic mode.",
+                bytes(new_bytes),
+                bytes(committed),
+                bytes(target)
+            ),
+        );
+        keep_mode_because(
+            out,
+            facts,
+            id,
+            current_mode,
+            "unchanged: strict mode would refuse allocations at once",
+        );
+    } else {
+        emit(
+            out,
+            facts,
+            id,
+            MODE,
+            "2".into(),
+            "strict: refuse allocations beyond CommitLimit, no OOM kill".into(),
+        );
+        let allowed = allowed_bytes(new_pages, g.page, &reserves);
+        if allowed < committed {
+            out.finding(
+                Severity::Warning,
+                id,
+                format!(
+                    "The CommitLimit {} less the reserves is {}, below Committed_AS {}: in strict mode only root can allocate at once; raise memory.commit_target to at least Committed_AS plus the reserves ({}).",
+                    bytes(new_bytes),
+                    bytes(allowed),
+                    bytes(committed),
+                    bytes(committed + reserves.bytes())
+                ),
+            );
+        }
+    }
+
+    match limit {
         Limit::KeepKbytes(k) => {
-            let p = g.limit_pages(0, k);
             emit(
                 out,
                 facts,
@@ -402,14 +692,12 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
                 k.to_string(),
                 format!(
                     "CommitLimit {} from overcommit_kbytes holds the target {}",
-                    human_bytes(g.bytes_of(p)),
+                    human_bytes(new_bytes),
                     human_bytes(target)
                 ),
             );
-            p
         }
         Limit::KeepRatio(r) => {
-            let p = g.limit_pages(r, 0);
             emit(
                 out,
                 facts,
@@ -418,18 +706,16 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
                 r.to_string(),
                 format!(
                     "CommitLimit {} already holds the target {}",
-                    human_bytes(g.bytes_of(p)),
+                    human_bytes(new_bytes),
                     human_bytes(target)
                 ),
             );
-            p
         }
         Limit::Raise {
             ratio: r,
             from_kbytes,
         } => {
-            let p = g.limit_pages(r, 0);
-            let new = human_bytes(g.bytes_of(p));
+            let new = human_bytes(new_bytes);
             let reason = if from_kbytes {
                 format!(
                     "replaces overcommit_kbytes: CommitLimit {new} for target {}",
@@ -447,27 +733,57 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
                     Severity::Info,
                     id,
                     format!(
-                        "vm.overcommit_kbytes = {kbytes} gives a CommitLimit of {}, below the target {}; the plan sets vm.overcommit_ratio = {r} instead, and writing the ratio resets vm.overcommit_kbytes to 0 in the kernel.",
+                        "vm.overcommit_kbytes = {kbytes} gives a CommitLimit of {}, which does not hold the target {} with the reserves; the plan sets vm.overcommit_ratio = {r} instead, and writing the ratio resets vm.overcommit_kbytes to 0 in the kernel.",
                         bytes(current_bytes.unwrap_or(0)),
                         bytes(target)
                     ),
                 );
             }
-            p
+        }
+    }
+}
+
+/// The reserves' steps, and an info finding for those assumed at the kernel's default.
+fn reserve_steps(r: &Reserves, g: &Geometry, mem: &MemInfo, id: &str, out: &mut Outcome) {
+    let per = g.page / 1024;
+    let source = |assumed: bool, key: &str, cap: &str| {
+        if assumed {
+            format!("absent, assumed min(MemTotal / 32, {cap})")
+        } else {
+            key.to_string()
         }
     };
-
-    let new_bytes = g.bytes_of(new_pages);
-    let committed = mem.committed_as as u128;
-    if target < committed && new_bytes < committed {
+    out.step(format!(
+        "admin_reserve = {} = {} kB = {} pages; user_reserve = {} = {} kB = {} pages",
+        source(r.admin_assumed, ADMIN_RESERVE, "8 MiB"),
+        r.admin_kb,
+        r.admin_kb / per,
+        source(r.user_assumed, USER_RESERVE, "128 MiB"),
+        r.user_kb,
+        r.user_kb / per
+    ));
+    let assumed: Vec<(&str, String)> = [
+        (r.admin_assumed, ADMIN_RESERVE, r.admin_kb, "8 MiB"),
+        (r.user_assumed, USER_RESERVE, r.user_kb, "128 MiB"),
+    ]
+    .iter()
+    .filter(|(a, ..)| *a)
+    .map(|&(_, key, kb, cap)| (key, format!("{key} = {kb} (min(MemTotal / 32, {cap}))")))
+    .collect();
+    if !assumed.is_empty() {
+        let keys: Vec<&str> = assumed.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&str> = assumed.iter().map(|(_, v)| v.as_str()).collect();
         out.finding(
-            Severity::Warning,
+            Severity::Info,
             id,
             format!(
-                "The target {} is below Committed_AS {}: in strict mode the CommitLimit {} would refuse new allocations at once; raise memory.commit_target to at least Committed_AS.",
-                bytes(target),
-                bytes(committed),
-                bytes(new_bytes)
+                "{} absent (the keys exist since 3.10): strict mode is sized with the kernel's default, {}, taking MemTotal {} kB for the memory free at boot that the kernel divides, so at least the kernel's reserve.",
+                match keys[..] {
+                    [one] => format!("{one} is"),
+                    _ => format!("{} are", keys.join(" and ")),
+                },
+                values.join(" and "),
+                mem.mem_total / 1024
             ),
         );
     }
@@ -475,10 +791,23 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
 
 /// Compute ratio' for `target`, with its steps and findings; `None` (with an error
 /// finding) when no valid ratio can size the limit.
-fn raise(g: &Geometry, mem: &MemInfo, target: u128, id: &str, out: &mut Outcome) -> Option<i128> {
+fn raise(
+    g: &Geometry,
+    mem: &MemInfo,
+    reserves: &Reserves,
+    target: u128,
+    id: &str,
+    out: &mut Outcome,
+) -> Option<i128> {
     let usable_bytes = mem.mem_total.saturating_sub(mem.hugetlb) as u128;
-    let Some((first, ratio)) = ratio_for_target(mem.mem_total, mem.hugetlb, mem.swap_total, g.page, target)
-    else {
+    let Some((first, ratio)) = ratio_for_target(
+        mem.mem_total,
+        mem.hugetlb,
+        mem.swap_total,
+        g.page,
+        reserves,
+        target,
+    ) else {
         out.finding(
             Severity::Error,
             id,
@@ -492,17 +821,18 @@ fn raise(g: &Geometry, mem: &MemInfo, target: u128, id: &str, out: &mut Outcome)
         return None;
     };
     out.step(format!(
-        "ratio' = ceil(max(0, target − swap) × 100 / (ram − hugetlb)) = ceil({} × 100 / {usable_bytes}) = {first}",
-        target.saturating_sub(mem.swap_total as u128)
+        "ratio' = ceil(max(0, target + admin_reserve + user_reserve − swap) × 100 / (ram − hugetlb)) = ceil(max(0, {target} + {} − {}) × 100 / {usable_bytes}) = {first}",
+        reserves.bytes(),
+        mem.swap_total
     ));
     let show = |r: u128| {
         let p = g.limit_pages(i128::try_from(r).unwrap_or(i128::MAX), 0);
-        (g.show(p), g.bytes_of(p))
+        (g.show(p), g.bytes_of(p), allowed_bytes(p, g.page, reserves))
     };
     if ratio > first {
-        let (shown, b) = show(first);
+        let (shown, b, allowed) = show(first);
         out.step(format!(
-            "commit_limit({first}) = {shown} ({b} B) < target {target} B: step ratio' up to {ratio}"
+            "commit_limit({first}) = {shown} ({b} B), less the reserves {allowed} B < target {target} B: step ratio' up to {ratio}"
         ));
     }
     let Ok(r) = i32::try_from(ratio) else {
@@ -517,18 +847,22 @@ fn raise(g: &Geometry, mem: &MemInfo, target: u128, id: &str, out: &mut Outcome)
         );
         return None;
     };
-    let (shown, b) = show(ratio);
+    let (shown, b, allowed) = show(ratio);
     out.step(format!(
-        "commit_limit({ratio}) = ({} − {}) × {ratio} / 100 + {} = {shown} ({b} B) ≥ target {target} B",
+        "commit_limit({ratio}) = ({} − {}) × {ratio} / 100 + {} = {shown} ({b} B), less the reserves {allowed} B ≥ target {target} B",
         g.ram_pages, g.hugetlb_pages, g.swap_pages
     ));
     if ratio > 100 {
-        let swap_needed = target.saturating_sub(usable_bytes);
+        // With ratio 100 the limit is the RAM outside hugetlb plus swap; it fits once swap
+        // covers the rest of the target and the reserves.
+        let swap_needed = target
+            .saturating_add(reserves.bytes())
+            .saturating_sub(usable_bytes);
         out.finding(
             Severity::Warning,
             id,
             format!(
-                "vm.overcommit_ratio = {ratio} is above 100: the CommitLimit {} exceeds the RAM outside hugetlb, {}; add swap of at least {} and keep the ratio at 100 (the article added swap), or use \"heuristic\".",
+                "vm.overcommit_ratio = {ratio} is above 100: the CommitLimit {} exceeds the RAM outside hugetlb, {}; add at least {} of swap (the target plus the reserves, less that RAM) and keep the ratio at 100 (the article added swap), or use \"heuristic\".",
                 bytes(b),
                 bytes(usable_bytes),
                 bytes(swap_needed)
@@ -538,19 +872,22 @@ fn raise(g: &Geometry, mem: &MemInfo, target: u128, id: &str, out: &mut Outcome)
     Some(r as i128)
 }
 
-/// Strict mode could not be sized: keep the mode as it is (managed, since the profile
-/// asks about it), rather than switch to strict with a limit that refuses allocations.
+/// Strict mode could not be sized or would refuse allocations at once: keep the mode as
+/// it is (managed, since the profile asks about it).
 fn keep_mode(out: &mut Outcome, facts: &Facts, id: &str, current: Option<String>) {
+    keep_mode_because(
+        out,
+        facts,
+        id,
+        current,
+        "unchanged: the strict CommitLimit cannot be sized",
+    );
+}
+
+fn keep_mode_because(out: &mut Outcome, facts: &Facts, id: &str, current: Option<String>, why: &str) {
     match current {
         Some(mode) => {
-            emit(
-                out,
-                facts,
-                id,
-                MODE,
-                mode,
-                "unchanged: the strict CommitLimit cannot be sized".into(),
-            );
+            emit(out, facts, id, MODE, mode, why.into());
         }
         None => absent(out, id, MODE),
     }
@@ -634,7 +971,54 @@ mod tests {
     }
 
     const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
     const RAM: u64 = 62 * GIB;
+    /// The kernel's default reserves on a host with 4 GiB or more free at boot: 8 MiB
+    /// admin + 128 MiB user = 136 MiB = 34816 pages.
+    const RESERVES: u128 = 136 * MIB as u128;
+
+    /// The article's proxy with the reserve keys at their usual values (8 MiB, 128 MiB).
+    fn host() -> Facts {
+        with(
+            with(proxy_host(), ADMIN_RESERVE, Some("8192")),
+            USER_RESERVE,
+            Some("131072"),
+        )
+    }
+
+    /// /proc/meminfo's CommitLimit as the kernel computes it from the other facts.
+    fn consistent(mut f: Facts) -> Facts {
+        let ratio = f.int(RATIO).unwrap_or(0);
+        let kbytes = f.u64(KBYTES).unwrap_or(0);
+        f.mem.commit_limit = commit_limit_bytes(
+            f.mem.mem_total,
+            f.mem.hugetlb,
+            f.mem.swap_total,
+            f.page_size,
+            ratio,
+            kbytes,
+        );
+        f
+    }
+
+    fn no_reserves(f: Facts) -> Facts {
+        with(with(f, ADMIN_RESERVE, Some("0")), USER_RESERVE, Some("0"))
+    }
+
+    const USUAL: Reserves = Reserves {
+        admin_kb: 8192,
+        user_kb: 131072,
+        admin_assumed: false,
+        user_assumed: false,
+    };
+    const NONE: Reserves = Reserves {
+        admin_kb: 0,
+        user_kb: 0,
+        admin_assumed: false,
+        user_assumed: false,
+    };
+
+    // ---- the kernel's formula and the worked numbers ----------------------------------
 
     #[test]
     fn kernel_formula_matches_meminfo() {
@@ -687,49 +1071,184 @@ mod tests {
         );
     }
 
+    /// The article: `CommitLimit 517584 kB, Committed_AS 3306488 kB` in strict mode, on a
+    /// host whose formula gives that limit (2070336 kB of RAM, ratio 25).
     #[test]
     fn article_current_state_is_an_error() {
-        let mut facts = with(proxy_host(), "vm.overcommit_memory", Some("2"));
-        facts.mem.commit_limit = 517584 * 1024;
+        let mut facts = with(with(host(), "vm.overcommit_memory", Some("2")), RATIO, Some("25"));
+        facts.mem.mem_total = 2070336 * 1024;
         facts.mem.committed_as = 3306488 * 1024;
+        let facts = consistent(facts);
+        assert_eq!(facts.mem.commit_limit, 517584 * 1024);
         let out = run(&facts, "");
         assert!(out.settings.is_empty());
         let errors = findings(&out, Severity::Error);
-        assert_eq!(errors.len(), 1);
+        assert_eq!(errors.len(), 1, "{errors:?}");
         let m = &errors[0].message;
         assert!(m.contains("3306488 kB") && m.contains("517584 kB"), "{m}");
         assert!(m.contains("3.2 GiB") && m.contains("505.5 MiB"), "{m}");
         assert!(m.contains("refused now"), "{m}");
 
         // the same figures in heuristic mode are not enforced: no finding
-        let facts = Facts {
-            mem: facts.mem,
-            ..proxy_host()
-        };
+        let facts = with(facts, "vm.overcommit_memory", Some("0"));
         assert!(run(&facts, "").findings.is_empty());
+    }
+
+    /// "The hugetlb host": a 3.10 host with 8 GiB of 2 MiB huge pages and no Hugetlb:
+    /// line. Counted from HugePages_Total × Hugepagesize, the formula gives
+    /// /proc/meminfo's CommitLimit (3938312 kB); read as 0 it gave 8132616 kB, twice the
+    /// real limit, and strict mode kept a ratio that does not hold the target.
+    #[test]
+    fn hugetlb_host_before_4_16() {
+        let meminfo = "MemTotal:       16265236 kB\nSwapTotal:             0 kB\nHugePages_Total:    4096\nHugePages_Free:     4096\nHugepagesize:       2048 kB\nCommitLimit:     3938312 kB\nCommitted_AS:    3306488 kB\n";
+        let mut facts = host();
+        facts.kernel = "3.10.0-862.el7.x86_64".into();
+        facts.mem = crate::host::meminfo::parse(meminfo).unwrap();
+        assert_eq!(facts.mem.hugetlb, 8 * GIB);
+        // (4066309 − 2097152) × 50 / 100 = 984578 pages = 3938312 kB, to the kB
+        let limit = commit_limit_bytes(facts.mem.mem_total, facts.mem.hugetlb, 0, 4096, 50, 0);
+        assert_eq!(limit / 4096, 984578);
+        assert_eq!(limit / 1024, 3938312);
+        assert_eq!(limit, facts.mem.commit_limit);
+        // without the huge pages: 2033154 pages = 8132616 kB, 2.06 × the kernel's
+        assert_eq!(
+            commit_limit_bytes(facts.mem.mem_total, 0, 0, 4096, 50, 0) / 1024,
+            8132616
+        );
+
+        // target = ceil(3306488 kB × 1.2) = 4063012455 B; ratio 50 less the reserves holds
+        // 3.6 GiB: raise to ceil((4063012455 + 142606336) × 100 / 8065667072) = ceil(52.1)
+        // = 53: 4174612 kB (52 gives 4095844 kB, less the reserves 3.77 GiB < 3.78 GiB)
+        let out = run(&facts, "[memory]\novercommit = \"strict\"");
+        assert!(findings(&out, Severity::Error).is_empty(), "{:?}", out.findings);
+        assert_eq!(value(&out, "vm.overcommit_memory"), Some("2"));
+        assert_eq!(value(&out, "vm.overcommit_ratio"), Some("53"));
+        assert_eq!(
+            commit_limit_bytes(facts.mem.mem_total, 8 * GIB, 0, 4096, 53, 0) / 1024,
+            4174612
+        );
+        assert_eq!(
+            ratio_for_target(facts.mem.mem_total, 8 * GIB, 0, 4096, &USUAL, 4063012455),
+            Some((53, 53))
+        );
+        assert!(reason(&out, "vm.overcommit_ratio").starts_with("raise CommitLimit 3.8 GiB"));
+        assert!(
+            out.steps
+                .iter()
+                .any(|s| s.contains("HugePages_Total × Hugepagesize") && s.contains("2097152 pages")),
+            "{:#?}",
+            out.steps
+        );
+        assert!(
+            out.steps
+                .iter()
+                .any(|s| s.starts_with("check: ") && s.contains("3938312 kB: equal")),
+            "{:#?}",
+            out.steps
+        );
+    }
+
+    // ---- the CommitLimit check --------------------------------------------------------
+
+    #[test]
+    fn commit_limit_is_checked_to_the_kb() {
+        // one kB off: an error naming both figures and the formula, and no change
+        let mut facts = host();
+        facts.mem.commit_limit = 33285996544 + 1024;
+        for profile in [
+            "[memory]\novercommit = \"strict\"",
+            "[memory]\novercommit = \"heuristic\"",
+        ] {
+            let facts = with(facts.clone(), MODE, Some("1"));
+            let out = run(&facts, profile);
+            let errors = findings(&out, Severity::Error);
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            let m = &errors[0].message;
+            assert!(
+                m.contains("CommitLimit 32505857 kB") && m.contains("gives 32505856 kB"),
+                "{m}"
+            );
+            assert!(
+                m.contains("vm_commit_limit") && m.contains("(16252928 − 0) × 50 / 100 + 0 = 8126464 pages"),
+                "{m}"
+            );
+            assert!(m.contains("changes nothing"), "{m}");
+            // the keys stay as they are
+            assert_eq!(value(&out, MODE), Some("1"), "{profile}");
+            assert!(out.settings.iter().all(|s| s.reason.starts_with("unchanged")));
+            assert_eq!(out.findings.len(), 1, "{:?}", out.findings);
+        }
+        let out = run(&facts, "[memory]\novercommit = \"strict\"");
+        assert_eq!(value(&out, RATIO), Some("50"));
+        assert_eq!(out.settings.len(), 2);
+
+        // without the input the error is still given, and nothing is managed
+        let out = run(&facts, "");
+        assert!(out.settings.is_empty());
+        assert_eq!(findings(&out, Severity::Error).len(), 1);
+        assert!(out.steps.is_empty());
+
+        // the kbytes formula is checked too; a sub-kB difference is no difference
+        let mut facts = with(with(host(), KBYTES, Some("41943040")), RATIO, Some("0"));
+        facts.mem.commit_limit = 40 * GIB + 512;
+        let out = run(&facts, "[memory]\novercommit = \"strict\"");
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        facts.mem.commit_limit = 40 * GIB - 1024;
+        let out = run(&facts, "[memory]\novercommit = \"strict\"");
+        let m = &findings(&out, Severity::Error)[0].message;
+        assert!(
+            m.contains("overcommit_kbytes / (page/1024) + swap_pages = 41943040 / 4 + 0"),
+            "{m}"
+        );
+        assert_eq!(value(&out, KBYTES), Some("41943040"));
+        assert_eq!(value(&out, RATIO), None);
+
+        // doctor-memory's figures: 16265236 kB at ratio 50 is 8132616 kB, not 517584 kB
+        let mut facts = with(host(), MODE, Some("2"));
+        facts.mem.mem_total = 16265236 * 1024;
+        facts.mem.commit_limit = 517584 * 1024;
+        facts.mem.committed_as = 3306488 * 1024;
+        let out = run(&facts, "[memory]\novercommit = \"strict\"");
+        let errors = findings(&out, Severity::Error);
+        // the current state (meminfo's own figures) and the mismatch
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[1].message.contains("517584 kB") && errors[1].message.contains("8132616 kB"));
+        assert_eq!(value(&out, MODE), Some("2"));
+        assert_eq!(value(&out, RATIO), Some("50"));
+
+        // matching figures: the check is a step of the arithmetic, no finding
+        let out = run(&host(), "[memory]\novercommit = \"heuristic\"");
+        assert!(out.findings.is_empty());
+        assert!(out.steps[0].ends_with("32505856 kB: equal"), "{:?}", out.steps);
     }
 
     #[test]
     fn no_input_no_settings() {
-        let out = run(&proxy_host(), "");
+        let out = run(&host(), "");
         assert_eq!(out, Outcome::default());
     }
 
     #[test]
     fn heuristic_is_zero() {
-        let facts = with(proxy_host(), "vm.overcommit_memory", Some("1"));
+        let facts = with(host(), "vm.overcommit_memory", Some("1"));
         let out = run(&facts, "[memory]\novercommit = \"heuristic\"");
         assert_eq!(out.settings.len(), 1);
         assert_eq!(value(&out, "vm.overcommit_memory"), Some("0"));
         assert!(out.findings.is_empty());
+        // the 3.10 host estimates free memory; since 5.2 only a request > RAM + swap fails
+        assert!(reason(&out, MODE).contains("free-memory estimate"));
+        let mut modern = facts.clone();
+        modern.kernel = "6.18.44".into();
+        let out = run(&modern, "[memory]\novercommit = \"heuristic\"");
+        assert!(reason(&out, MODE).contains("larger than RAM + swap"));
         // managed even when unchanged
-        let out = run(&proxy_host(), "[memory]\novercommit = \"heuristic\"");
+        let out = run(&host(), "[memory]\novercommit = \"heuristic\"");
         assert_eq!(value(&out, "vm.overcommit_memory"), Some("0"));
     }
 
     #[test]
     fn always_warns() {
-        let out = run(&proxy_host(), "[memory]\novercommit = \"always\"");
+        let out = run(&host(), "[memory]\novercommit = \"always\"");
         assert_eq!(out.settings.len(), 1);
         assert_eq!(value(&out, "vm.overcommit_memory"), Some("1"));
         let w = findings(&out, Severity::Warning);
@@ -740,22 +1259,25 @@ mod tests {
     #[test]
     fn commit_target_without_strict_is_ignored() {
         let out = run(
-            &proxy_host(),
+            &host(),
             "[memory]\novercommit = \"heuristic\"\ncommit_target = \"40GiB\"",
         );
         assert_eq!(out.settings.len(), 1);
         let w = findings(&out, Severity::Warning);
         assert_eq!(w.len(), 1);
         assert!(w[0].message.contains("ignored"));
-        let out = run(&proxy_host(), "[memory]\ncommit_target = \"40GiB\"");
+        let out = run(&host(), "[memory]\ncommit_target = \"80%\"");
         assert!(out.settings.is_empty());
-        assert_eq!(findings(&out, Severity::Warning).len(), 1);
+        let w = findings(&out, Severity::Warning);
+        assert!(w[0].message.contains("80% of RAM = 49.6 GiB"), "{}", w[0].message);
     }
+
+    // ---- strict mode --------------------------------------------------------------------
 
     #[test]
     fn strict_keeps_a_sufficient_ratio() {
-        // target = ceil(20 GiB × 1.2) = 25769803776 B (24 GiB) ≤ 31 GiB
-        let out = run(&proxy_host(), "[memory]\novercommit = \"strict\"");
+        // target = ceil(20 GiB × 1.2) = 25769803776 B (24 GiB) ≤ 31 GiB − 136 MiB
+        let out = run(&host(), "[memory]\novercommit = \"strict\"");
         assert_eq!(value(&out, "vm.overcommit_memory"), Some("2"));
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("50"));
         assert_eq!(value(&out, "vm.overcommit_kbytes"), None);
@@ -763,29 +1285,78 @@ mod tests {
         assert!(out.findings.is_empty(), "{:?}", out.findings);
         assert!(reason(&out, "vm.overcommit_ratio").contains("already holds"));
         assert!(out.steps.iter().any(|s| s.contains("25769803776")));
+        assert!(
+            out.steps
+                .iter()
+                .any(|s| s.contains("fits: CommitLimit − reserves = 33143390208 B")),
+            "{:#?}",
+            out.steps
+        );
+    }
+
+    /// Strict mode only ever raises the limit: a limit above the target is kept, whether
+    /// the target is declared or comes from an idle host's Committed_AS.
+    #[test]
+    fn strict_never_lowers_the_limit() {
+        // an idle host: Committed_AS 1 GiB, target 1.2 GiB; the current 31 GiB stays
+        let mut idle = host();
+        idle.mem.committed_as = GIB;
+        let out = run(&idle, "[memory]\novercommit = \"strict\"");
+        assert_eq!(value(&out, RATIO), Some("50"));
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        // a declared target far below the limit: kept too
+        let out = run(
+            &idle,
+            "[memory]\novercommit = \"strict\"\ncommit_target = \"2GiB\"",
+        );
+        assert_eq!(value(&out, RATIO), Some("50"));
+        // a ratio above 100 is kept, not brought down to 100
+        let big = consistent(with(idle, RATIO, Some("150")));
+        let out = run(&big, "[memory]\novercommit = \"strict\"");
+        assert_eq!(value(&out, RATIO), Some("150"));
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        // and when it is raised, the new limit is above the old one
+        for (ratio, kbytes) in [(30, 0), (0, 10 << 20), (-20, 0), (38, 0)] {
+            let f = consistent(with(
+                with(host(), RATIO, Some(&ratio.to_string())),
+                KBYTES,
+                Some(&kbytes.to_string()),
+            ));
+            let out = run(&f, "[memory]\novercommit = \"strict\"");
+            let r: i128 = value(&out, RATIO).unwrap().parse().unwrap();
+            assert!(
+                commit_limit_bytes(RAM, 0, 0, 4096, r, 0) > f.mem.commit_limit,
+                "{ratio} {kbytes} → {r}"
+            );
+        }
     }
 
     #[test]
     fn strict_raises_the_ratio() {
-        // ratio 30: 4875878 pages = 18.6 GiB < 24 GiB; ceil(25769803776 × 100 / 62 GiB) = 39
-        let facts = with(proxy_host(), "vm.overcommit_ratio", Some("30"));
+        // ratio 30: 4875878 pages = 18.6 GiB < 24 GiB;
+        // ceil((25769803776 + 142606336) × 100 / 62 GiB) = ceil(38.92) = 39
+        let facts = consistent(with(host(), "vm.overcommit_ratio", Some("30")));
         let out = run(&facts, "[memory]\novercommit = \"strict\"");
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("39"));
-        assert!(commit_limit_bytes(RAM, 0, 0, 4096, 39, 0) >= 25769803776);
-        assert!(commit_limit_bytes(RAM, 0, 0, 4096, 38, 0) < 25769803776);
+        assert!(fits((RAM / 4096 * 39 / 100) as i128, 4096, &USUAL, 25769803776));
+        assert!(!fits((RAM / 4096 * 38 / 100) as i128, 4096, &USUAL, 25769803776));
         assert!(out.findings.is_empty(), "{:?}", out.findings);
         assert!(reason(&out, "vm.overcommit_ratio").starts_with("raise CommitLimit 18.6 GiB"));
     }
 
     #[test]
     fn strict_steps_the_ratio_up() {
-        // 62 GiB × 0.6 = 9751756.8 pages, truncated to 9751756 = 39943192576 B < target
+        // without reserves: 62 GiB × 0.6 = 9751756.8 pages, truncated to 9751756 =
+        // 39943192576 B < target
         let target = 39943195000u64;
-        assert_eq!(ratio_for_target(RAM, 0, 0, 4096, target as u128), Some((60, 61)));
+        assert_eq!(
+            ratio_for_target(RAM, 0, 0, 4096, &NONE, target as u128),
+            Some((60, 61))
+        );
         assert_eq!(commit_limit_bytes(RAM, 0, 0, 4096, 60, 0), 39943192576);
         assert_eq!(commit_limit_bytes(RAM, 0, 0, 4096, 61, 0), 40608915456);
         let out = run(
-            &proxy_host(),
+            &no_reserves(host()),
             &format!("[memory]\novercommit = \"strict\"\ncommit_target = {target}"),
         );
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("61"));
@@ -793,37 +1364,49 @@ mod tests {
         assert!(out.findings.is_empty(), "{:?}", out.findings);
 
         // a tiny host where one step of the ratio is less than a page
-        assert_eq!(ratio_for_target(150 * 4096, 0, 0, 4096, 5000), Some((1, 2)));
+        assert_eq!(
+            ratio_for_target(150 * 4096, 0, 0, 4096, &NONE, 5000),
+            Some((1, 2))
+        );
         assert_eq!(commit_limit_bytes(150 * 4096, 0, 0, 4096, 1, 0), 4096);
         assert_eq!(commit_limit_bytes(150 * 4096, 0, 0, 4096, 2, 0), 12288);
+        // reserves that are not whole pages: the kernel truncates each (4095 kB → 1023
+        // pages), so the first estimate in bytes may already be the answer
+        let odd = Reserves::new(4095, 4095);
+        let (first, got) = ratio_for_target(RAM, 0, 0, 4096, &odd, 10 * GIB as u128).unwrap();
+        assert_eq!((first, got), (17, 17));
     }
 
     #[test]
     fn strict_ratio_matches_the_loop() {
-        // the closed form equals the spec's loop on assorted hosts
-        for (ram, huge, swap, target) in [
-            (RAM, 0, 0, 40 * GIB as u128),
-            (RAM, 2 * GIB, 3 * GIB + 5, 50 * GIB as u128 + 7),
-            (150 * 4096 + 100, 4096, 4096 * 3 + 1, 99_999),
-            (123_456_789, 0, 7, 1),
-            (RAM, 0, 8 * GIB, 4 * GIB as u128),
-        ] {
-            let (first, got) = ratio_for_target(ram, huge, swap, 4096, target).unwrap();
-            let mut r = first;
-            while (commit_limit_bytes(ram, huge, swap, 4096, r as i128, 0) as u128) < target {
-                r += 1;
+        // the closed form equals the spec's loop on assorted hosts and reserves
+        for reserves in [NONE, USUAL, Reserves::new(4095, 1), Reserves::new(64698, 8192)] {
+            for (ram, huge, swap, target) in [
+                (RAM, 0, 0, 40 * GIB as u128),
+                (RAM, 2 * GIB, 3 * GIB + 5, 50 * GIB as u128 + 7),
+                (150 * 4096 + 100, 4096, 4096 * 3 + 1, 99_999),
+                (123_456_789, 0, 7, 1),
+                (RAM, 0, 8 * GIB, 4 * GIB as u128),
+                (16265236 * 1024, 8 * GIB, 0, 4063012455),
+            ] {
+                let (first, got) = ratio_for_target(ram, huge, swap, 4096, &reserves, target).unwrap();
+                let mut r = first;
+                let g = Geometry::new(ram, huge, swap, 4096).unwrap();
+                while !fits(g.limit_pages(r as i128, 0), 4096, &reserves, target) {
+                    r += 1;
+                }
+                assert_eq!(got, r, "{ram} {huge} {swap} {target} {reserves:?}");
             }
-            assert_eq!(got, r, "{ram} {huge} {swap} {target}");
         }
     }
 
     #[test]
     fn strict_with_swap() {
-        // 40 GiB target, 8 GiB swap: ceil(32 GiB × 100 / 62 GiB) = 52
-        let mut facts = proxy_host();
+        // 40 GiB target, 8 GiB swap: ceil((32 GiB + 136 MiB) × 100 / 62 GiB) = 52
+        let mut facts = host();
         facts.mem.swap_total = 8 * GIB;
         let out = run(
-            &facts,
+            &consistent(facts),
             "[memory]\novercommit = \"strict\"\ncommit_target = \"40GiB\"",
         );
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("52"));
@@ -832,19 +1415,21 @@ mod tests {
     #[test]
     fn strict_subtracts_hugetlb() {
         // 30 GiB of huge pages: ratio 50 gives 16 GiB < 24 GiB;
-        // ceil(24 GiB × 100 / 32 GiB) = 75 → 24 GiB exactly
-        let mut facts = proxy_host();
+        // ceil((24 GiB + 136 MiB) × 100 / 32 GiB) = 76 → 24.3 GiB
+        let mut facts = host();
         facts.mem.hugetlb = 30 * GIB;
-        let out = run(&facts, "[memory]\novercommit = \"strict\"");
-        assert_eq!(value(&out, "vm.overcommit_ratio"), Some("75"));
-        assert_eq!(commit_limit_bytes(RAM, 30 * GIB, 0, 4096, 75, 0), 24 * GIB);
+        let out = run(&consistent(facts), "[memory]\novercommit = \"strict\"");
+        assert_eq!(value(&out, "vm.overcommit_ratio"), Some("76"));
+        assert_eq!(commit_limit_bytes(RAM, 30 * GIB, 0, 4096, 76, 0), 26113400832);
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
     }
 
     #[test]
     fn ratio_above_100_warns() {
-        // 80 GiB on 62 GiB: ceil(129.03) = 130, swap needed 18 GiB
+        // 80 GiB on 62 GiB: ceil((80 GiB + 136 MiB) × 100 / 62 GiB) = ceil(129.2) = 130;
+        // swap for ratio 100: 80 GiB + 136 MiB − 62 GiB
         let out = run(
-            &proxy_host(),
+            &host(),
             "[memory]\novercommit = \"strict\"\ncommit_target = \"80GiB\"",
         );
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("130"));
@@ -853,43 +1438,193 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].message.contains("above 100"));
         assert!(
-            w[0].message.contains("19327352832 B (18 GiB)"),
+            w[0].message.contains("19469959168 B (18.1 GiB)"),
             "{}",
             w[0].message
         );
+        // that swap with ratio 100 does fit
+        let swap = 19469959168u64;
+        let g = Geometry::new(RAM, 0, swap, 4096).unwrap();
+        assert!(fits(g.limit_pages(100, 0), 4096, &USUAL, 80 * GIB as u128));
     }
 
+    // ---- revision 2, item 9: the resulting limit against Committed_AS -----------------
+
     #[test]
-    fn target_below_committed_warns() {
-        // Committed_AS 20 GiB, target 10 GiB, current ratio 10 (6.2 GiB): raised to 17
-        let facts = with(proxy_host(), "vm.overcommit_ratio", Some("10"));
+    fn resulting_limit_below_committed_is_an_error() {
+        // Committed_AS 20 GiB, target 10 GiB, ratio 10 (6.2 GiB): raised to
+        // ceil((10 GiB + 136 MiB) × 100 / 62 GiB) = 17, 10.5 GiB < 20 GiB: an error, the
+        // mode stays 0, the ratio is still shown
+        let facts = consistent(with(host(), "vm.overcommit_ratio", Some("10")));
         let out = run(
             &facts,
             "[memory]\novercommit = \"strict\"\ncommit_target = \"10GiB\"",
         );
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("17"));
-        let w = findings(&out, Severity::Warning);
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].message.contains("below Committed_AS"));
-        assert!(w[0].message.contains("at once"));
+        assert_eq!(value(&out, MODE), Some("0"));
+        assert!(reason(&out, MODE).starts_with("unchanged"));
+        let e = findings(&out, Severity::Error);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].message
+                .contains("11317235712 B (10.5 GiB) is below Committed_AS 21474836480 B"),
+            "{}",
+            e[0].message
+        );
+        assert!(e[0].message.contains("at once"));
 
-        // a kept limit above Committed_AS refuses nothing: no warning
+        // a kept limit below Committed_AS: ratio 20 (12.4 GiB) holds 10 GiB, but not the
+        // 20 GiB in use: the same error, the mode stays, the ratio is kept
+        let facts = consistent(with(host(), "vm.overcommit_ratio", Some("20")));
         let out = run(
-            &proxy_host(),
+            &facts,
+            "[memory]\novercommit = \"strict\"\ncommit_target = \"10GiB\"",
+        );
+        assert_eq!(value(&out, RATIO), Some("20"));
+        assert_eq!(value(&out, MODE), Some("0"));
+        assert_eq!(findings(&out, Severity::Error).len(), 1);
+
+        // a target below Committed_AS alone is no error when the limit kept is above it
+        let out = run(
+            &host(),
             "[memory]\novercommit = \"strict\"\ncommit_target = \"10GiB\"",
         );
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("50"));
+        assert_eq!(value(&out, MODE), Some("2"));
         assert!(out.findings.is_empty(), "{:?}", out.findings);
     }
 
     #[test]
+    fn limit_above_committed_but_not_its_reserves_warns() {
+        // kbytes 20 GiB + 64 MiB ≥ Committed_AS 20 GiB, but less the 136 MiB of reserves
+        // it is below: only root allocates at once
+        let facts = consistent(with(with(host(), KBYTES, Some("21037056")), RATIO, Some("0")));
+        let out = run(
+            &facts,
+            "[memory]\novercommit = \"strict\"\ncommit_target = \"10GiB\"",
+        );
+        assert_eq!(value(&out, MODE), Some("2"));
+        assert_eq!(value(&out, KBYTES), Some("21037056"));
+        let w = findings(&out, Severity::Warning);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].message.contains("21399339008 B"), "{}", w[0].message);
+        assert!(w[0].message.contains("only root"), "{}", w[0].message);
+        assert!(findings(&out, Severity::Error).is_empty());
+    }
+
+    // ---- reserves -------------------------------------------------------------------------
+
+    #[test]
+    fn reserves_decide_whether_it_fits() {
+        // 31 GiB − 100 MiB fits the 31 GiB limit, but not with the 136 MiB of reserves:
+        // ceil((31 GiB − 100 MiB + 136 MiB) × 100 / 62 GiB) = 51
+        let target = format!("commit_target = {}", 31 * GIB - 100 * MIB);
+        let profile = format!("[memory]\novercommit = \"strict\"\n{target}");
+        let out = run(&host(), &profile);
+        assert_eq!(value(&out, RATIO), Some("51"));
+        let out = run(&no_reserves(host()), &profile);
+        assert_eq!(value(&out, RATIO), Some("50"));
+        // the host's own values are used, in pages as the kernel truncates them
+        let f = with(with(host(), ADMIN_RESERVE, Some("4095")), USER_RESERVE, Some("0"));
+        let r = Reserves::of(&f);
+        assert_eq!((r.admin_kb, r.user_kb, r.pages(4096)), (4095, 0, 1023));
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        assert!(
+            run(&host(), &profile)
+                .steps
+                .iter()
+                .any(|s| s.contains("admin_reserve = vm.admin_reserve_kbytes = 8192 kB = 2048 pages")),
+        );
+    }
+
+    #[test]
+    fn absent_reserves_are_the_kernels_defaults() {
+        // 62 GiB: min(MemTotal / 32, cap) is the cap, 8 MiB and 128 MiB
+        let r = Reserves::of(&proxy_host());
+        assert_eq!((r.admin_kb, r.user_kb), (8192, 131072));
+        assert!(r.admin_assumed && r.user_assumed);
+        assert_eq!(r.bytes(), RESERVES);
+        // a 2 GiB host (2070336 kB): the user reserve is 64698 kB, 1/32 of the memory
+        let mut small = proxy_host();
+        small.mem.mem_total = 2070336 * 1024;
+        let r = Reserves::of(&small);
+        assert_eq!((r.admin_kb, r.user_kb), (8192, 64698));
+        // one key present, one absent
+        let r = Reserves::of(&with(proxy_host(), USER_RESERVE, Some("100389")));
+        assert_eq!((r.admin_kb, r.user_kb), (8192, 100389));
+        assert!(r.admin_assumed && !r.user_assumed);
+
+        // strict mode says what it assumed; other modes do not need the reserves
+        let out = run(&proxy_host(), "[memory]\novercommit = \"strict\"");
+        let info = findings(&out, Severity::Info);
+        assert_eq!(info.len(), 1, "{info:?}");
+        assert!(
+            info[0]
+                .message
+                .contains("vm.admin_reserve_kbytes = 8192 (min(MemTotal / 32, 8 MiB))")
+                && info[0]
+                    .message
+                    .contains("vm.user_reserve_kbytes = 131072 (min(MemTotal / 32, 128 MiB))"),
+            "{}",
+            info[0].message
+        );
+        assert_eq!(value(&out, RATIO), Some("50"));
+        assert!(
+            run(&proxy_host(), "[memory]\novercommit = \"heuristic\"")
+                .findings
+                .is_empty()
+        );
+    }
+
+    // ---- a share of RAM -------------------------------------------------------------------
+
+    #[test]
+    fn commit_target_as_a_share_of_ram() {
+        // 80% of 62 GiB = floor(66571993088 × 8000 / 10000) = 53257594470 B;
+        // ceil((53257594470 + 142606336) × 100 / 66571993088) = ceil(80.2) = 81
+        let out = run(
+            &host(),
+            "[memory]\novercommit = \"strict\"\ncommit_target = \"80%\"",
+        );
+        assert_eq!(value(&out, RATIO), Some("81"));
+        assert_eq!(commit_limit_bytes(RAM, 0, 0, 4096, 81, 0), 53923311616);
+        assert!(
+            out.steps
+                .iter()
+                .any(|s| s.contains("target = memory.commit_target = 80% of RAM = 49.6 GiB = 53257594470 B")),
+            "{:#?}",
+            out.steps
+        );
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        // the same profile on a 16 GiB host (host.ram is applied to MemTotal by the plan)
+        let mut small = host();
+        small.mem.mem_total = 16 * GIB;
+        small.mem.committed_as = 4 * GIB;
+        let out = run(
+            &consistent(small),
+            "[memory]\novercommit = \"strict\"\ncommit_target = \"80%\"",
+        );
+        // ceil((13743895347 + 142606336) × 100 / 17179869184) = 81
+        assert_eq!(value(&out, RATIO), Some("81"));
+        // 12.34% of 62 GiB is below Committed_AS: the limit kept (31 GiB) is above it
+        let out = run(
+            &host(),
+            "[memory]\novercommit = \"strict\"\ncommit_target = \"12.34%\"",
+        );
+        assert_eq!(value(&out, RATIO), Some("50"));
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+    }
+
+    // ---- overcommit_kbytes ----------------------------------------------------------------
+
+    #[test]
     fn kept_kbytes_are_managed_not_the_ratio() {
         // 40 GiB in kbytes ≥ 24 GiB target: keep, and pin kbytes (not the ratio)
-        let facts = with(
-            with(proxy_host(), "vm.overcommit_kbytes", Some("41943040")),
+        let facts = consistent(with(
+            with(host(), "vm.overcommit_kbytes", Some("41943040")),
             "vm.overcommit_ratio",
             Some("0"),
-        );
+        ));
         let out = run(&facts, "[memory]\novercommit = \"strict\"");
         assert_eq!(value(&out, "vm.overcommit_memory"), Some("2"));
         assert_eq!(value(&out, "vm.overcommit_kbytes"), Some("41943040"));
@@ -901,11 +1636,11 @@ mod tests {
     #[test]
     fn kbytes_below_target_move_to_a_ratio() {
         // 10 GiB in kbytes < 24 GiB target: ratio 39, and say that kbytes go to 0
-        let facts = with(
-            with(proxy_host(), "vm.overcommit_kbytes", Some("10485760")),
+        let facts = consistent(with(
+            with(host(), "vm.overcommit_kbytes", Some("10485760")),
             "vm.overcommit_ratio",
             Some("0"),
-        );
+        ));
         let out = run(&facts, "[memory]\novercommit = \"strict\"");
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("39"));
         assert_eq!(value(&out, "vm.overcommit_kbytes"), None);
@@ -915,24 +1650,26 @@ mod tests {
         assert!(info[0].message.contains("resets vm.overcommit_kbytes to 0"));
     }
 
+    // ---- what cannot be sized ---------------------------------------------------------
+
     #[test]
     fn no_ram_outside_hugetlb_is_an_error() {
-        let mut facts = with(proxy_host(), "vm.overcommit_ratio", Some("50"));
+        let mut facts = with(host(), "vm.overcommit_ratio", Some("50"));
         facts.mem.hugetlb = RAM;
-        let out = run(&facts, "[memory]\novercommit = \"strict\"");
+        let out = run(&consistent(facts), "[memory]\novercommit = \"strict\"");
         assert_eq!(value(&out, "vm.overcommit_ratio"), None);
         // the mode stays as it is
         assert_eq!(value(&out, "vm.overcommit_memory"), Some("0"));
         assert_eq!(findings(&out, Severity::Error).len(), 1);
-        assert_eq!(ratio_for_target(RAM, RAM, 0, 4096, 1), None);
-        assert_eq!(ratio_for_target(0, 0, 0, 4096, 1), None);
+        assert_eq!(ratio_for_target(RAM, RAM, 0, 4096, &USUAL, 1), None);
+        assert_eq!(ratio_for_target(0, 0, 0, 4096, &USUAL, 1), None);
 
         // the same host, zero RAM at all, a nonsense page size: no panic
-        let mut facts = proxy_host();
+        let mut facts = host();
         facts.mem.mem_total = 0;
-        let out = run(&facts, "[memory]\novercommit = \"strict\"");
+        let out = run(&consistent(facts), "[memory]\novercommit = \"strict\"");
         assert_eq!(findings(&out, Severity::Error).len(), 1);
-        let mut facts = proxy_host();
+        let mut facts = host();
         facts.page_size = 0;
         let out = run(&facts, "[memory]\novercommit = \"strict\"");
         assert_eq!(findings(&out, Severity::Error).len(), 1);
@@ -941,10 +1678,10 @@ mod tests {
 
     #[test]
     fn huge_target_beyond_int_is_an_error() {
-        let mut facts = with(proxy_host(), "vm.overcommit_ratio", Some("50"));
+        let mut facts = with(host(), "vm.overcommit_ratio", Some("50"));
         facts.mem.mem_total = 4096;
         let out = run(
-            &facts,
+            &consistent(facts),
             "[memory]\novercommit = \"strict\"\ncommit_target = \"1000TiB\"",
         );
         assert_eq!(value(&out, "vm.overcommit_ratio"), None);
@@ -953,7 +1690,7 @@ mod tests {
 
     #[test]
     fn absent_keys_are_not_managed() {
-        let mut facts = proxy_host();
+        let mut facts = host();
         for k in [MODE, RATIO, KBYTES] {
             facts = with(facts, k, None);
         }
@@ -982,7 +1719,7 @@ mod tests {
 
     #[test]
     fn negative_ratio_is_raised() {
-        let facts = with(proxy_host(), "vm.overcommit_ratio", Some("-20"));
+        let facts = consistent(with(host(), "vm.overcommit_ratio", Some("-20")));
         let out = run(&facts, "[memory]\novercommit = \"strict\"");
         assert_eq!(value(&out, "vm.overcommit_ratio"), Some("39"));
         assert!(reason(&out, "vm.overcommit_ratio").starts_with("raise CommitLimit 0 B"));
@@ -993,6 +1730,16 @@ mod tests {
         for s in ["What it does", "Why", "Arithmetic", "Choices", "References"] {
             assert!(DOC.contains(s), "{s}");
         }
+        for f in [
+            "vm_commit_limit",
+            "__vm_enough_memory",
+            "meminfo_proc_show",
+            "hugetlb_report_meminfo",
+            "init_user_reserve",
+        ] {
+            assert!(DOC.contains(f), "{f}");
+        }
+        assert!(!DOC.contains("../shared") && !DOC.contains("shared/"));
         assert!(DOC.lines().all(|l| l.chars().count() <= 92));
     }
 }

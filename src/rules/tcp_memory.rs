@@ -451,7 +451,8 @@ fn run(ctx: &Context, out: &mut Outcome) {
         );
         return;
     }
-    let budget = Budget::new(facts.mem.mem_total, c.tcp_memory_share, c.reserved_memory, page);
+    let ram = facts.mem.mem_total;
+    let budget = Budget::new(ram, c.tcp_memory_share, c.reserved_memory(ram), page);
 
     if conns == 0 {
         only_cap(facts, out, current, &budget, page);
@@ -1211,7 +1212,7 @@ reserved_memory = "15GiB"
                 p.connections.wmem_default = Some(wmem);
                 p.connections.tcp_memory_share = Dec4(share);
                 p.headroom = Dec4(headroom);
-                p.connections.reserved_memory = reserved_gib << 30;
+                p.connections.reserved_memory = crate::profile::MemSize::Bytes(reserved_gib << 30);
                 p.connections.shrink_buffers_to_fit = shrink;
                 let facts = with(proxy_host(), KEY, Some(&format!("{} {} {}", cur[0], cur[1], cur[2])));
                 let out = eval(&facts, &p);
