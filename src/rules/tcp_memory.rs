@@ -44,9 +44,13 @@ What a connection costs
   there SK_MEM_QUANTUM was 4096 (commit bd68a2a854ad; 6.0 restored the page), and tcp_mem
   and sockstat mem count 4 KiB units. On a 6.x kernel with 64 KiB pages a connection
   holding 10 KiB costs 64 KiB.
-  An idle connection has nothing queued and costs ~0 of tcp_mem (checked on the real
-  kernel); the figures \"at default buffers\" are for connections whose queues hold their
-  default buffers. Autotuning grows busy connections' buffers up to tcp_rmem[2] and
+  An idle connection has nothing queued and costs 0 of tcp_mem; the figures \"at default
+  buffers\" are for connections whose queues hold their default buffers. Measured on 6.18
+  (tests/tcp_memory_real.rs, loopback at MTU 1500, tcp_rmem 131072, tcp_wmem 16384, both
+  maxima = defaults): every socket's charge is whole pages, idle sockets 0, a full
+  receive queue 32 pages, a full send queue up to 12 (tcp_sendmsg() checks sk_sndbuf only
+  before starting a segment), against per_conn_default = 36 pages.
+  Autotuning grows busy connections' buffers up to tcp_rmem[2] and
   tcp_wmem[2], and the kernel raises each send buffer at connect (tcp_sndbuf_expand() in
   net/ipv4/tcp_input.c: about 2 x 10 segments' truesize, ~80 KiB at Ethernet MSS), so a
   wmem_default below that does not cap what a busy connection may queue: an info finding
