@@ -1630,6 +1630,20 @@ reserved_memory = "15GiB"
         let out = eval(&hugetlb_host("1500000 2000000 3000000"), &p);
         assert_eq!(value(&out), "1800000 2400000 3600000");
 
+        // a share of RAM is of MemTotal, not of MemTotal − hugetlb: 50% of 64 GiB = 32 GiB
+        let half = profile(
+            "headroom = 1.2\n[connections]\nconcurrent = 500000\naverage_memory = \"16KiB\"\n\
+             reserved_memory = \"50%\"\n",
+        );
+        let out = eval(&hugetlb_host("6000000 8000000 12000000"), &half);
+        // budget = (48 GiB − 32 GiB − 500 000 × 4 KiB) / 4096 = 3694304 pages
+        assert_eq!(value(&out), "2770728 3694304 3694304");
+        assert_eq!(
+            out.settings[0].reason,
+            "high 45.8 GiB exceeds the TCP budget 14.1 GiB (the 48 GiB outside hugetlb less 32 GiB reserved and \
+             1.9 GiB of control blocks)"
+        );
+
         // 3 million do not fit; the RAM that would counts the huge pages back in
         let p = profile(
             "headroom = 1.2\n[connections]\nconcurrent = 3000000\naverage_memory = \"16KiB\"\n\
