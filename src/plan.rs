@@ -12,7 +12,6 @@ use crate::keys::{self, Kubernetes, Scope};
 use crate::profile::Profile;
 use crate::rules::{self, Context, Finding, Severity, overcommit, port_range, tcp_memory};
 use crate::sysctl_d::{self, Assignment, Kind, Origin, SysctlD};
-use crate::units::human_bytes;
 
 pub const SCHEMA: &str = "sysctune/plan/v1";
 /// The rule id of `[sysctl]` pins in `settings[].rules` and findings.
@@ -131,6 +130,9 @@ pub struct Capacity {
     pub per_connection_expected: Figure,
     pub max_connections_worst: Figure,
     pub max_connections_expected: Figure,
+    /// Connections at tcp_mem pressure (throttled above), at default buffers and expected.
+    pub pressure_connections_worst: Figure,
+    pub pressure_connections_expected: Figure,
     pub ports_available: Figure,
     pub max_new_per_second_per_destination: Figure,
     /// Where TIME_WAIT reuse applies to the profile's destinations, else null.
@@ -192,20 +194,8 @@ fn commit_limit_of(f: &Facts, value: &dyn Fn(&str) -> Option<String>) -> u64 {
 
 /// Checks that need both the profile and the host.
 fn validate_against_host(facts: &Facts, profile: &Profile) -> Result<()> {
-    let c = &profile.connections;
-    let ram = facts.mem.mem_total;
-    if c.reserved_memory(ram) >= ram {
-        return Err(Error::input(format!(
-            "connections.reserved_memory = {} is not below the host's RAM {} ({}); TCP would have no budget. \
-             Valid: less than the RAM",
-            c.reserved_memory.describe(ram),
-            human_bytes(facts.mem.mem_total as u128),
-            if profile.host.ram.is_some() {
-                "host.ram"
-            } else {
-                "MemTotal"
-            }
-        )));
+    if let Some(e) = tcp_memory::budget_error(facts, profile) {
+        return Err(Error::input(e));
     }
     if let Some(s) = profile.memory.swappiness {
         let max = keys::swappiness_max(&facts.kernel);
@@ -818,16 +808,23 @@ fn ints(v: Option<String>) -> Option<Vec<u64>> {
 
 /// Capacity figures from the current values and from the recommended ones.
 fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lookup) -> Capacity {
-    let page = facts.page_size;
-    let cb = profile.connections.control_block;
+    let q = tcp_memory::quantum(&facts.kernel, facts.page_size);
     let per_conn = |v: &Lookup| -> Option<u64> {
         let r = ints(v("net.ipv4.tcp_rmem"))?;
         let w = ints(v("net.ipv4.tcp_wmem"))?;
-        Some(tcp_memory::per_conn_worst(*r.get(1)?, *w.get(1)?, cb))
+        Some(tcp_memory::per_conn_default(*r.get(1)?, *w.get(1)?, q))
     };
-    let expected = |v: &Lookup| profile.connections.average_memory.or_else(|| per_conn(v));
-    let high = |v: &Lookup| ints(v("net.ipv4.tcp_mem")).and_then(|t| t.get(2).copied());
-    let max_conns = |v: &Lookup, per: Option<u64>| Some(tcp_memory::max_connections(high(v)?, page, per?));
+    let expected = |v: &Lookup| {
+        let average = profile.connections.average_memory;
+        average
+            .map(|a| tcp_memory::quantum_up(a, q))
+            .or_else(|| per_conn(v))
+    };
+    // tcp_mem[i]: 2 = high (refused above), 1 = pressure (throttled above).
+    let under = |v: &Lookup, i: usize, per: Option<u64>| {
+        let units = ints(v("net.ipv4.tcp_mem")).and_then(|t| t.get(i).copied())?;
+        Some(tcp_memory::connections_under(units, q, per?))
+    };
     let ports = |v: &Lookup| -> Option<u64> {
         let r = ints(v("net.ipv4.ip_local_port_range"))?;
         let reserved = v("net.ipv4.ip_local_reserved_ports")
@@ -860,8 +857,10 @@ fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lo
     Capacity {
         per_connection_worst: fig(&|v| per_conn(v)),
         per_connection_expected: fig(&|v| expected(v)),
-        max_connections_worst: fig(&|v| max_conns(v, per_conn(v))),
-        max_connections_expected: fig(&|v| max_conns(v, expected(v))),
+        max_connections_worst: fig(&|v| under(v, 2, per_conn(v))),
+        max_connections_expected: fig(&|v| under(v, 2, expected(v))),
+        pressure_connections_worst: fig(&|v| under(v, 1, per_conn(v))),
+        pressure_connections_expected: fig(&|v| under(v, 1, expected(v))),
         ports_available: fig(&|v| ports(v)),
         max_new_per_second_per_destination: fig(&|v| ports(v).map(|p| tw.per_second(p))),
         max_new_per_second_with_reuse: fig(&with_reuse),

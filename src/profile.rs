@@ -110,6 +110,8 @@ pub struct Connections {
     pub rmem_default: Option<u64>,
     pub wmem_default: Option<u64>,
     pub average_memory: Option<u64>,
+    /// Kernel memory per connection outside tcp_mem (socket, inode, file, dentry, epoll
+    /// item: ~3.7 KiB on 6.x), which the TCP budget leaves free.
     pub control_block: u64,
     pub tcp_memory_share: Dec4,
     /// Bytes or a share of RAM: read it with [`Connections::reserved_memory`].
@@ -129,7 +131,7 @@ impl Default for Connections {
             rmem_default: None,
             wmem_default: None,
             average_memory: None,
-            control_block: 1024,
+            control_block: 4096,
             tcp_memory_share: Dec4(7500),
             reserved_memory: MemSize::Bytes(0),
             shrink_buffers_to_fit: false,

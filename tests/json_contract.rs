@@ -65,6 +65,8 @@ fn plan_v1() {
         "per_connection_expected",
         "max_connections_worst",
         "max_connections_expected",
+        "pressure_connections_worst",
+        "pressure_connections_expected",
         "ports_available",
         "max_new_per_second_per_destination",
         "commit_limit",

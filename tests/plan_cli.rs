@@ -47,17 +47,33 @@ fn article_proxy_reproduces_the_worked_numbers() {
     assert_eq!(p["schema"], "sysctune/plan/v1");
     let tcp_mem = setting(&p, "net.ipv4.tcp_mem");
     assert_eq!(tcp_mem["current"], "6179424 8239232 12358848");
-    assert_eq!(tcp_mem["recommended"], "6094848 8126464 12189696");
+    // arithmetic.md (revision 2), worked numbers: cli.md's [connections] example
+    assert_eq!(tcp_mem["recommended"], "6179424 8239232 11460768");
     assert_eq!(tcp_mem["change"], true);
     assert_eq!(tcp_mem["rules"], serde_json::json!(["tcp-memory"]));
     let c = &p["capacity"];
-    assert_eq!(c["per_connection_worst"]["current"], 153940);
+    assert_eq!(c["per_connection_worst"]["current"], 155648);
     assert_eq!(c["per_connection_worst"]["recommended"], 77824);
-    assert_eq!(c["per_connection_expected"]["current"], 10240);
-    assert_eq!(c["max_connections_worst"]["current"], 328841);
-    assert_eq!(c["max_connections_worst"]["recommended"], 641562);
-    assert_eq!(c["max_connections_expected"]["current"], 4943539);
-    assert_eq!(c["max_connections_expected"]["recommended"], 4875878);
+    assert_eq!(c["per_connection_expected"]["current"], 12288);
+    assert_eq!(c["max_connections_worst"]["current"], 325232);
+    assert_eq!(c["max_connections_worst"]["recommended"], 603198);
+    assert_eq!(c["pressure_connections_worst"]["current"], 216821);
+    assert_eq!(c["max_connections_expected"]["current"], 4119616);
+    assert_eq!(c["max_connections_expected"]["recommended"], 3820256);
+    assert_eq!(c["pressure_connections_expected"]["recommended"], 2746410);
+    let margin = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "tcp-memory" && f["severity"] == "warning")
+        .expect("the margin warning");
+    assert!(
+        margin["message"]
+            .as_str()
+            .unwrap()
+            .contains("is only 39% above pressure'"),
+        "{margin}"
+    );
     assert_eq!(c["ports_available"]["current"], 28232);
     // 28232 / 65.12 s: no /boot/config in this root, so HZ=100's slack is assumed
     assert_eq!(c["max_new_per_second_per_destination"]["current"], 433);
@@ -73,7 +89,7 @@ fn article_proxy_reproduces_the_worked_numbers() {
         p["dropin"]["content"]
             .as_str()
             .unwrap()
-            .contains("net.ipv4.tcp_mem = 6094848 8126464 12189696\n")
+            .contains("net.ipv4.tcp_mem = 6179424 8239232 11460768\n")
     );
 }
 

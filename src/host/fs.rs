@@ -194,6 +194,12 @@ struct Policy {
     create: Option<u32>,
 }
 
+/// Reading: symlinks followed inside the root, nothing created.
+const READING: Policy = Policy {
+    follow: true,
+    create: None,
+};
+
 impl Root {
     /// Open `path` as the root. `/` (by identity, not by name) is this machine's own root.
     pub fn open(path: &Path) -> Result<Root> {
@@ -380,37 +386,23 @@ impl Root {
 
     /// What `inside` resolves to, symlinks followed inside the root.
     pub fn lookup(&self, inside: &str) -> Result<Lookup> {
-        Ok(
-            match self.walk(
-                inside,
-                Policy {
-                    follow: true,
-                    create: None,
-                },
-            )? {
-                Walked::Dir(w) => Lookup::Found {
-                    inside: w.inside(),
-                    node: Node::Dir,
-                },
-                Walked::Entry(w, name, st) => Lookup::Found {
-                    inside: w.inside_with(&name),
-                    node: node_of(&st),
-                },
-                Walked::Missing(inside) => Lookup::Missing { inside },
+        Ok(match self.walk(inside, READING)? {
+            Walked::Dir(w) => Lookup::Found {
+                inside: w.inside(),
+                node: Node::Dir,
             },
-        )
+            Walked::Entry(w, name, st) => Lookup::Found {
+                inside: w.inside_with(&name),
+                node: node_of(&st),
+            },
+            Walked::Missing(inside) => Lookup::Missing { inside },
+        })
     }
 
     /// Open the regular file at `inside` for reading (symlinks followed inside the root);
     /// `None` when it does not exist. Anything but a regular file is an error naming it.
     pub fn open_file(&self, inside: &str) -> Result<Option<File>> {
-        match self.walk(
-            inside,
-            Policy {
-                follow: true,
-                create: None,
-            },
-        )? {
+        match self.walk(inside, READING)? {
             Walked::Missing(_) => Ok(None),
             Walked::Dir(w) => Err(Error::host(
                 &self.shown(inside),
@@ -456,13 +448,7 @@ impl Root {
     /// The names in the directory at `inside` (symlinks followed inside the root), and
     /// the directory's resolved path; `None` when it does not exist.
     pub fn list(&self, inside: &str) -> Result<Option<(String, Vec<OsString>)>> {
-        match self.walk(
-            inside,
-            Policy {
-                follow: true,
-                create: None,
-            },
-        )? {
+        match self.walk(inside, READING)? {
             Walked::Missing(_) => Ok(None),
             Walked::Entry(_, _, st) => Err(Error::host(
                 &self.shown(inside),

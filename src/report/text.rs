@@ -205,15 +205,23 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
     let count = |v: u64| grouped(v as u128);
     let rows: Vec<(&str, Option<(String, String)>)> = vec![
         (
-            "connections, worst case",
+            "connections at default buffers",
             figure(&c.max_connections_worst, &count),
+        ),
+        (
+            "  below memory pressure",
+            figure(&c.pressure_connections_worst, &count),
         ),
         (
             "connections, expected",
             figure(&c.max_connections_expected, &count),
         ),
         (
-            "  memory per connection, worst",
+            "  below memory pressure",
+            figure(&c.pressure_connections_expected, &count),
+        ),
+        (
+            "  memory per connection, default buffers",
             figure(&c.per_connection_worst, &bytes),
         ),
         (
