@@ -50,6 +50,26 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let snap = snapshot::take(root, &extra)?;
             Ok(Output::ok(report::json(&snap)))
         }
+        Command::Plan(args) if g.format() == Format::Kubernetes => {
+            let (plan, _) = make_plan(root, args)?;
+            // The DaemonSet applies only the host-wide keys: its ConfigMap holds the drop-in
+            // of that narrower plan.
+            let node_keys = report::kubernetes::node_keys(&plan);
+            let node_plan = if node_keys.is_empty() {
+                None
+            } else {
+                let only = PlanArgs {
+                    only: node_keys,
+                    ..args.clone()
+                };
+                Some(make_plan(root, &only)?.0)
+            };
+            Ok(Output::ok(report::kubernetes::render(
+                &plan,
+                node_plan.as_ref(),
+                args,
+            )))
+        }
         Command::Plan(args) => {
             let (plan, _) = make_plan(root, args)?;
             Ok(plan_output(&plan, args.exit_code, g.format(), &style, g.verbose))
@@ -68,7 +88,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let report = run_apply(root, args)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
-                Format::Text => text::apply(&report, &style),
+                // Kubernetes: refused by check_flags before this.
+                Format::Text | Format::Kubernetes => text::apply(&report, &style),
             }))
         }
         Command::Status(state) => {
@@ -76,7 +97,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output {
                 stdout: match g.format() {
                     Format::Json => report::json(&report),
-                    Format::Text => crate::status::text(&report, &style),
+                    // Kubernetes: refused by check_flags before this.
+                    Format::Text | Format::Kubernetes => crate::status::text(&report, &style),
                 },
                 stderr: String::new(),
                 code: report.exit_code(),
@@ -86,18 +108,21 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let report = run_rollback(root, state)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
-                Format::Text => text::rollback(&report, &style),
+                // Kubernetes: refused by check_flags before this.
+                Format::Text | Format::Kubernetes => text::rollback(&report, &style),
             }))
         }
         Command::Doctor(args) => {
             let top = args.top.unwrap_or(match g.format() {
-                Format::Text => 5,
+                // Kubernetes: refused by check_flags before this.
+                Format::Text | Format::Kubernetes => 5,
                 Format::Json => 20,
             });
             let report = doctor::run(root, top)?;
             let stdout = match g.format() {
                 Format::Json => report::json(&report),
-                Format::Text => text::doctor(&report, &style),
+                // Kubernetes: refused by check_flags before this.
+                Format::Text | Format::Kubernetes => text::doctor(&report, &style),
             };
             Ok(Output {
                 stdout,
@@ -126,8 +151,25 @@ pub fn run(cli: &Cli) -> Result<Output> {
 /// automation must never get.
 fn check_flags(cli: &Cli) -> Result<()> {
     let json = cli.global.format() == Format::Json;
+    let kubernetes = cli.global.format() == Format::Kubernetes;
     let no = |what: &str| Err(Error::input(what.to_string()));
     match &cli.command {
+        Command::Plan(a) if kubernetes && !a.snapshot.is_empty() => no(
+            "plan --format kubernetes --snapshot: Kubernetes output is for one host's plan (a node pool's \
+             representative); plan a snapshot with --format json, or drop --snapshot",
+        ),
+        Command::Plan(a) if kubernetes && a.exit_code => no(
+            "plan --format kubernetes --exit-code: --exit-code reports pending changes on this host; the \
+             Kubernetes manifests do not change it. Use one or the other",
+        ),
+        Command::Plan(_) if kubernetes => Ok(()),
+        Command::Plan(a) | Command::Apply(ApplyArgs { plan: a, .. }) if a.image.is_some() => {
+            no("--image: only with `plan --format kubernetes` (the image of the node DaemonSet)")
+        }
+        _ if kubernetes => no(
+            "--format kubernetes: only `sysctune plan` prints Kubernetes YAML (pod sysctls, the kubelet's \
+             --allowed-unsafe-sysctls, a node DaemonSet); use --format json or text here",
+        ),
         Command::Apply(a) if !a.plan.snapshot.is_empty() => no(
             "apply --snapshot: apply writes to the host under --root, never to a snapshot; plan a snapshot with \
              `sysctune plan --snapshot FILE`, apply on the host itself",
@@ -156,7 +198,8 @@ fn check_flags(cli: &Cli) -> Result<()> {
 fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style, verbose: bool) -> Output {
     let stdout = match format {
         Format::Json => report::json(plan),
-        Format::Text => text::plan(plan, style, verbose),
+        // Kubernetes: refused by check_flags before this.
+        Format::Text | Format::Kubernetes => text::plan(plan, style, verbose),
     };
     Output {
         stdout,
@@ -340,6 +383,7 @@ fn show(
                 snapshot: Vec::new(),
                 allow_keys: allow_keys.to_vec(),
                 state_dir: apply::DEFAULT_STATE_DIR.to_string(),
+                image: None,
             };
             let (plan, _) = make_plan(root, &args)?;
             plan.settings
@@ -383,7 +427,8 @@ fn show(
             );
             report::json(&doc)
         }
-        Format::Text => text::show(&facts, &views, &sd, &recommended, style),
+        // Kubernetes: refused by check_flags before this.
+        Format::Text | Format::Kubernetes => text::show(&facts, &views, &sd, &recommended, style),
     };
     Ok(Output::ok(stdout))
 }
@@ -404,7 +449,8 @@ fn profiles_list(format: Format) -> String {
             schema: report::documents::PROFILES_SCHEMA,
             profiles: list,
         }),
-        Format::Text => {
+        // Kubernetes: refused by check_flags before this.
+        Format::Text | Format::Kubernetes => {
             let w = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
             let mut out =
                 String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");

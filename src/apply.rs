@@ -973,6 +973,8 @@ pub fn apply(
 #[derive(Clone, Debug, Serialize)]
 pub struct RollbackReport {
     pub schema: &'static str,
+    /// With `--dry-run`: `changed` says what rollback would change; nothing was written.
+    pub dry_run: bool,
     pub changed: bool,
     /// The record that was restored (null when there was none).
     pub record: Option<String>,
@@ -994,6 +996,7 @@ pub fn rollback(
 ) -> Result<RollbackReport> {
     let nothing = || RollbackReport {
         schema: ROLLBACK_SCHEMA,
+        dry_run,
         changed: false,
         record: None,
         dropin: None,
@@ -1072,6 +1075,7 @@ pub fn rollback(
     if dry_run {
         return Ok(RollbackReport {
             schema: ROLLBACK_SCHEMA,
+            dry_run: true,
             changed: !live.is_empty() || dropin_change.is_some(),
             record: Some(paths.record_shown()),
             dropin: record.dropin_previous.as_ref().map(|_| DropinResult {
@@ -1118,6 +1122,7 @@ pub fn rollback(
     let changed = !live.is_empty() || dropin_change.is_some();
     Ok(RollbackReport {
         schema: ROLLBACK_SCHEMA,
+        dry_run: false,
         changed,
         record: Some(paths.record_shown()),
         dropin: dropin_result,

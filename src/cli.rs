@@ -46,6 +46,8 @@ impl Global {
 pub enum Format {
     Text,
     Json,
+    /// `plan` only: YAML for Kubernetes (pod sysctls, the kubelet's unsafe list, a node DaemonSet)
+    Kubernetes,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +88,7 @@ pub enum Command {
     },
     /// The recommendation: keys, current and recommended values, why, capacity, findings, drop-in diff
     #[command(
-        after_help = "Examples:\n  sysctune plan --profile reverse-proxy\n  sysctune plan --profile ./edge.toml --set connections.concurrent=860000 -v\n  sysctune plan --profile batch-client --only 'net.ipv4.*' --exit-code --format json\n  sysctune plan --profile ./crash.toml --allow-key kernel.core_pattern   # pins '|...'"
+        after_help = "Examples:\n  sysctune plan --profile reverse-proxy\n  sysctune plan --profile ./edge.toml --set connections.concurrent=860000 -v\n  sysctune plan --profile batch-client --only 'net.ipv4.*' --exit-code --format json\n  sysctune plan --profile ./crash.toml --allow-key kernel.core_pattern   # pins '|...'\n  sysctune plan --profile web-server --format kubernetes --image registry.example/sysctune:0.1.0"
     )]
     Plan(PlanArgs),
     /// Write the drop-in (atomically, only if it changes) and apply the changed keys live (read back, all or nothing)
@@ -199,6 +201,10 @@ pub struct PlanArgs {
     /// when they leave management)
     #[arg(long, value_name = "DIR", default_value = crate::apply::DEFAULT_STATE_DIR)]
     pub state_dir: String,
+    /// With --format kubernetes: the container image (with sysctune in it) the node
+    /// DaemonSet runs [default: sysctune:VERSION]
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

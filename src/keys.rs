@@ -21,13 +21,25 @@ pub enum Scope {
     Netns,
 }
 
-/// What Kubernetes lets a pod set (peers.md).
+/// What Kubernetes lets a pod set (peers.md): `Safe` keys in any pod's
+/// `securityContext.sysctls` (from [`KeyInfo::pod_safe`]'s version), `Unsafe` ones only
+/// where the kubelet allows them (`--allowed-unsafe-sysctls`), `NodeOnly` ones on the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kubernetes {
     Safe,
     Unsafe,
     NodeOnly,
+}
+
+/// Since when Kubernetes counts a key safe per pod, and the kernel it needs then (the
+/// kubelet rejects the key on an older kernel). From the Kubernetes documentation, "Using
+/// sysctls in a Kubernetes Cluster": the list of safe sysctls and its version notes;
+/// `securityContext.sysctls` itself is in the API since 1.11 (beta; GA in 1.21).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodSafe {
+    pub since: &'static str,
+    pub kernel: Option<&'static str>,
 }
 
 /// The shape of a value and the range the kernel accepts.
@@ -51,6 +63,8 @@ pub struct KeyInfo {
     pub format: Format,
     pub scope: Scope,
     pub kubernetes: Kubernetes,
+    /// For a `Safe` key: since which Kubernetes version, on which kernel.
+    pub pod_safe: Option<PodSafe>,
     /// Unit, for explanations.
     pub unit: &'static str,
 }
@@ -70,7 +84,17 @@ const fn key(
         format,
         scope,
         kubernetes,
+        pod_safe: None,
         unit,
+    }
+}
+
+/// A key Kubernetes counts safe per pod since `since` (on kernel `kernel` and later).
+const fn safe_since(info: KeyInfo, since: &'static str, kernel: Option<&'static str>) -> KeyInfo {
+    KeyInfo {
+        kubernetes: Safe,
+        pod_safe: Some(PodSafe { since, kernel }),
+        ..info
     }
 }
 
@@ -87,19 +111,27 @@ pub const KNOWN: &[KeyInfo] = &[
         NodeOnly,
         "pages",
     ),
-    key(
-        "net.ipv4.tcp_rmem",
-        Triple { min: 1, max: I32 },
-        Netns,
-        Safe,
-        "bytes",
+    safe_since(
+        key(
+            "net.ipv4.tcp_rmem",
+            Triple { min: 1, max: I32 },
+            Netns,
+            Safe,
+            "bytes",
+        ),
+        "1.32",
+        Some("4.15"),
     ),
-    key(
-        "net.ipv4.tcp_wmem",
-        Triple { min: 1, max: I32 },
-        Netns,
-        Safe,
-        "bytes",
+    safe_since(
+        key(
+            "net.ipv4.tcp_wmem",
+            Triple { min: 1, max: I32 },
+            Netns,
+            Safe,
+            "bytes",
+        ),
+        "1.32",
+        Some("4.15"),
     ),
     key(
         "net.core.rmem_max",
@@ -115,20 +147,33 @@ pub const KNOWN: &[KeyInfo] = &[
         NodeOnly,
         "bytes",
     ),
-    key(
-        "net.ipv4.ip_unprivileged_port_start",
-        Int { min: 0, max: 65535 },
-        Netns,
-        Safe,
-        "port",
+    safe_since(
+        key(
+            "net.ipv4.ip_unprivileged_port_start",
+            Int { min: 0, max: 65535 },
+            Netns,
+            Safe,
+            "port",
+        ),
+        "1.22",
+        None,
     ),
-    key("net.ipv4.ip_local_port_range", PortRange, Netns, Safe, "ports"),
-    key(
-        "net.ipv4.ip_local_reserved_ports",
-        PortList,
-        Netns,
-        Unsafe,
-        "ports",
+    safe_since(
+        key("net.ipv4.ip_local_port_range", PortRange, Netns, Safe, "ports"),
+        "1.11",
+        None,
+    ),
+    // Safe since 1.27 on kernel 3.16 or later.
+    safe_since(
+        key(
+            "net.ipv4.ip_local_reserved_ports",
+            PortList,
+            Netns,
+            Unsafe,
+            "ports",
+        ),
+        "1.27",
+        Some("3.16"),
     ),
     key(
         "net.ipv4.tcp_tw_reuse",

@@ -193,9 +193,11 @@ fn check_values(facts: &Facts, p: &plan::Plan) -> Result<(), TestCaseError> {
     );
     for k in ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"] {
         let v = ints(k);
-        if p.settings.iter().any(|s| s.key == k) {
-            prop_assert!(v[0] <= v[1] && v[1] <= v[2], "{} {:?}", k, v);
-            prop_assert!(v[1] >= 4096 || v[1] == 16384 || v[1] == 87380, "{} {:?}", k, v);
+        prop_assert!(v[0] <= v[1] && v[1] <= v[2], "{} {:?}", k, v);
+        // A default sysctune sets is at least one page (the kernel's minimum is 4096 B of
+        // tcp_rmem[0]); one it leaves is the host's, whatever it was.
+        if p.settings.iter().any(|s| s.key == k && s.change) {
+            prop_assert!(v[1] >= 4096, "{} {:?}", k, v);
         }
     }
     let range = ints("net.ipv4.ip_local_port_range");

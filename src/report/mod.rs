@@ -2,6 +2,7 @@
 
 pub mod documents;
 pub mod escape;
+pub mod kubernetes;
 pub mod text;
 
 pub use escape::safe;

@@ -713,11 +713,16 @@ fn live_line(out: &mut String, style: &Style, verb: &str, c: &crate::apply::Live
 pub fn rollback(r: &crate::apply::RollbackReport, style: &Style) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", style.bold("sysctune rollback:"), safe(&r.message));
+    let (set, restore) = if r.dry_run {
+        ("would set", "would restore")
+    } else {
+        ("set     ", "restored")
+    };
     for c in &r.live {
-        live_line(&mut out, style, "set     ", c, "");
+        live_line(&mut out, style, set, c, "");
     }
     if let Some(d) = &r.dropin {
-        let verb = if d.changed { "restored" } else { "kept" };
+        let verb = if d.changed { restore } else { "kept" };
         let _ = writeln!(out, "  {verb} {}", safe(&d.path));
     }
     out
