@@ -68,7 +68,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let report = run_apply(root, args)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
-                Format::Text => text::apply(&report, &style),
+                Format::Text | Format::Prometheus => text::apply(&report, &style),
             }))
         }
         Command::Status(state) => {
@@ -76,7 +76,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output {
                 stdout: match g.format() {
                     Format::Json => report::json(&report),
-                    Format::Text => crate::status::text(&report, &style),
+                    Format::Text | Format::Prometheus => crate::status::text(&report, &style),
                 },
                 stderr: String::new(),
                 code: report.exit_code(),
@@ -86,18 +86,23 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let report = run_rollback(root, state)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
-                Format::Text => text::rollback(&report, &style),
+                Format::Text | Format::Prometheus => text::rollback(&report, &style),
             }))
         }
         Command::Doctor(args) => {
             let top = args.top.unwrap_or(match g.format() {
                 Format::Text => 5,
-                Format::Json => 20,
+                Format::Json | Format::Prometheus => 20,
             });
-            let report = doctor::run(root, top)?;
+            let since = match &args.since {
+                Some(path) => Some(doctor::counters::read_since(path, doctor::now())?),
+                None => None,
+            };
+            let report = doctor::run(root, top, since)?;
             let stdout = match g.format() {
                 Format::Json => report::json(&report),
                 Format::Text => text::doctor(&report, &style),
+                Format::Prometheus => doctor::prometheus::render(&report),
             };
             Ok(Output {
                 stdout,
@@ -127,6 +132,14 @@ pub fn run(cli: &Cli) -> Result<Output> {
 fn check_flags(cli: &Cli) -> Result<()> {
     let json = cli.global.format() == Format::Json;
     let no = |what: &str| Err(Error::input(what.to_string()));
+    // Only doctor writes metrics; every other match on the format treats the refused
+    // prometheus as text.
+    if cli.global.format_given == Some(Format::Prometheus) && !matches!(cli.command, Command::Doctor(_)) {
+        return no(
+            "--format prometheus: only `sysctune doctor` writes metrics (the Prometheus text exposition \
+             format); use --format text or json here",
+        );
+    }
     match &cli.command {
         Command::Apply(a) if !a.plan.snapshot.is_empty() => no(
             "apply --snapshot: apply writes to the host under --root, never to a snapshot; plan a snapshot with \
@@ -156,7 +169,7 @@ fn check_flags(cli: &Cli) -> Result<()> {
 fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style, verbose: bool) -> Output {
     let stdout = match format {
         Format::Json => report::json(plan),
-        Format::Text => text::plan(plan, style, verbose),
+        Format::Text | Format::Prometheus => text::plan(plan, style, verbose),
     };
     Output {
         stdout,
@@ -383,7 +396,7 @@ fn show(
             );
             report::json(&doc)
         }
-        Format::Text => text::show(&facts, &views, &sd, &recommended, style),
+        Format::Text | Format::Prometheus => text::show(&facts, &views, &sd, &recommended, style),
     };
     Ok(Output::ok(stdout))
 }
@@ -404,7 +417,7 @@ fn profiles_list(format: Format) -> String {
             schema: report::documents::PROFILES_SCHEMA,
             profiles: list,
         }),
-        Format::Text => {
+        Format::Text | Format::Prometheus => {
             let w = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
             let mut out =
                 String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");

@@ -24,7 +24,7 @@ pub struct Global {
     /// Filesystem root to read (and write) instead of / (DIR/proc/sys, DIR/etc/sysctl.d, ...)
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Output format (text when not given)
+    /// Output format (text when not given; prometheus: doctor only)
     #[arg(long = "format", global = true, value_enum, value_name = "FORMAT")]
     pub format_given: Option<Format>,
     /// Colour: auto (NO_COLOR and non-terminals mean never), always, never
@@ -46,6 +46,8 @@ impl Global {
 pub enum Format {
     Text,
     Json,
+    /// The Prometheus text exposition format (`doctor` only).
+    Prometheus,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,9 +160,13 @@ pub enum Shell {
 
 #[derive(Args, Debug, Clone)]
 pub struct DoctorArgs {
-    /// Destinations listed in the facts, busiest first [default: 5 in text, 20 in JSON]
+    /// Destinations listed in the facts, busiest first [default: 5 in text, 20 in JSON and prometheus]
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// A previous `sysctune doctor --format json`: the kernel's incident counters are judged by how
+    /// much they moved since then, with their rates
+    #[arg(long, value_name = "FILE")]
+    pub since: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -2,68 +2,85 @@
 //! its numbers and the fix.
 //!
 //! Reads `ROOT/proc/net/sockstat`, `ROOT/proc/net/tcp` and `tcp6` (streamed, see
-//! [`crate::host::tcp_table`]), `ROOT/proc/meminfo` and the sysctls under `ROOT/proc/sys`.
-//! Every check is a pure function of those figures, one file per check under
-//! `src/doctor/`, with its thresholds, its explanation and its tests.
+//! [`crate::host::tcp_table`]), `ROOT/proc/net/netstat` and `snmp` (the kernel's
+//! counters), `ROOT/proc/meminfo` and the sysctls under `ROOT/proc/sys`. Every check is a
+//! pure function of those figures, one file per check under `src/doctor/`, with its
+//! thresholds, its explanation and its tests.
 //!
 //! | rule | figure | warning | error |
 //! |---|---|---|---|
-//! | `ports` | sockets holding an ephemeral local port, per destination address:port, against the usable ports of `ip_local_port_range` (`available(lo, hi)`: minus `ip_local_reserved_ports`) | ≥ 50 % | ≥ 90 % ("Cannot assign requested address" is imminent) |
-//! | `orphans` | sockstat `orphan` against `net.ipv4.tcp_max_orphans` | ≥ 50 % | ≥ 90 % ("too many orphaned sockets") |
-//! | `tcp-memory` | sockstat `mem` (pages) against `net.ipv4.tcp_mem` | ≥ pressure | ≥ high ("out of memory -- consider tuning tcp_mem") |
-//! | `commit` | Committed_AS against CommitLimit, only when `vm.overcommit_memory = 2` | ≥ 90 % | above 100 % (allocations are refused) |
-//! | `oom` | MemAvailable against MemTotal, only without swap | below 10 % | below 5 % |
-//! | `file-descriptors` | `fs.file-nr` allocated against `fs.file-max` | ≥ 80 % | ≥ 95 % |
+//! | `ports` ([`ports`]) | sockets holding a local port of `ip_local_port_range` per (source address, destination address:port), against the usable ports (minus reserved and listening ports); TIME_WAIT left out where `tcp_tw_reuse` applies; the pool held across destinations | ≥ 50 %; pool ≥ 90 % | ≥ 90 % ("Cannot assign requested address" is imminent) |
+//! | `time-wait` ([`time_wait`]) | sockstat `tw` against `net.ipv4.tcp_max_tw_buckets`, with `TCPTimeWaitOverflow` | at the cap | |
+//! | `orphans` ([`orphans`]) | sockstat `orphan` against `net.ipv4.tcp_max_orphans`, as `tcp_too_many_orphans` judges them | over 1/4 | over the cap ("too many orphaned sockets") |
+//! | `tcp-memory` ([`tcp_memory`]) | sockstat `mem` against `net.ipv4.tcp_mem`, in the kernel's quantum | ≥ pressure | ≥ high ("out of memory -- consider tuning tcp_mem") |
+//! | `commit` ([`commit`]) | Committed_AS against CommitLimit, only when `vm.overcommit_memory = 2` | ≥ 90 % | above 100 % (allocations are refused) |
+//! | `oom` ([`oom`]) | MemAvailable against MemTotal, only without swap | below 10 % | below 5 % |
+//! | `file-descriptors` ([`files`]) | `fs.file-nr` allocated against `fs.file-max` | ≥ 80 % | ≥ 95 % |
+//! | `counters` ([`counters`]) | the kernel's incident counters (`TCPAbortOnMemory`, `ListenOverflows`, ...) | moved since `--since` | |
 //!
 //! Choices:
-//! - Which sockets hold a port for a destination: see [`crate::host::tcp_table`]
-//!   (connected states, local port connect() could have picked, listeners and the
-//!   connections accepted on them left out).
-//! - Orphans: the kernel may count an orphan two or four times (idle peer, soft error),
-//!   so "too many orphaned sockets" can appear from 25 %; the thresholds are on the plain
-//!   count, and the message says so.
 //! - `tcp_mem` and `tcp_max_orphans` exist only in the host's network namespace; in a
 //!   child namespace their checks are skipped with an info finding.
-//! - With swap, a low MemAvailable pages out instead of killing at once: info only.
 //! - Missing `tcp6` (IPv6 disabled) is not a finding; both tables missing is an info.
+//!   Missing `netstat` is an info of `counters`.
 //! - Exit code 1 when any finding is a warning or an error, 0 otherwise.
 
 pub mod commit;
+pub mod counters;
 pub mod files;
 pub mod oom;
 pub mod orphans;
 pub mod ports;
+pub mod prometheus;
 pub mod tcp_memory;
+pub mod time_wait;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::host::netstat::{self, Counters};
 use crate::host::tcp_table::{self, PortScan, STATE_NAMES, TableRead};
-use crate::host::{Facts, Sockstat};
+use crate::host::{Facts, Sockstat, fs};
 use crate::rules::port_range::{available, max_new_per_second};
 use crate::rules::{Finding, Severity};
 
 pub use commit::{COMMIT_WARNING_PERCENT, check_commit};
+pub use counters::{Since, check_counters};
 pub use files::{FILES_ERROR_PERCENT, FILES_WARNING_PERCENT, check_files};
 pub use oom::{OOM_ERROR_BELOW_PERCENT, OOM_WARNING_BELOW_PERCENT, check_oom};
-pub use orphans::{ORPHANS_ERROR_PERCENT, ORPHANS_WARNING_PERCENT, check_orphans};
-pub use ports::{PORT_FINDINGS_MAX, PORTS_ERROR_PERCENT, PORTS_WARNING_PERCENT, check_ports, port_severity};
+pub use orphans::check_orphans;
+pub use ports::{
+    PORT_FINDINGS_MAX, PORTS_ERROR_PERCENT, PORTS_WARNING_PERCENT, PortModel, Reuse, check_ports,
+    port_severity,
+};
 pub use tcp_memory::check_tcp_memory;
+pub use time_wait::check_time_wait;
 
 pub const SCHEMA: &str = "sysctune/doctor/v1";
 
 const RANGE: &str = "net.ipv4.ip_local_port_range";
 
+/// Keys doctor reads besides the rules' own.
+pub const EXTRA_KEYS: [&str; 3] = [
+    "net.ipv4.tcp_timestamps",
+    "net.ipv4.tcp_tw_reuse_delay",
+    "net.ipv4.tcp_max_tw_buckets",
+];
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
+    /// When the figures were read: seconds since the epoch (what `--since` compares).
+    pub time: u64,
     pub host: HostInfo,
     /// `healthy`, `warning` or `error`: the worst finding.
     pub status: &'static str,
     /// Worst first; within a severity, in the order of the table above.
     pub findings: Vec<Finding>,
+    /// The previous document of `--since`, `null` without it.
+    pub since: Option<Since>,
     pub facts: DoctorFacts,
 }
 
@@ -76,15 +93,21 @@ pub struct HostInfo {
 #[derive(Clone, Debug, Serialize)]
 pub struct DoctorFacts {
     pub page_size: u64,
+    /// The unit of tcp_mem and sockstat `mem`, bytes (4096 on 64 KiB-page kernels
+    /// 4.10-5.19, else the page).
+    pub mem_quantum: u64,
     pub sockstat: Option<Sockstat>,
-    /// `net.ipv4.tcp_mem`, pages: low, pressure, high. `null` in a child netns.
+    /// `net.ipv4.tcp_mem`, in quanta: low, pressure, high. `null` in a child netns.
     pub tcp_mem: Option<[u64; 3]>,
     pub tcp_max_orphans: Option<u64>,
+    pub tcp_max_tw_buckets: Option<u64>,
     /// `null` when the kernel has no `ip_local_port_range`.
     pub ports: Option<PortFacts>,
     pub memory: MemoryFacts,
     /// `fs.file-nr` allocated and `fs.file-max`; `null` when absent.
     pub files: Option<FileFacts>,
+    /// The watched counters of /proc/net/netstat (since boot), by name.
+    pub counters: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -93,10 +116,18 @@ pub struct PortFacts {
     pub range: [u32; 2],
     /// Reserved ports inside the range.
     pub reserved: u64,
-    /// `available(lo, hi)`: the ports connect() may pick.
+    /// The ports connect() may pick: `available(lo, hi)` minus the listening ports.
     pub usable: u64,
-    /// New connections per second one destination sustains: usable / 60 s of TIME_WAIT.
+    /// New connections per second one destination sustains without reuse: usable / 60 s
+    /// of TIME_WAIT.
     pub max_new_per_second_per_destination: u64,
+    /// The same where `tcp_tw_reuse` applies (usable / `tcp_tw_reuse_delay`); `null` when
+    /// it applies to no destination (0, or no timestamps).
+    pub max_new_per_second_with_reuse: Option<u64>,
+    pub reuse: Reuse,
+    /// Distinct local ports of the range held across all destinations: the pool a bind()
+    /// before connect() draws from.
+    pub pool_held: u64,
     pub tables: Vec<TableRead>,
     /// Socket lines read, all states.
     pub sockets: u64,
@@ -110,10 +141,12 @@ pub struct PortFacts {
     pub inbound: u64,
     /// Connected sockets on a port connect() would not pick (bound explicitly).
     pub not_ephemeral: u64,
-    /// Distinct destinations (address:port).
+    /// Distinct (source address, destination address:port) pairs.
     pub destinations: u64,
-    /// The busiest destinations, busiest first.
+    /// The busiest pairs, busiest first.
     pub top: Vec<DestinationFact>,
+    /// The ports held (as `held` counts them) by the pairs not in `top`, summed.
+    pub held_other: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -122,13 +155,19 @@ pub struct DestinationFact {
     pub destination: String,
     pub address: String,
     pub port: u16,
+    /// The local address the connections leave from.
+    pub source: String,
     /// Sockets holding a local port for it.
     pub total: u64,
+    /// The ports judged held: `total`, less TIME_WAIT where reuse applies.
+    pub held: u64,
+    /// `tcp_tw_reuse` applies to this pair.
+    pub reuse: bool,
     pub time_wait: u32,
     pub established: u32,
     pub syn_sent: u32,
     pub other: u32,
-    /// total / usable, in percent, rounded down to one decimal.
+    /// held / usable, in percent, rounded down to one decimal.
     pub percent: f64,
 }
 
@@ -148,9 +187,43 @@ pub struct FileFacts {
     pub max: u64,
 }
 
+/// What doctor reads besides [`Facts`] and the tables.
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    /// Seconds since the epoch.
+    pub time: u64,
+    /// /proc/net/netstat and /proc/net/snmp, merged by prefix.
+    pub counters: Counters,
+    pub since: Option<Since>,
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Read the counter files under `root`: both missing is an empty set; garbled is an
+/// error naming the file and line.
+pub fn read_counters(root: &crate::host::Root) -> Result<Counters> {
+    let mut out = Counters::new();
+    for inside in ["/proc/net/netstat", "/proc/net/snmp"] {
+        let Some(text) = root.read_text(inside, fs::MAX_SMALL)? else {
+            continue;
+        };
+        let parsed = netstat::parse(&text).map_err(|e| Error::host(&root.shown(inside), e))?;
+        for (prefix, values) in parsed {
+            out.entry(prefix).or_default().extend(values);
+        }
+    }
+    Ok(out)
+}
+
 /// Read everything under `root` and diagnose. `top`: destinations kept in the facts.
-pub fn run(root: &crate::host::Root, top: usize) -> Result<Report> {
-    let facts = crate::host::read(root, &[])?;
+pub fn run(root: &crate::host::Root, top: usize, since: Option<Since>) -> Result<Report> {
+    let extra_keys: Vec<String> = EXTRA_KEYS.iter().map(|k| k.to_string()).collect();
+    let facts = crate::host::read(root, &extra_keys)?;
     let scanned = match facts.port_range() {
         Some((lo, hi)) => {
             let mut scan = PortScan::new(lo, hi, &facts.reserved_ports());
@@ -159,35 +232,66 @@ pub fn run(root: &crate::host::Root, top: usize) -> Result<Report> {
         }
         None => None,
     };
+    let extra = Extra {
+        time: now(),
+        counters: read_counters(root)?,
+        since,
+    };
     Ok(diagnose(
         &facts,
         scanned.as_ref().map(|(s, t)| (s, t.as_slice())),
+        &extra,
         top,
     ))
 }
 
+/// The reuse settings of `facts`.
+pub fn reuse(facts: &Facts) -> Reuse {
+    Reuse {
+        tcp_tw_reuse: facts.u64("net.ipv4.tcp_tw_reuse"),
+        tcp_timestamps: facts.u64("net.ipv4.tcp_timestamps"),
+        delay_ms: facts
+            .u64("net.ipv4.tcp_tw_reuse_delay")
+            .unwrap_or(ports::DEFAULT_REUSE_DELAY_MS),
+    }
+}
+
 /// The diagnosis of read facts and a scanned TCP table (`None` when the port range is
 /// absent and the tables were not read).
-pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: usize) -> Report {
+pub fn diagnose(
+    facts: &Facts,
+    scanned: Option<(&PortScan, &[TableRead])>,
+    extra: &Extra,
+    top: usize,
+) -> Report {
     let mut findings = Vec::new();
     let page = facts.page_size;
+    let quantum = tcp_memory::quantum(&facts.kernel, page);
 
     // ports
     let ports = match (facts.port_range(), scanned) {
         (Some((lo, hi)), Some((scan, tables))) => {
-            let reserved = facts.reserved_ports();
-            let usable = available(lo, hi, &reserved);
+            let reserved_ports = facts.reserved_ports();
+            let available = available(lo, hi, &reserved_ports);
             let range_len = if lo > hi { 0 } else { hi as u64 - lo as u64 + 1 };
+            let model = PortModel {
+                range: (lo, hi),
+                reserved: range_len - available,
+                listening: scan.listening_in_range,
+                usable: available.saturating_sub(scan.listening_in_range),
+                reuse: reuse(facts),
+                pool_held: scan.pool_held(),
+            };
+            let usable = model.usable;
             let keep = top.max(PORT_FINDINGS_MAX);
             let busiest = scan.top(keep);
             let over: Vec<Severity> = scan
                 .iter()
-                .filter_map(|d| port_severity(d.counts.total(), usable))
+                .filter_map(|d| model.severity(&d))
                 .filter(|s| *s > Severity::Info)
                 .collect();
             findings.extend(check_ports(
-                (lo, hi),
-                usable,
+                &model,
                 tables,
                 &busiest,
                 &over,
@@ -199,11 +303,23 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
                     states.insert(STATE_NAMES[i], *n);
                 }
             }
+            let top_facts: Vec<DestinationFact> = busiest
+                .iter()
+                .take(top)
+                .map(|d| ports::destination_fact(d, &model))
+                .collect();
+            let held_all: u64 = scan.iter().map(|d| model.held(&d)).sum();
+            let held_other = held_all.saturating_sub(top_facts.iter().map(|d| d.held).sum());
+            let r = model.reuse;
+            let reuse_any = r.tcp_timestamps.unwrap_or(1) >= 1 && matches!(r.tcp_tw_reuse, Some(1 | 2));
             Some(PortFacts {
                 range: [lo, hi],
-                reserved: range_len - usable,
+                reserved: model.reserved,
                 usable,
                 max_new_per_second_per_destination: max_new_per_second(usable),
+                max_new_per_second_with_reuse: reuse_any.then(|| r.max_new_per_second(usable)),
+                reuse: r,
+                pool_held: model.pool_held,
                 tables: tables.to_vec(),
                 sockets: scan.sockets,
                 states,
@@ -212,11 +328,8 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
                 inbound: scan.inbound,
                 not_ephemeral: scan.not_ephemeral,
                 destinations: scan.destinations() as u64,
-                top: busiest
-                    .iter()
-                    .take(top)
-                    .map(|d| ports::destination_fact(d, usable))
-                    .collect(),
+                top: top_facts,
+                held_other,
             })
         }
         _ => {
@@ -232,11 +345,27 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
         }
     };
 
-    // orphans and TCP memory
+    // TIME_WAIT, orphans and TCP memory
+    let counters = counters::pick(&extra.counters);
+    let max_tw = facts.u64("net.ipv4.tcp_max_tw_buckets");
+    findings.push(check_time_wait(
+        facts.sockstat.map(|s| s.tcp_tw),
+        max_tw,
+        counters.get("TCPTimeWaitOverflow").copied(),
+    ));
     let tcp_mem = facts.triple("net.ipv4.tcp_mem");
     let max_orphans = facts.u64("net.ipv4.tcp_max_orphans");
-    findings.push(check_orphans(facts.sockstat.map(|s| s.tcp_orphan), max_orphans));
-    findings.push(check_tcp_memory(facts.sockstat.map(|s| s.tcp_mem), tcp_mem, page));
+    let over_high = matches!((facts.sockstat, tcp_mem), (Some(s), Some([_, _, high])) if s.tcp_mem > high);
+    findings.push(check_orphans(
+        facts.sockstat.map(|s| s.tcp_orphan),
+        max_orphans,
+        over_high,
+    ));
+    findings.push(check_tcp_memory(
+        facts.sockstat.map(|s| s.tcp_mem),
+        tcp_mem,
+        quantum,
+    ));
 
     // memory
     let m = &facts.mem;
@@ -265,6 +394,9 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
         None => check_files(files),
     });
 
+    // past incidents
+    findings.extend(check_counters(&counters, extra.since.as_ref()));
+
     // worst first, stable within a severity
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let status = match findings.iter().map(|f| f.severity).max() {
@@ -275,17 +407,21 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
 
     Report {
         schema: SCHEMA,
+        time: extra.time,
         host: HostInfo {
             name: facts.hostname.clone(),
             kernel: facts.kernel.clone(),
         },
         status,
         findings,
+        since: extra.since.clone(),
         facts: DoctorFacts {
             page_size: page,
+            mem_quantum: quantum,
             sockstat: facts.sockstat,
             tcp_mem,
             tcp_max_orphans: max_orphans,
+            tcp_max_tw_buckets: max_tw,
             ports,
             memory: MemoryFacts {
                 mem_total: m.mem_total,
@@ -296,6 +432,7 @@ pub fn diagnose(facts: &Facts, scanned: Option<(&PortScan, &[TableRead])>, top: 
                 overcommit_memory: mode,
             },
             files,
+            counters,
         },
     }
 }

@@ -3,10 +3,27 @@
 //! Warning at pressure, error at high ("out of memory -- consider tuning tcp_mem").
 //! `tcp_mem` exists only in the host's network namespace: in a child namespace the check
 //! is skipped with an info finding.
+//!
+//! Both figures are in the kernel's memory quantum, not always the page: on kernels
+//! 4.10-5.19 with pages larger than 4 KiB, `SK_MEM_QUANTUM` was 4096 (commit bd68a2a854ad;
+//! 6.0 restored the page), so there a "page" of tcp_mem and of sockstat `mem` is 4 KiB.
 
 use super::percent;
 use crate::rules::{Finding, Severity};
 use crate::units::human_pages;
+
+/// The unit of tcp_mem and sockstat `mem`, in bytes: 4096 on kernels 4.10-5.19 whose page
+/// is larger, else the page. A release without a parsable major.minor counts as outside
+/// 4.10-5.19.
+pub fn quantum(kernel: &str, page: u64) -> u64 {
+    let mut parts = kernel.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (major, minor) {
+        (Some(major), Some(minor)) if page > 4096 && ((4, 10)..=(5, 19)).contains(&(major, minor)) => 4096,
+        _ => page,
+    }
+}
 
 /// `tcp-memory`: sockstat `mem` (pages) against `tcp_mem` (pages).
 pub fn check_tcp_memory(mem: Option<u64>, tcp_mem: Option<[u64; 3]>, page: u64) -> Finding {
@@ -74,6 +91,18 @@ pub fn check_tcp_memory(mem: Option<u64>, tcp_mem: Option<[u64; 3]>, page: u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quantum_is_4_kib_on_64_kib_page_kernels_4_10_to_5_19() {
+        assert_eq!(quantum("5.15.0-91-generic", 65536), 4096);
+        assert_eq!(quantum("4.10.0", 65536), 4096);
+        assert_eq!(quantum("5.19.17", 16384), 4096);
+        assert_eq!(quantum("4.9.337", 65536), 65536);
+        assert_eq!(quantum("6.1.0-18-arm64", 65536), 65536);
+        assert_eq!(quantum("5.15.0", 4096), 4096);
+        assert_eq!(quantum("unknown", 65536), 65536);
+        assert_eq!(quantum("5", 65536), 65536);
+    }
 
     #[test]
     fn tcp_memory_thresholds() {
