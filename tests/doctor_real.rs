@@ -379,11 +379,19 @@ fn two_sources_to_one_destination_each_have_the_whole_range() {
     };
     assert!(results.split(' ').all(|x| x == "ok"), "{results}");
     let ports = messages(&r, "ports");
-    assert_eq!(ports.len(), 3, "{ports:?}");
-    // the two sources' ports together are all 10: a bind() before connect() fails now
-    assert_eq!(ports[2].0, "warning");
-    assert!(ports[2].1.starts_with("10 of the 10 usable"), "{ports:?}");
-    assert!(ports[2].1.contains("the pool is full"), "{ports:?}");
+    // The kernel picks each source's 9 ports from its own hash offset: together they are
+    // usually all 10 (then a bind() before connect() fails, and the pool is named), or
+    // the same 9.
+    let pool = r["facts"]["ports"]["pool_held"].as_u64().unwrap();
+    assert!(pool == 9 || pool == 10, "{pool}");
+    if pool == 10 {
+        assert_eq!(ports.len(), 3, "{ports:?}");
+        assert_eq!(ports[2].0, "warning");
+        assert!(ports[2].1.starts_with("10 of the 10 usable"), "{ports:?}");
+        assert!(ports[2].1.contains("the pool is full"), "{ports:?}");
+    } else {
+        assert_eq!(ports.len(), 2, "{ports:?}");
+    }
     for (sev, m) in &ports[..2] {
         assert_eq!(*sev, "error");
         assert!(m.contains("9 of the 10 usable"), "{m}");
@@ -398,7 +406,6 @@ fn two_sources_to_one_destination_each_have_the_whole_range() {
         "{ports:?}"
     );
     assert_eq!(r["facts"]["ports"]["destinations"], 2);
-    assert_eq!(r["facts"]["ports"]["pool_held"], 10);
 }
 
 #[test]
