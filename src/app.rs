@@ -88,8 +88,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let report = run_apply(root, args)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
-                // Kubernetes: refused by check_flags before this.
-                Format::Text | Format::Kubernetes => text::apply(&report, &style),
+                // Kubernetes and Prometheus: refused by check_flags before this.
+                Format::Text | Format::Kubernetes | Format::Prometheus => text::apply(&report, &style),
             }))
         }
         Command::Status(state) => {
@@ -97,8 +97,10 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output {
                 stdout: match g.format() {
                     Format::Json => report::json(&report),
-                    // Kubernetes: refused by check_flags before this.
-                    Format::Text | Format::Kubernetes => crate::status::text(&report, &style),
+                    // Kubernetes and Prometheus: refused by check_flags before this.
+                    Format::Text | Format::Kubernetes | Format::Prometheus => {
+                        crate::status::text(&report, &style)
+                    }
                 },
                 stderr: String::new(),
                 code: report.exit_code(),
@@ -108,21 +110,26 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let report = run_rollback(root, state)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
-                // Kubernetes: refused by check_flags before this.
-                Format::Text | Format::Kubernetes => text::rollback(&report, &style),
+                // Kubernetes and Prometheus: refused by check_flags before this.
+                Format::Text | Format::Kubernetes | Format::Prometheus => text::rollback(&report, &style),
             }))
         }
         Command::Doctor(args) => {
             let top = args.top.unwrap_or(match g.format() {
                 // Kubernetes: refused by check_flags before this.
                 Format::Text | Format::Kubernetes => 5,
-                Format::Json => 20,
+                Format::Json | Format::Prometheus => 20,
             });
-            let report = doctor::run(root, top)?;
+            let since = match &args.since {
+                Some(path) => Some(doctor::counters::read_since(path, doctor::now())?),
+                None => None,
+            };
+            let report = doctor::run(root, top, since)?;
             let stdout = match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes: refused by check_flags before this.
                 Format::Text | Format::Kubernetes => text::doctor(&report, &style),
+                Format::Prometheus => doctor::prometheus::render(&report),
             };
             Ok(Output {
                 stdout,
@@ -153,6 +160,14 @@ fn check_flags(cli: &Cli) -> Result<()> {
     let json = cli.global.format() == Format::Json;
     let kubernetes = cli.global.format() == Format::Kubernetes;
     let no = |what: &str| Err(Error::input(what.to_string()));
+    // Only doctor writes metrics; every other match on the format treats the refused
+    // prometheus as text.
+    if cli.global.format_given == Some(Format::Prometheus) && !matches!(cli.command, Command::Doctor(_)) {
+        return no(
+            "--format prometheus: only `sysctune doctor` writes metrics (the Prometheus text exposition \
+             format); use --format text or json here",
+        );
+    }
     match &cli.command {
         Command::Plan(a) if kubernetes && !a.snapshot.is_empty() => no(
             "plan --format kubernetes --snapshot: Kubernetes output is for one host's plan (a node pool's \
@@ -198,8 +213,8 @@ fn check_flags(cli: &Cli) -> Result<()> {
 fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style, verbose: bool) -> Output {
     let stdout = match format {
         Format::Json => report::json(plan),
-        // Kubernetes: refused by check_flags before this.
-        Format::Text | Format::Kubernetes => text::plan(plan, style, verbose),
+        // Kubernetes and Prometheus: refused by check_flags before this.
+        Format::Text | Format::Kubernetes | Format::Prometheus => text::plan(plan, style, verbose),
     };
     Output {
         stdout,
@@ -427,8 +442,10 @@ fn show(
             );
             report::json(&doc)
         }
-        // Kubernetes: refused by check_flags before this.
-        Format::Text | Format::Kubernetes => text::show(&facts, &views, &sd, &recommended, style),
+        // Kubernetes and Prometheus: refused by check_flags before this.
+        Format::Text | Format::Kubernetes | Format::Prometheus => {
+            text::show(&facts, &views, &sd, &recommended, style)
+        }
     };
     Ok(Output::ok(stdout))
 }
@@ -449,8 +466,8 @@ fn profiles_list(format: Format) -> String {
             schema: report::documents::PROFILES_SCHEMA,
             profiles: list,
         }),
-        // Kubernetes: refused by check_flags before this.
-        Format::Text | Format::Kubernetes => {
+        // Kubernetes and Prometheus: refused by check_flags before this.
+        Format::Text | Format::Kubernetes | Format::Prometheus => {
             let w = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
             let mut out =
                 String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");
