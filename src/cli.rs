@@ -194,9 +194,14 @@ pub struct PlanArgs {
     /// Exit 1 when changes are pending (a live value or the drop-in differs)
     #[arg(long)]
     pub exit_code: bool,
-    /// Plan from snapshots (files or directories of *.json) instead of this host: one plan per host
+    /// Plan from snapshots (files or directories of *.json) instead of this host: one plan per host.
+    /// `-` reads the paths from stdin, `@LIST` from the file LIST, one per line
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub snapshot: Vec<PathBuf>,
+    /// With --snapshot: write each host's drop-in to DIR/HOST/<drop-in path> (HOST: the
+    /// snapshot's file name without .json), for a config repository to review
+    #[arg(long, value_name = "DIR", requires = "snapshot")]
+    pub output_dir: Option<PathBuf>,
     /// Let the profile pin KEY although it is dangerous (repeatable). Without it, pins of
     /// kernel.core_pattern = '|...' or '@...', kernel.modprobe, kernel.hotplug,
     /// kernel.poweroff_cmd, fs.binfmt_misc.*, vm.drop_caches and vm.compact_memory are refused
