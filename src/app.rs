@@ -88,8 +88,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let report = run_apply(root, args)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
-                // Kubernetes: refused by check_flags before this.
-                Format::Text | Format::Kubernetes => text::apply(&report, &style),
+                // Kubernetes and Prometheus: refused by check_flags before this.
+                Format::Text | Format::Kubernetes | Format::Prometheus => text::apply(&report, &style),
             }))
         }
         Command::Status(state) => {
@@ -97,8 +97,10 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output {
                 stdout: match g.format() {
                     Format::Json => report::json(&report),
-                    // Kubernetes: refused by check_flags before this.
-                    Format::Text | Format::Kubernetes => crate::status::text(&report, &style),
+                    // Kubernetes and Prometheus: refused by check_flags before this.
+                    Format::Text | Format::Kubernetes | Format::Prometheus => {
+                        crate::status::text(&report, &style)
+                    }
                 },
                 stderr: String::new(),
                 code: report.exit_code(),
@@ -108,21 +110,26 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let report = run_rollback(root, state)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
-                // Kubernetes: refused by check_flags before this.
-                Format::Text | Format::Kubernetes => text::rollback(&report, &style),
+                // Kubernetes and Prometheus: refused by check_flags before this.
+                Format::Text | Format::Kubernetes | Format::Prometheus => text::rollback(&report, &style),
             }))
         }
         Command::Doctor(args) => {
             let top = args.top.unwrap_or(match g.format() {
                 // Kubernetes: refused by check_flags before this.
                 Format::Text | Format::Kubernetes => 5,
-                Format::Json => 20,
+                Format::Json | Format::Prometheus => 20,
             });
-            let report = doctor::run(root, top)?;
+            let since = match &args.since {
+                Some(path) => Some(doctor::counters::read_since(path, doctor::now())?),
+                None => None,
+            };
+            let report = doctor::run(root, top, since)?;
             let stdout = match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes: refused by check_flags before this.
                 Format::Text | Format::Kubernetes => text::doctor(&report, &style),
+                Format::Prometheus => doctor::prometheus::render(&report),
             };
             Ok(Output {
                 stdout,
@@ -153,6 +160,14 @@ fn check_flags(cli: &Cli) -> Result<()> {
     let json = cli.global.format() == Format::Json;
     let kubernetes = cli.global.format() == Format::Kubernetes;
     let no = |what: &str| Err(Error::input(what.to_string()));
+    // Only doctor writes metrics; every other match on the format treats the refused
+    // prometheus as text.
+    if cli.global.format_given == Some(Format::Prometheus) && !matches!(cli.command, Command::Doctor(_)) {
+        return no(
+            "--format prometheus: only `sysctune doctor` writes metrics (the Prometheus text exposition \
+             format); use --format text or json here",
+        );
+    }
     match &cli.command {
         Command::Plan(a) if kubernetes && !a.snapshot.is_empty() => no(
             "plan --format kubernetes --snapshot: Kubernetes output is for one host's plan (a node pool's \
@@ -198,8 +213,8 @@ fn check_flags(cli: &Cli) -> Result<()> {
 fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style, verbose: bool) -> Output {
     let stdout = match format {
         Format::Json => report::json(plan),
-        // Kubernetes: refused by check_flags before this.
-        Format::Text | Format::Kubernetes => text::plan(plan, style, verbose),
+        // Kubernetes and Prometheus: refused by check_flags before this.
+        Format::Text | Format::Kubernetes | Format::Prometheus => text::plan(plan, style, verbose),
     };
     Output {
         stdout,
@@ -384,6 +399,7 @@ fn show(
                 allow_keys: allow_keys.to_vec(),
                 state_dir: apply::DEFAULT_STATE_DIR.to_string(),
                 image: None,
+                output_dir: None,
             };
             let (plan, _) = make_plan(root, &args)?;
             plan.settings
@@ -427,8 +443,10 @@ fn show(
             );
             report::json(&doc)
         }
-        // Kubernetes: refused by check_flags before this.
-        Format::Text | Format::Kubernetes => text::show(&facts, &views, &sd, &recommended, style),
+        // Kubernetes and Prometheus: refused by check_flags before this.
+        Format::Text | Format::Kubernetes | Format::Prometheus => {
+            text::show(&facts, &views, &sd, &recommended, style)
+        }
     };
     Ok(Output::ok(stdout))
 }
@@ -449,8 +467,8 @@ fn profiles_list(format: Format) -> String {
             schema: report::documents::PROFILES_SCHEMA,
             profiles: list,
         }),
-        // Kubernetes: refused by check_flags before this.
-        Format::Text | Format::Kubernetes => {
+        // Kubernetes and Prometheus: refused by check_flags before this.
+        Format::Text | Format::Kubernetes | Format::Prometheus => {
             let w = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
             let mut out =
                 String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");
@@ -560,7 +578,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     let prof = profile::load(&args.profile, &args.sets)?;
     profile::check_pins(&prof, &args.allow_keys)?;
     apply::inside_root("--dropin", &args.dropin)?;
-    let files = snapshot::expand(&args.snapshot);
+    let files = snapshot::expand(&args.snapshot)?;
     let one = |path: &PathBuf| -> Result<plan::Plan> {
         if path.is_dir() {
             return Err(Error::host(path, "no *.json snapshot in this directory"));
@@ -572,7 +590,11 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
         })
     };
 
-    if files.len() == 1 && args.snapshot.len() == 1 && !args.snapshot[0].is_dir() {
+    if files.len() == 1
+        && args.snapshot.len() == 1
+        && files[0] == args.snapshot[0]
+        && args.output_dir.is_none()
+    {
         return Ok(plan_output(
             &one(&files[0])?,
             args.exit_code,
@@ -582,37 +604,72 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
         ));
     }
 
-    // Each worker keeps only what is printed (a JSON line, a summary row), not the plans.
+    // Streamed: workers take hosts from a shared counter, results are printed in the order
+    // of the hosts as they come, and at most a window of them waits in memory. Each keeps
+    // only what is printed (a JSON line, a summary row), not the plans.
+    let out_dir = match &args.output_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, &e))?;
+            Some(Root::open(d).map_err(|e| Error::input(format!("--output-dir: {e}")))?)
+        }
+        None => None,
+    };
     let summarise = |path: &PathBuf| -> Result<(Option<String>, text::FleetRow)> {
         let plan = one(path)?;
+        if let Some(dir) = &out_dir {
+            write_fleet_dropin(dir, path, &plan)?;
+        }
         let line = (format == Format::Json).then(|| report::json_line(&plan));
         Ok((line, text::FleetRow::of(path, &plan)))
     };
-    let results = for_each_host(&files, &summarise);
-
-    let mut stdout = String::new();
-    let mut stderr = String::new();
+    let host = |i: usize| guarded(&files[i], &|p| summarise(&p.to_path_buf()));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = Vec::new();
     let mut failed = 0;
-    for result in results {
-        match result {
+    let mut stdout = std::io::stdout().lock();
+    let mut broken = false;
+    let mut emit = |i: usize, result: Result<(Option<String>, text::FleetRow)>| {
+        use std::io::Write;
+        let line = match result {
             Ok((line, row)) => {
-                if let Some(line) = line {
-                    stdout.push_str(&line);
-                    stdout.push('\n');
-                }
                 rows.push(row);
+                line
             }
             Err(e) => {
                 failed += 1;
-                stderr.push_str(&format!("sysctune: error: {e}\n"));
+                let _ = std::io::stderr()
+                    .lock()
+                    .write_all(report::escape::safe_lines(&format!("sysctune: error: {e}\n")).as_bytes());
+                // One line per host, so lines match hosts.
+                (format == Format::Json).then(|| {
+                    report::json_line(&report::documents::FleetError {
+                        schema: plan::SCHEMA,
+                        host: report::documents::FleetHost {
+                            snapshot: files[i].display().to_string(),
+                        },
+                        error: e.to_string(),
+                    })
+                })
             }
+        };
+        if let Some(line) = line
+            && !broken
+            && stdout
+                .write_all(line.as_bytes())
+                .and_then(|_| stdout.write_all(b"\n"))
+                .and_then(|_| stdout.flush())
+                .is_err()
+        {
+            broken = true;
         }
-    }
+    };
+    crate::fleet::ordered(files.len(), workers, 4 * workers, &host, &mut emit);
     let changed = rows.iter().any(|r| r.changed);
-    if format == Format::Text {
-        stdout = text::fleet(&rows, files.len(), failed, style);
-    }
+    let stdout = if format == Format::Text {
+        text::fleet(&rows, files.len(), failed, style)
+    } else {
+        String::new()
+    };
     let code = if failed > 0 {
         2
     } else if args.exit_code && changed {
@@ -620,49 +677,41 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     } else {
         0
     };
-    Ok(Output { stdout, stderr, code })
+    Ok(Output {
+        stdout,
+        stderr: String::new(),
+        code,
+    })
 }
 
-/// `work` on every file, in parallel on every core, the results in the order of the files.
-/// Hosts are independent, so a bug (a panic) in one host's planning is an error for that
-/// host alone: the others are still planned and reported.
-fn for_each_host<T: Send>(
-    files: &[PathBuf],
-    work: &(dyn Fn(&PathBuf) -> Result<T> + Sync),
-) -> Vec<Result<T>> {
-    let guarded = |path: &PathBuf| {
-        crate::crash::catch(|| work(path)).unwrap_or_else(|panic| {
-            Err(Error::input(format!(
-                "internal error planning {}: {panic}; please report it",
-                path.display()
-            )))
-        })
-    };
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(workers).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|c| (c, s.spawn(move || c.iter().map(guarded).collect::<Vec<_>>())))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(c, h)| {
-                // Every panic is caught in the worker; should one escape, its hosts fail alone.
-                h.join().unwrap_or_else(|_| {
-                    c.iter()
-                        .map(|p| {
-                            Err(Error::input(format!(
-                                "internal error planning {}; please report it",
-                                p.display()
-                            )))
-                        })
-                        .collect()
-                })
-            })
-            .collect()
+/// `--output-dir DIR`: the drop-in a host would get, at `DIR/NAME/<drop-in path>`, NAME the
+/// snapshot's file name without `.json` (snapshots are taken as `HOST.json`), for a config
+/// repository to review as a pull request.
+fn write_fleet_dropin(dir: &Root, snapshot: &std::path::Path, plan: &plan::Plan) -> Result<()> {
+    let name = snapshot
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty() && *s != "." && *s != ".." && !s.chars().any(char::is_control))
+        .ok_or_else(|| Error::host(snapshot, "a snapshot's file name must name the host (HOST.json)"))?;
+    let (parent, file) = plan
+        .dropin
+        .path
+        .rsplit_once('/')
+        .ok_or_else(|| Error::input(format!("--dropin {}: not an absolute path", plan.dropin.path)))?;
+    let target = format!("/{name}{parent}");
+    dir.dir(&target, Some(0o755))?
+        .ok_or_else(|| Error::Write(format!("{}: could not be created", dir.shown(&target).display())))?
+        .write_atomic(file, plan.dropin.content.as_bytes(), 0o644)
+}
+
+/// `work` on one host of a fleet: a bug (a panic) in one host's planning is an error for
+/// that host alone; the others are still planned and reported.
+fn guarded<T>(path: &std::path::Path, work: &dyn Fn(&std::path::Path) -> Result<T>) -> Result<T> {
+    crate::crash::catch(|| work(path)).unwrap_or_else(|panic| {
+        Err(Error::input(format!(
+            "internal error planning {}: {panic}; please report it",
+            path.display()
+        )))
     })
 }
 
@@ -676,13 +725,16 @@ mod tests {
             .iter()
             .map(PathBuf::from)
             .collect();
-        let work = |p: &PathBuf| -> Result<String> {
+        let work = |p: &std::path::Path| -> Result<String> {
             if p.ends_with("boom.json") {
                 panic!("rule x divided by zero");
             }
             Ok(p.display().to_string())
         };
-        let results = for_each_host(&files, &work);
+        let mut results = Vec::new();
+        crate::fleet::ordered(files.len(), 2, 4, &|i| guarded(&files[i], &work), &mut |_, r| {
+            results.push(r)
+        });
         assert_eq!(results.len(), 3);
         assert_eq!(results[0].as_ref().unwrap(), "a.json");
         assert_eq!(results[2].as_ref().unwrap(), "c.json");

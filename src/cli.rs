@@ -24,7 +24,7 @@ pub struct Global {
     /// Filesystem root to read (and write) instead of / (DIR/proc/sys, DIR/etc/sysctl.d, ...)
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Output format (text when not given)
+    /// Output format (text when not given; prometheus: doctor only)
     #[arg(long = "format", global = true, value_enum, value_name = "FORMAT")]
     pub format_given: Option<Format>,
     /// Colour: auto (NO_COLOR and non-terminals mean never), always, never
@@ -48,6 +48,8 @@ pub enum Format {
     Json,
     /// `plan` only: YAML for Kubernetes (pod sysctls, the kubelet's unsafe list, a node DaemonSet)
     Kubernetes,
+    /// The Prometheus text exposition format (`doctor` only).
+    Prometheus,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,9 +162,13 @@ pub enum Shell {
 
 #[derive(Args, Debug, Clone)]
 pub struct DoctorArgs {
-    /// Destinations listed in the facts, busiest first [default: 5 in text, 20 in JSON]
+    /// Destinations listed in the facts, busiest first [default: 5 in text, 20 in JSON and prometheus]
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
+    /// A previous `sysctune doctor --format json`: the kernel's incident counters are judged by how
+    /// much they moved since then, with their rates
+    #[arg(long, value_name = "FILE")]
+    pub since: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,9 +194,14 @@ pub struct PlanArgs {
     /// Exit 1 when changes are pending (a live value or the drop-in differs)
     #[arg(long)]
     pub exit_code: bool,
-    /// Plan from snapshots (files or directories of *.json) instead of this host: one plan per host
+    /// Plan from snapshots (files or directories of *.json) instead of this host: one plan per host.
+    /// `-` reads the paths from stdin, `@LIST` from the file LIST, one per line
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub snapshot: Vec<PathBuf>,
+    /// With --snapshot: write each host's drop-in to DIR/HOST/<drop-in path> (HOST: the
+    /// snapshot's file name without .json), for a config repository to review
+    #[arg(long, value_name = "DIR", requires = "snapshot")]
+    pub output_dir: Option<PathBuf>,
     /// Let the profile pin KEY although it is dangerous (repeatable). Without it, pins of
     /// kernel.core_pattern = '|...' or '@...', kernel.modprobe, kernel.hotplug,
     /// kernel.poweroff_cmd, fs.binfmt_misc.*, vm.drop_caches and vm.compact_memory are refused

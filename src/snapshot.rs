@@ -205,11 +205,33 @@ pub fn load(path: &Path) -> Result<Snapshot> {
 }
 
 /// The snapshot files named on the command line: files as given, directories expanded to
-/// their `*.json` files in name order.
-pub fn expand(args: &[PathBuf]) -> Vec<PathBuf> {
+/// their `*.json` files in name order, `-` the paths read from stdin and `@LIST` those in
+/// the file LIST, one per line (a fleet's 45 000 paths exceed ARG_MAX).
+pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for a in args {
-        if a.is_dir() {
+        let listed = |text: &str, out: &mut Vec<PathBuf>| {
+            out.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(PathBuf::from),
+            );
+        };
+        if a.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).map_err(|e| {
+                Error::input(format!("--snapshot -: reading the list of paths from stdin: {e}"))
+            })?;
+            listed(&text, &mut out);
+        } else if let Some(list) = a.to_str().and_then(|s| s.strip_prefix('@')) {
+            let bytes = host::fs::read_named(Path::new(list), host::fs::MAX_SNAPSHOT).map_err(|e| {
+                Error::input(format!(
+                    "--snapshot @{list}: {e}; give a file of snapshot paths, one per line"
+                ))
+            })?;
+            listed(&String::from_utf8_lossy(&bytes), &mut out);
+        } else if a.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(a)
                 .map(|rd| {
                     rd.flatten()
@@ -228,5 +250,5 @@ pub fn expand(args: &[PathBuf]) -> Vec<PathBuf> {
             out.push(a.clone());
         }
     }
-    out
+    Ok(out)
 }

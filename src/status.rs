@@ -130,6 +130,7 @@ pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
             snapshot: Vec::new(),
             allow_keys: Vec::new(),
             state_dir: args.state_dir.clone(),
+            output_dir: None,
             image: None,
         },
     );

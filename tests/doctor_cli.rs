@@ -46,7 +46,9 @@ fn snapshots_text_and_exit_codes() {
 #[test]
 fn snapshots_json() {
     for name in ["doctor-healthy", "doctor-ports", "doctor-memory"] {
-        let (_, report) = json(&fixture(name), &[]);
+        let (_, mut report) = json(&fixture(name), &[]);
+        assert!(report["time"].as_u64().unwrap() > 1_700_000_000);
+        report["time"] = Value::from(0); // the clock
         insta::assert_json_snapshot!(format!("json-{name}"), report);
     }
 }
@@ -70,11 +72,13 @@ fn healthy_has_only_info() {
         rules,
         [
             "ports",
+            "time-wait",
             "orphans",
             "tcp-memory",
             "commit",
             "oom",
-            "file-descriptors"
+            "file-descriptors",
+            "counters"
         ]
     );
     let p = &r["facts"]["ports"];
@@ -106,7 +110,11 @@ fn ports_near_exhaustion() {
     assert_eq!(ports.len(), 2, "{ports:?}");
     assert_eq!(ports[0]["severity"], "error");
     let m = ports[0]["message"].as_str().unwrap();
-    assert!(m.starts_with("10.0.0.5:8080: 85 of the 90 usable"), "{m}");
+    // the listener on 40005 inside the range is skipped by connect(): 89 usable, not 90
+    assert!(
+        m.starts_with("10.0.0.5:8080 from 10.0.0.1: 85 of the 89 usable"),
+        "{m}"
+    );
     assert!(m.contains("ip_local_port_range 40000 40099"), "{m}");
     assert!(m.contains("Cannot assign requested address"), "{m}");
     assert_eq!(ports[1]["severity"], "warning");
@@ -114,12 +122,12 @@ fn ports_near_exhaustion() {
         ports[1]["message"]
             .as_str()
             .unwrap()
-            .starts_with("[2001:db8::5]:443: 46 of")
+            .starts_with("[2001:db8::5]:443 from 2001:db8::1: 46 of")
     );
     let p = &r["facts"]["ports"];
     assert_eq!(p["range"], serde_json::json!([40000, 40099]));
     assert_eq!(p["reserved"], 10);
-    assert_eq!(p["usable"], 90);
+    assert_eq!(p["usable"], 89);
     assert_eq!(p["listening_in_range"], 1);
     assert_eq!(p["inbound"], 1);
     let top = p["top"].as_array().unwrap();
@@ -129,7 +137,8 @@ fn ports_near_exhaustion() {
     assert_eq!(top[0]["established"], 30);
     assert_eq!(top[0]["syn_sent"], 3);
     assert_eq!(top[0]["other"], 2);
-    assert_eq!(top[0]["percent"], 94.4);
+    assert_eq!(top[0]["percent"], 95.5);
+    assert_eq!(top[0]["source"], "10.0.0.1");
     // busiest first
     let totals: Vec<u64> = top.iter().map(|d| d["total"].as_u64().unwrap()).collect();
     assert_eq!(totals, [85, 46, 30, 2]);
@@ -144,9 +153,11 @@ fn ports_near_exhaustion() {
 fn a_huge_top_is_every_destination() {
     // --top is a count to show, not a size to allocate: these panicked (capacity overflow,
     // exit 101) and aborted (out of memory, exit 134).
-    let (_, all) = json(&fixture("doctor-ports"), &["--top", "4"]);
+    let (_, mut all) = json(&fixture("doctor-ports"), &["--top", "4"]);
+    all["time"] = Value::from(0); // the clock
     for top in ["18446744073709551615", "18446744073709551614", "100000000000"] {
-        let (code, r) = json(&fixture("doctor-ports"), &["--top", top]);
+        let (code, mut r) = json(&fixture("doctor-ports"), &["--top", top]);
+        r["time"] = Value::from(0);
         assert_eq!(code, 1, "--top {top}");
         assert_eq!(r, all, "--top {top}");
         let text = doctor(&fixture("doctor-ports"), &["--top", top]);
@@ -248,4 +259,86 @@ fn garbled_input_exits_2_naming_file_and_line() {
         assert!(run.stdout.is_empty());
         insta::assert_snapshot!(format!("bad-{name}"), run.stderr.replace(&r, "[ROOT]"));
     }
+}
+
+#[test]
+fn prometheus_exposition_is_well_formed() {
+    let run = doctor(&fixture("doctor-memory"), &["--format", "prometheus"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let mut typed = std::collections::BTreeSet::new();
+    for line in run.stdout.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            assert!(name.starts_with("sysctune_"), "{line}");
+            assert!(kind != "counter" || name.ends_with("_total"), "{line}");
+            assert!(typed.insert(name.to_string()), "TYPE twice: {line}");
+        } else if !line.starts_with("# HELP ") {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(typed.contains(name), "sample before its TYPE: {line}");
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+    for sample in [
+        "sysctune_doctor_status 2",
+        "sysctune_tcp_memory_bytes 3276800000",
+        "sysctune_tcp_mem_limit_bytes{level=\"high\"} 3122798592",
+        "sysctune_netstat_tcp_abort_on_memory_total 4127",
+        "sysctune_netstat_tcp_memory_pressures_seconds_total 93.120",
+        "sysctune_local_ports_held_ports{source=\"10.0.0.1\",destination=\"10.0.0.5\",port=\"5432\"} 4",
+        "sysctune_local_ports_held_ports{source=\"other\",destination=\"other\",port=\"other\"} 0",
+        "sysctune_doctor_check_severity{check=\"tcp-memory\"} 2",
+    ] {
+        assert!(
+            run.stdout.lines().any(|l| l == sample),
+            "{sample} not in\n{}",
+            run.stdout
+        );
+    }
+    // only doctor writes metrics
+    let plan = sysctune(&[
+        "--root",
+        &fixture("doctor-memory"),
+        "--format",
+        "prometheus",
+        "show",
+    ]);
+    assert_eq!(plan.code, 2);
+    assert!(
+        plan.stderr.contains("only `sysctune doctor` writes metrics"),
+        "{}",
+        plan.stderr
+    );
+}
+
+#[test]
+fn since_a_previous_document_gives_deltas() {
+    let dir = copy_root("doctor-memory");
+    let r = dir.path().display().to_string();
+    let (_, mut before) = json(&r, &[]);
+    before["time"] = Value::from(before["time"].as_u64().unwrap() - 100);
+    before["facts"]["counters"]["TCPAbortOnMemory"] = Value::from(4027);
+    let prev = dir.path().join("before.json");
+    std::fs::write(&prev, before.to_string()).unwrap();
+    let (_, after) = json(&r, &["--since", &prev.display().to_string()]);
+    let c = findings(&after, "counters");
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0]["severity"], "warning");
+    let m = c[0]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("TCPAbortOnMemory went up by 100 in the last 10"),
+        "{m}"
+    );
+    assert_eq!(c[0]["value"], 100);
+    assert!(after["since"]["seconds"].as_u64().unwrap() >= 100);
+    // untrusted input: a plan document is refused, naming the file
+    std::fs::write(&prev, r#"{"schema": "sysctune/plan/v1"}"#).unwrap();
+    let run = doctor(&r, &["--since", &prev.display().to_string()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("before.json: \"schema\" is"),
+        "{}",
+        run.stderr
+    );
 }

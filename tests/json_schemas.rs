@@ -141,6 +141,9 @@ fn the_schemas_refuse_what_scripts_must_not_get() {
     let mut bad = good;
     bad["findings"][0]["severity"] = serde_json::json!("fatal");
     assert!(!plan.is_valid(&bad), "an unknown severity");
+    // A fleet's line for a host that failed is a plan document of its own shape.
+    assert!(plan.is_valid(&serde_json::json!({"schema": "sysctune/plan/v1", "host": {"snapshot": "/x/a.json"}, "error": "a.json: truncated JSON"})));
+    assert!(!plan.is_valid(&serde_json::json!({"schema": "sysctune/plan/v1", "host": {}, "error": "x"})));
     let error = validator("sysctune/error/v1");
     assert!(!error.is_valid(&serde_json::json!({"schema": "sysctune/error/v1", "error": "x", "exit": 0})));
 }

@@ -126,11 +126,12 @@ fn a_fleet_is_planned_host_by_host_and_a_broken_snapshot_is_named() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let hosts: Vec<&str> = lines
-        .iter()
-        .map(|p| p["host"]["name"].as_str().unwrap())
-        .collect();
+    // A failed host is a line of its own with `error`, so lines match hosts.
+    let hosts: Vec<&str> = lines.iter().filter_map(|p| p["host"]["name"].as_str()).collect();
     assert_eq!(hosts, ["batch-a", "ats-proxy-1", "modern-1"]);
+    let failed = lines.iter().filter(|p| p["error"].is_string()).count();
+    assert_eq!(failed + hosts.len(), lines.len());
+    assert!(failed >= 1);
     assert!(lines.iter().all(|p| p["schema"] == "sysctune/plan/v1"));
     let err = run.stderr.replace(&d, "[DIR]");
     insta::assert_snapshot!("fleet-errors", err);
@@ -229,4 +230,90 @@ fn a_snapshot_carries_the_kernels_hz_and_older_ones_still_load() {
         "{}",
         run.stderr
     );
+}
+
+/// A fleet streams: a failed host is still one JSON line (lines match hosts), the paths
+/// can come from stdin or a list file, and --output-dir writes each host's drop-in.
+#[test]
+fn a_fleet_streams_one_line_per_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (i, (root_name, _)) in CASES.iter().enumerate() {
+        let file = dir.path().join(format!("host{i}.json"));
+        std::fs::write(&file, snapshot_of(root_name)).unwrap();
+        paths.push(file);
+        if i == 0 {
+            let broken = dir.path().join("broken.json");
+            std::fs::write(&broken, "{\"schema\": \"sysctune/snapshot/v1\"").unwrap();
+            paths.push(broken);
+        }
+    }
+    let list = dir.path().join("hosts.txt");
+    std::fs::write(
+        &list,
+        paths
+            .iter()
+            .map(|p| p.display().to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = dir.path().join("repo");
+    let at = format!("@{}", list.display());
+    let o = out.display().to_string();
+    let r = sysctune(&[
+        "plan",
+        "--profile",
+        "web-server",
+        "--snapshot",
+        &at,
+        "--output-dir",
+        &o,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 2, "one host failed: {}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), paths.len(), "{}", r.stdout);
+    assert!(
+        lines[1]["error"].as_str().unwrap().contains("broken.json"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[1]["host"]["snapshot"], paths[1].display().to_string());
+    assert!(lines[0]["settings"].is_array());
+    assert!(r.stderr.contains("broken.json"), "{}", r.stderr);
+    let dropin = out.join("host0/etc/sysctl.d/90-sysctune.conf");
+    assert_eq!(
+        std::fs::read_to_string(&dropin).unwrap(),
+        lines[0]["dropin"]["content"].as_str().unwrap()
+    );
+    // The same list from stdin.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sysctune"))
+        .args([
+            "plan",
+            "--profile",
+            "web-server",
+            "--snapshot",
+            "-",
+            "--format",
+            "json",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(std::fs::read(&list).unwrap().as_slice())
+        .unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), r.stdout);
 }

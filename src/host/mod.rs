@@ -4,6 +4,7 @@
 
 pub mod fs;
 pub mod meminfo;
+pub mod netstat;
 pub mod sockstat;
 pub mod tcp_table;
 

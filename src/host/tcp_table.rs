@@ -37,8 +37,12 @@
 //!
 //! IPv4-mapped IPv6 destinations (`::ffff:10.0.0.5`, a dual-stack socket talking IPv4)
 //! are counted as the IPv4 destination: they draw from the same ports.
-//! The key is the destination only: connections to one destination from several local
-//! addresses may reuse a port per address, so a count can exceed the usable ports.
+//!
+//! The key is what the kernel keeps unique (`__inet_check_established`): the source
+//! address, the destination address and the destination port. Connections to one
+//! destination from two local addresses each have the whole range. Besides, every local
+//! port held by such a socket is marked in one bitmap: the ports held across all
+//! destinations, the pool that a bind() before connect() draws from.
 
 use super::Root;
 use std::collections::HashMap;
@@ -160,9 +164,30 @@ pub enum Addr {
     V6(Ipv6Addr),
 }
 
-/// A destination with its counts.
+impl Addr {
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Addr::V4(a) => a.is_loopback(),
+            Addr::V6(a) => a.is_loopback(),
+        }
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::V4(a) => a.fmt(f),
+            Addr::V6(a) => a.fmt(f),
+        }
+    }
+}
+
+/// A destination seen from one source address, with its counts: the kernel's unit of
+/// port uniqueness for connect().
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Destination {
+    /// The local address the connections leave from.
+    pub source: Addr,
     pub addr: Addr,
     pub port: u16,
     pub counts: Counts,
@@ -178,10 +203,18 @@ impl Destination {
     }
 
     pub fn address(&self) -> String {
-        match self.addr {
-            Addr::V4(a) => a.to_string(),
-            Addr::V6(a) => a.to_string(),
-        }
+        self.addr.to_string()
+    }
+
+    /// The local address, `10.0.0.2` or `2001:db8::2`.
+    pub fn source_address(&self) -> String {
+        self.source.to_string()
+    }
+
+    /// Where `tcp_tw_reuse = 2` applies: a loopback source or destination
+    /// (`tcp_twsk_unique` in net/ipv4/tcp_ipv4.c).
+    pub fn is_loopback(&self) -> bool {
+        self.source.is_loopback() || self.addr.is_loopback()
     }
 }
 
@@ -205,19 +238,19 @@ pub struct PortScan {
     ephemeral: Box<PortBits>,
     /// One bit per port some socket listens on.
     listening: Box<PortBits>,
-    /// One bit per ephemeral port some connected socket holds, whatever its destination:
-    /// the pool a client that binds before connect() draws from.
+    /// One bit per local port held by a socket counted per destination: the pool.
     held: Box<PortBits>,
-    /// Keys: the IPv4 address as a big-endian u32 (its numeric value), the port.
-    v4: HashMap<(u32, u16), Counts>,
-    v6: HashMap<([u8; 16], u16), Counts>,
+    /// Keys: source address, destination address (IPv4 as a big-endian u32, its numeric
+    /// value), destination port.
+    v4: HashMap<(u32, u32, u16), Counts>,
+    v6: HashMap<([u8; 16], [u8; 16], u16), Counts>,
     /// Destinations the maps may hold together; sockets of any further destination go to
     /// the spill lists (see [`MAP_CAP`]).
     map_cap: usize,
     /// One record per socket of a destination that found the maps full:
-    /// `address << 32 | port << 16 | state`, sorted after each table.
-    spill4: Vec<u64>,
-    spill6: Vec<([u8; 16], u16, u8)>,
+    /// `source << 64 | address << 32 | port << 16 | state`, sorted after each table.
+    spill4: Vec<u128>,
+    spill6: Vec<([u8; 16], [u8; 16], u16, u8)>,
     /// Distinct destinations in the spill lists (counted when they are sorted).
     spill_destinations: usize,
     /// Every socket line, by state number (0 unused).
@@ -273,17 +306,6 @@ impl PortScan {
         self.v4.len() + self.v6.len() + self.spill_destinations
     }
 
-    /// Distinct ports connect() may pick that some socket holds, for any destination. A
-    /// socket bound before connect() needs a port no other socket holds (bind() to port
-    /// 0 fails with EADDRINUSE when there is none), so this is what such clients have used.
-    pub fn held_ports(&self) -> u64 {
-        self.held
-            .iter()
-            .zip(self.ephemeral.iter())
-            .map(|(h, e)| (h & e).count_ones() as u64)
-            .sum()
-    }
-
     /// A scan whose maps hold at most `cap` destinations (tests of the spill path).
     #[cfg(test)]
     fn with_map_cap(mut self, cap: usize) -> Self {
@@ -291,25 +313,32 @@ impl PortScan {
         self
     }
 
-    /// Count one socket for a destination (an IPv4 address as a big-endian u32).
-    fn count4(&mut self, addr: u32, port: u16, state: u8) {
-        if let Some(c) = self.v4.get_mut(&(addr, port)) {
+    /// Distinct local ports of the range held by sockets counted per destination.
+    pub fn pool_held(&self) -> u64 {
+        self.held.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
+    /// Count one socket for a destination (IPv4 addresses as big-endian u32s).
+    fn count4(&mut self, source: u32, addr: u32, port: u16, state: u8) {
+        let key = (source, addr, port);
+        if let Some(c) = self.v4.get_mut(&key) {
             c.add(state);
         } else if self.v4.len() + self.v6.len() < self.map_cap {
-            self.v4.entry((addr, port)).or_default().add(state);
+            self.v4.entry(key).or_default().add(state);
         } else {
             self.spill4
-                .push((addr as u64) << 32 | (port as u64) << 16 | state as u64);
+                .push((source as u128) << 64 | (addr as u128) << 32 | (port as u128) << 16 | state as u128);
         }
     }
 
-    fn count6(&mut self, addr: [u8; 16], port: u16, state: u8) {
-        if let Some(c) = self.v6.get_mut(&(addr, port)) {
+    fn count6(&mut self, source: [u8; 16], addr: [u8; 16], port: u16, state: u8) {
+        let key = (source, addr, port);
+        if let Some(c) = self.v6.get_mut(&key) {
             c.add(state);
         } else if self.v4.len() + self.v6.len() < self.map_cap {
-            self.v6.entry((addr, port)).or_default().add(state);
+            self.v6.entry(key).or_default().add(state);
         } else {
-            self.spill6.push((addr, port, state));
+            self.spill6.push((source, addr, port, state));
         }
     }
 
@@ -318,19 +347,24 @@ impl PortScan {
         self.spill4.sort_unstable();
         self.spill6.sort_unstable();
         self.spill_destinations = self.spill4.chunk_by(|a, b| a >> 16 == b >> 16).count()
-            + self.spill6.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).count();
+            + self
+                .spill6
+                .chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2))
+                .count();
     }
 
     /// Every destination, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = Destination> + '_ {
         self.v4
             .iter()
-            .map(|(&(a, port), &counts)| Destination {
+            .map(|(&(s, a, port), &counts)| Destination {
+                source: Addr::V4(Ipv4Addr::from(s)),
                 addr: Addr::V4(Ipv4Addr::from(a)),
                 port,
                 counts,
             })
-            .chain(self.v6.iter().map(|(&(a, port), &counts)| Destination {
+            .chain(self.v6.iter().map(|(&(s, a, port), &counts)| Destination {
+                source: Addr::V6(Ipv6Addr::from(s)),
                 addr: Addr::V6(Ipv6Addr::from(a)),
                 port,
                 counts,
@@ -341,22 +375,28 @@ impl PortScan {
                     counts.add(*r as u8);
                 }
                 Destination {
+                    source: Addr::V4(Ipv4Addr::from((run[0] >> 64) as u32)),
                     addr: Addr::V4(Ipv4Addr::from((run[0] >> 32) as u32)),
                     port: (run[0] >> 16) as u16,
                     counts,
                 }
             }))
-            .chain(self.spill6.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).map(|run| {
-                let mut counts = Counts::default();
-                for r in run {
-                    counts.add(r.2);
-                }
-                Destination {
-                    addr: Addr::V6(Ipv6Addr::from(run[0].0)),
-                    port: run[0].1,
-                    counts,
-                }
-            }))
+            .chain(
+                self.spill6
+                    .chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2))
+                    .map(|run| {
+                        let mut counts = Counts::default();
+                        for r in run {
+                            counts.add(r.3);
+                        }
+                        Destination {
+                            source: Addr::V6(Ipv6Addr::from(run[0].0)),
+                            addr: Addr::V6(Ipv6Addr::from(run[0].1)),
+                            port: run[0].2,
+                            counts,
+                        }
+                    }),
+            )
     }
 
     /// The `n` busiest destinations, busiest first (ties by address and port, so the
@@ -365,8 +405,8 @@ impl PortScan {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         // Greater = worse rank; the heap's top is the worst kept.
-        type Rank = (Reverse<u64>, Addr, u16);
-        let rank = |d: &Destination| -> Rank { (Reverse(d.counts.total()), d.addr, d.port) };
+        type Rank = (Reverse<u64>, Addr, u16, Addr);
+        let rank = |d: &Destination| -> Rank { (Reverse(d.counts.total()), d.addr, d.port, d.source) };
         // `--top` is the user's number: never more room than there are destinations.
         let mut heap: BinaryHeap<(Rank, Counts)> =
             BinaryHeap::with_capacity(n.min(self.destinations()).saturating_add(1));
@@ -384,7 +424,12 @@ impl PortScan {
         }
         heap.into_sorted_vec()
             .into_iter()
-            .map(|((_, addr, port), counts)| Destination { addr, port, counts })
+            .map(|((_, addr, port, source), counts)| Destination {
+                source,
+                addr,
+                port,
+                counts,
+            })
             .collect()
     }
 
@@ -479,12 +524,13 @@ impl PortScan {
         }
         self.outbound += 1;
         set_bit(&mut self.held, local_port, true);
-        match remote_addr {
-            RawAddr::V4(a) => self.count4(a, remote_port, state),
-            RawAddr::V6(a) => match v4_mapped(&a) {
-                Some(v4) => self.count4(v4, remote_port, state),
-                None => self.count6(a, remote_port, state),
+        match (local_addr, remote_addr) {
+            (RawAddr::V4(s), RawAddr::V4(a)) => self.count4(s, a, remote_port, state),
+            (RawAddr::V6(s), RawAddr::V6(a)) => match (v4_mapped(&s), v4_mapped(&a)) {
+                (Some(s4), Some(a4)) => self.count4(s4, a4, remote_port, state),
+                _ => self.count6(s, a, remote_port, state),
             },
+            _ => return Err(bad("local and remote addresses of different families")),
         }
         Ok(())
     }
@@ -649,23 +695,6 @@ mod tests {
         assert_eq!(s.states[TIME_WAIT as usize], 1);
         assert_eq!(s.states[LISTEN as usize], 1);
         assert_eq!(s.outbound, 4);
-        assert_eq!(s.held_ports(), 4);
-    }
-
-    #[cfg(target_endian = "little")]
-    #[test]
-    fn held_ports_count_each_port_once_whatever_the_destination() {
-        let t = format!(
-            "{HEADER4}{}{}{}{}{}",
-            line("0100007F:9C40", "0100007F:1F90", "06"), // :40000 → :8080
-            line("0100007F:9C40", "0100007F:1F91", "06"), // :40000 → :8081, the same port
-            line("0100007F:9C41", "0200007F:1F90", "01"), // :40001 → 127.0.0.2:8080
-            line("0100007F:9C42", "0100007F:1F90", "01"), // :40002, later seen listening
-            line("00000000:9C42", "00000000:0000", "0A"),
-        );
-        let s = scan(40000, 40009, &[], &[&t]).unwrap();
-        assert_eq!(s.outbound, 4);
-        assert_eq!(s.held_ports(), 2, "40000 twice, 40001; 40002 is a listening port");
     }
 
     #[cfg(target_endian = "little")]
@@ -773,7 +802,7 @@ mod tests {
                         "06",
                     ));
                     let remote6 = format!("0000000000000000FFFF00000{p}00007F:{p:04X}");
-                    t6.push_str(&line("00000000000000000000000001000000:9C40", &remote6, "01"));
+                    t6.push_str(&line("0000000000000000FFFF00000100007F:9C40", &remote6, "01"));
                     t6.push_str(&line(
                         &format!("00000000000000000000000001000000:{local:04X}"),
                         &format!("00000000000000000000000001000000:{p:04X}"),

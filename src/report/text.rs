@@ -840,7 +840,8 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
     findings(&mut out, style, &r.findings);
 
     let f = &r.facts;
-    let page = f.page_size;
+    // tcp_mem and sockstat mem are in the kernel's quantum (4 KiB on 64 KiB-page 4.10-5.19)
+    let page = f.mem_quantum;
     let mut rows: Vec<(&str, String)> = Vec::new();
     if let Some(p) = &f.ports {
         let reserved = if p.reserved > 0 {
@@ -848,14 +849,25 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
         } else {
             String::new()
         };
+        let listening = if p.listening_in_range > 0 {
+            format!(", {} listening", grouped(p.listening_in_range as u128))
+        } else {
+            String::new()
+        };
+        let with_reuse = match (p.max_new_per_second_with_reuse, p.reuse.tcp_tw_reuse) {
+            (Some(n), Some(2)) => format!(" ({} with tcp_tw_reuse, loopback only)", grouped(n as u128)),
+            (Some(n), _) => format!(" ({} with tcp_tw_reuse)", grouped(n as u128)),
+            (None, _) => String::new(),
+        };
         rows.push((
             "ephemeral ports",
             format!(
-                "{} {}: {} usable{reserved}; at most {} new connection(s)/s per destination \
-                 (TIME_WAIT up to {})",
+                "{} {}: {} usable{reserved}{listening}, {} held across destinations; at most {} new \
+                 connection(s)/s per destination{with_reuse}; TIME_WAIT up to {}",
                 p.range[0],
                 p.range[1],
                 grouped(p.usable as u128),
+                grouped(p.pool_held as u128),
                 grouped(p.max_new_per_second_per_destination as u128),
                 p.tw_seconds
             ),
@@ -968,6 +980,7 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
     if let Some(p) = f.ports.as_ref().filter(|p| !p.top.is_empty()) {
         out.push('\n');
         let head = [
+            "SOURCE",
             "DESTINATION",
             "PORTS",
             "USE",
@@ -976,14 +989,15 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
             "SYN_SENT",
             "CLOSING",
         ];
-        let cells: Vec<[String; 7]> = p
+        let cells: Vec<[String; 8]> = p
             .top
             .iter()
             .map(|d| {
                 [
+                    safe(&d.source).into_owned(),
                     safe(&d.destination).into_owned(),
-                    grouped(d.total as u128),
-                    percent(d.total as u128, p.usable as u128),
+                    grouped(d.held as u128),
+                    percent(d.held as u128, p.usable as u128),
                     grouped(d.time_wait as u128),
                     grouped(d.established as u128),
                     grouped(d.syn_sent as u128),
@@ -991,7 +1005,7 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
                 ]
             })
             .collect();
-        let widths: Vec<usize> = (0..7)
+        let widths: Vec<usize> = (0..8)
             .map(|i| {
                 cells
                     .iter()
