@@ -120,7 +120,7 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List the built-in profiles, or print one as TOML to start from
     #[command(
-        after_help = "Examples:\n  sysctune profiles\n  sysctune profiles show reverse-proxy > my-proxy.toml"
+        after_help = "Examples:\n  sysctune profiles\n  sysctune profiles show reverse-proxy > my-proxy.toml\n  sysctune profiles show ./my-proxy.toml --resolved"
     )]
     Profiles {
         #[command(subcommand)]
@@ -165,8 +165,14 @@ pub struct DoctorArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ProfilesAction {
-    /// Print a built-in profile as TOML
-    Show { name: String },
+    /// Print a built-in profile as TOML; with --resolved, any profile (a built-in or a path)
+    /// with what it extends merged in
+    Show {
+        name: String,
+        /// Print the merged result of the `extends` chain (fields not given are the parent's)
+        #[arg(long)]
+        resolved: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

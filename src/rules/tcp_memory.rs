@@ -253,6 +253,47 @@ pub fn budget_error(facts: &Facts, profile: &Profile) -> Option<String> {
     ))
 }
 
+/// `connections.concurrent = "fit"`: the most inbound connections (besides the profile's
+/// `outbound.concurrent`) whose demand at `per_conn` bytes each, with headroom, sits at
+/// or below two thirds of the TCP budget they leave: pressure' then holds them and high'
+/// keeps the kernel's 50 % margin above it within the budget. The largest `n` with
+/// `need_units(n) ≤ floor(budget_units(n) × 2 / 3)`, found by bisection (both sides are
+/// monotonic in `n`); exact. `facts` are the effective facts.
+pub fn connections_that_fit(facts: &Facts, profile: &Profile, per_conn: u64) -> u64 {
+    let q = quantum(&facts.kernel, facts.page_size).max(1);
+    let fits = |n: u64| {
+        let mut p = profile.clone();
+        p.connections.concurrent = n;
+        let budget = Budget::new(facts, &p, q);
+        need_units(p.conns(), per_conn, profile.headroom, q) <= budget.units * 2 / 3
+    };
+    if !fits(0) {
+        return 0;
+    }
+    // Every connection costs at least one control block or one quantum of RAM.
+    let per = (per_conn.max(1))
+        .min(profile.connections.control_block.max(1))
+        .min(q);
+    let mut hi = (facts.mem.mem_total / per.max(1)).saturating_add(1);
+    while hi > 0 && fits(hi) {
+        hi = hi.saturating_mul(2);
+        if hi == u64::MAX {
+            break;
+        }
+    }
+    let mut lo = 0u64;
+    // invariant: fits(lo), !fits(hi) (or hi saturated)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// ceil(conns × per_conn × headroom / quantum), saturating (an overflow cannot fit anyway).
 fn need_units(conns: u128, per_conn: u64, headroom: Dec4, quantum: u64) -> u128 {
     let denom = Dec4::SCALE * quantum.max(1) as u128;
