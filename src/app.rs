@@ -105,6 +105,13 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 code: report.exit_code(),
             })
         }
+        Command::Recommend => {
+            let r = crate::recommend::run(root)?;
+            Ok(Output::ok(match g.format() {
+                Format::Json => report::json(&r),
+                Format::Text => crate::recommend::text(&r),
+            }))
+        }
         Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format()))),
         Command::Profiles {
             action: Some(ProfilesAction::Show { name, resolved: true }),

@@ -937,7 +937,17 @@ pub fn resolve_extends(spec: &str) -> Result<Resolved> {
     let mut own_text = None;
     let mut next = Some((spec.to_string(), None::<std::path::PathBuf>));
     while let Some((name, base)) = next.take() {
-        let (origin, text, id, dir) = source_from(&name, base.as_deref())?;
+        let (origin, text, id, dir) = source_from(&name, base.as_deref()).map_err(|e| {
+            if chain.is_empty() {
+                e
+            } else {
+                Error::input(format!(
+                    "{} extends {}: {e}",
+                    chain.join(" → "),
+                    keys::escape(&name)
+                ))
+            }
+        })?;
         if ids.contains(&id) {
             chain.push(origin);
             return Err(Error::input(format!(
@@ -1015,7 +1025,7 @@ fn source_from(
         }
         if base.is_some() || !Path::new(spec).exists() {
             return Err(Error::input(format!(
-                "unknown profile {:?}: not a built-in profile ({}) and no such file",
+                "unknown profile {}: not a built-in profile ({}) and no such file",
                 keys::escape(spec),
                 builtin_names().join(", ")
             )));
