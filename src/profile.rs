@@ -311,73 +311,121 @@ struct Size<const MIN: u64, const MAX: u64 = { u64::MAX }>(u64);
 /// tcp_rmem and tcp_wmem hold C ints: at most 2147483647 bytes.
 const INT_MAX: u64 = i32::MAX as u64;
 
-impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const MAX: u64>;
-        impl<const MAX: u64> Visitor<'_> for V<MAX> {
-            type Value = u64;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size: an integer number of bytes or a string such as \"43KiB\" or \"62GiB\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-                u64::try_from(v).map_err(|_| {
-                    E::custom(format!(
-                        "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
-                    ))
-                })
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-                Ok(v)
-            }
-            // TOML integers beyond 64 bits arrive here.
-            fn visit_i128<E: de::Error>(self, v: i128) -> Result<u64, E> {
-                match u128::try_from(v) {
-                    Ok(v) => self.visit_u128(v),
-                    Err(_) => Err(E::custom(format!(
-                        "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
-                    ))),
-                }
-            }
-            fn visit_u128<E: de::Error>(self, v: u128) -> Result<u64, E> {
-                u64::try_from(v).map_err(|_| {
-                    E::custom(format!(
-                        "{v} bytes is too large; at most {MAX} bytes ({})",
-                        units::human_bytes(MAX as u128)
-                    ))
-                })
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-                Err(E::custom(format!(
-                    "{v} is not a whole number of bytes; write a size with a unit as a string, e.g. \"1.5GiB\""
-                )))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-                if units::is_share(v) {
-                    return Err(E::custom(format!(
-                        "{v:?}: a share of RAM is not valid here; only connections.reserved_memory and memory.commit_target may be one. Give a size, e.g. \"43KiB\" or \"62GiB\""
-                    )));
-                }
-                units::parse_size(v).map_err(E::custom)
-            }
+/// Reads a size in bytes (the checks against MIN and MAX come after: [`Size::check`]).
+struct SizeV<const MAX: u64>;
+
+impl<const MAX: u64> Visitor<'_> for SizeV<MAX> {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a size: an integer number of bytes or a string such as \"43KiB\" or \"62GiB\"")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| {
+            E::custom(format!(
+                "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
+            ))
+        })
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+    // TOML integers beyond 64 bits arrive here.
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<u64, E> {
+        match u128::try_from(v) {
+            Ok(v) => self.visit_u128(v),
+            Err(_) => Err(E::custom(format!(
+                "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
+            ))),
         }
-        let bytes = d.deserialize_any(V::<MAX>)?;
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| {
+            E::custom(format!(
+                "{v} bytes is too large; at most {MAX} bytes ({})",
+                units::human_bytes(MAX as u128)
+            ))
+        })
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        Err(E::custom(format!(
+            "{v} is not a whole number of bytes; write a size with a unit as a string, e.g. \"1.5GiB\""
+        )))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        if units::is_share(v) {
+            return Err(E::custom(format!(
+                "{v:?}: a share of RAM is not valid here; only connections.reserved_memory and memory.commit_target may be one. Give a size, e.g. \"43KiB\" or \"62GiB\""
+            )));
+        }
+        units::parse_size(v).map_err(E::custom)
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> Size<MIN, MAX> {
+    fn check<E: de::Error>(bytes: u64) -> Result<Self, E> {
         if bytes < MIN {
             let min = if MIN == 1 {
                 "more than 0".to_string()
             } else {
                 format!("at least {MIN} bytes ({})", units::human_bytes(MIN as u128))
             };
-            return Err(de::Error::custom(format!(
-                "{bytes} bytes is too small; it must be {min}"
-            )));
+            return Err(E::custom(format!("{bytes} bytes is too small; it must be {min}")));
         }
         if bytes > MAX {
-            return Err(de::Error::custom(format!(
+            return Err(E::custom(format!(
                 "{bytes} bytes is too large; at most {MAX} bytes ({}), the kernel's limit",
                 units::human_bytes(MAX as u128)
             )));
         }
         Ok(Size(bytes))
+    }
+}
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::check(d.deserialize_any(SizeV::<MAX>)?)
+    }
+}
+
+/// A visitor that reads the string `WORD` as `None` and anything else with `inner`:
+/// `"fit"`, `"observed"` beside a number, without going through `toml::Value` (which
+/// cannot hold integers beyond i64, so the inner visitor's messages for them are kept).
+struct OrWord<V> {
+    word: &'static str,
+    inner: V,
+    also: &'static str,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for OrWord<V> {
+    type Value = Option<V::Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.inner.expecting(f)?;
+        write!(f, ", or {}", self.also)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.inner.visit_i64(v).map(Some)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.inner.visit_u64(v).map(Some)
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+        self.inner.visit_i128(v).map(Some)
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+        self.inner.visit_u128(v).map(Some)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.inner.visit_f64(v).map(Some)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if v.trim() == self.word {
+            return Ok(None);
+        }
+        let also = self.also;
+        self.inner
+            .visit_str::<E>(v)
+            .map(Some)
+            .map_err(|e: E| E::custom(format!("{e}; or {also}")))
     }
 }
 
@@ -410,20 +458,15 @@ enum Concurrent {
 
 impl<'de> Deserialize<'de> for Concurrent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = toml::Value::deserialize(d)?;
-        if let toml::Value::String(s) = &value
-            && s.trim() == "fit"
-        {
-            return Ok(Concurrent::Fit);
+        let v = OrWord {
+            word: "fit",
+            inner: CountV,
+            also: "\"fit\": as many as the host's TCP budget holds",
+        };
+        match d.deserialize_any(v)? {
+            None => Ok(Concurrent::Fit),
+            Some(n) => Count::<0>::check(n).map(|Count(n)| Concurrent::Count(n)),
         }
-        Count::<0>::deserialize(value)
-            .map(|Count(n)| Concurrent::Count(n))
-            .map_err(|e| {
-                de::Error::custom(format!(
-                    "{}; or \"fit\": as many as the host's TCP budget holds",
-                    e.message().trim_end()
-                ))
-            })
     }
 }
 
@@ -435,66 +478,69 @@ enum Average {
 
 impl<'de> Deserialize<'de> for Average {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = toml::Value::deserialize(d)?;
-        if let toml::Value::String(s) = &value
-            && s.trim() == "observed"
-        {
-            return Ok(Average::Observed);
+        let v = OrWord {
+            word: "observed",
+            inner: SizeV::<{ u64::MAX }>,
+            also: "\"observed\": measured from this host's /proc/net/sockstat",
+        };
+        match d.deserialize_any(v)? {
+            None => Ok(Average::Observed),
+            Some(b) => Size::<1>::check(b).map(|Size(b)| Average::Size(b)),
         }
-        Size::<1>::deserialize(value)
-            .map(|Size(b)| Average::Size(b))
-            .map_err(|e| {
-                de::Error::custom(format!(
-                    "{}; or \"observed\": measured from this host's /proc/net/sockstat",
-                    e.message().trim_end()
-                ))
-            })
     }
 }
 
 /// A whole number ≥ `MIN`.
 struct Count<const MIN: u64>(u64);
 
-impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = i128;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a whole number")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
-                Ok(v as i128)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
-                Ok(v as i128)
-            }
-            // TOML integers beyond 64 bits arrive here.
-            fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
-                Ok(v)
-            }
-            fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
-                Ok(i128::try_from(v).unwrap_or(i128::MAX))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
-                Err(E::custom(format!("{v} is not a whole number")))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<i128, E> {
-                v.trim()
-                    .parse::<i128>()
-                    .map_err(|_| E::custom(format!("{v:?} is not a whole number")))
-            }
-        }
-        let n = d.deserialize_any(V)?;
+/// Reads a whole number (the check against MIN comes after: [`Count::check`]).
+struct CountV;
+
+impl Visitor<'_> for CountV {
+    type Value = i128;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a whole number")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+        Ok(v as i128)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+        Ok(v as i128)
+    }
+    // TOML integers beyond 64 bits arrive here.
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
+        Ok(v)
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
+        Ok(i128::try_from(v).unwrap_or(i128::MAX))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
+        Err(E::custom(format!("{v} is not a whole number")))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<i128, E> {
+        v.trim()
+            .parse::<i128>()
+            .map_err(|_| E::custom(format!("{v:?} is not a whole number")))
+    }
+}
+
+impl<const MIN: u64> Count<MIN> {
+    fn check<E: de::Error>(n: i128) -> Result<Self, E> {
         if n < MIN as i128 {
             let what = if n < 0 { "negative" } else { "too small" };
-            return Err(de::Error::custom(format!(
+            return Err(E::custom(format!(
                 "{n} is {what}; it must be a whole number ≥ {MIN}"
             )));
         }
         u64::try_from(n)
             .map(Count)
-            .map_err(|_| de::Error::custom(format!("{n} is too large; at most {}", u64::MAX)))
+            .map_err(|_| E::custom(format!("{n} is too large; at most {}", u64::MAX)))
+    }
+}
+
+impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::check(d.deserialize_any(CountV)?)
     }
 }
 
@@ -1038,13 +1084,12 @@ fn source_from(
     let shown = path.display().to_string();
     let bytes = crate::host::fs::read_named(&path, crate::host::fs::MAX_CONFIG).map_err(|e| {
         Error::input(format!(
-            "profile {}: {e}; give a built-in profile ({}) or a path to a TOML file",
-            keys::escape(&shown),
+            "profile {shown}: {e}; give a built-in profile ({}) or a path to a TOML file",
             builtin_names().join(", ")
         ))
     })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::input(format!("profile {}: not UTF-8 text", keys::escape(&shown))))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| Error::input(format!("profile {shown}: not UTF-8 text")))?;
     // Lexical (no file system call): `./a.toml` and `a.toml` are one file; the depth limit
     // catches spellings this misses.
     let id: std::path::PathBuf = path
