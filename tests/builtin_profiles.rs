@@ -180,6 +180,25 @@ fn extends_merges_and_resolved_prints_the_result() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("b.toml:3:1"), "{}", r.stderr);
 
+    // a chain longer than 8 profiles names it
+    for i in 0..9 {
+        std::fs::write(
+            dir.path().join(format!("d{i}.toml")),
+            format!("name = \"d{i}\"\nextends = \"d{}.toml\"\n", i + 1),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.path().join("d9.toml"), "name = \"d9\"\n").unwrap();
+    let d0 = dir.path().join("d0.toml").display().to_string();
+    let r = sysctune(&["profiles", "show", &d0, "--resolved"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("longer than 8 profiles"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("d0.toml → ") && r.stderr.contains("d8.toml"),
+        "{}",
+        r.stderr
+    );
+
     // an unknown parent
     std::fs::write(&b, "name = \"b\"\nextends = \"no-such\"\n").unwrap();
     let r = sysctune(&["profiles", "show", &a.display().to_string(), "--resolved"]);
