@@ -136,6 +136,16 @@ Choices (where the spec is silent)
     finding when the profile declares connections, nothing otherwise.
   - Sizing defaults unknown (tcp_rmem/tcp_wmem absent, no rmem_default/wmem_default and
     no average_memory): a warning, and only the high > budget check.
+  - Decided before the rules run, from the host (the plan shows each as a 'profile' info
+    finding): connections.average_memory = \"observed\" is ceil(sockstat mem * quantum /
+    inuse), refused below 1000 TCP sockets in use; with defaults_at_most, a default the
+    host already has at or below rmem_default / wmem_default is kept and not managed;
+    connections.concurrent = \"fit\" is the largest n whose need_pages (n connections plus
+    outbound.concurrent, at per_conn_expected, with headroom) is at most
+    floor(budget_pages(n) * 2 / 3), so pressure' holds them and high' keeps the kernel's
+    50 % margin within the budget.
+  - 'gap' (info): when conns exceeds twice max_connections_worst after the plan, one line
+    says the plan relies on most connections holding about average_memory.
 
 References
   net/core/sock.c: __sk_mem_schedule(), __sk_mem_raise_allocated() (sk_forward_alloc,
