@@ -141,7 +141,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let r = crate::recommend::run(root)?;
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&r),
-                Format::Text => crate::recommend::text(&r),
+                // Kubernetes and Prometheus: refused by check_flags before this.
+                Format::Text | Format::Kubernetes | Format::Prometheus => crate::recommend::text(&r),
             }))
         }
         Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format()))),
