@@ -137,9 +137,30 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 code: report.exit_code(),
             })
         }
+        Command::Recommend => {
+            let r = crate::recommend::run(root)?;
+            Ok(Output::ok(match g.format() {
+                Format::Json => report::json(&r),
+                // Kubernetes and Prometheus: refused by check_flags before this.
+                Format::Text | Format::Kubernetes | Format::Prometheus => crate::recommend::text(&r),
+            }))
+        }
         Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format()))),
         Command::Profiles {
-            action: Some(ProfilesAction::Show { name }),
+            action: Some(ProfilesAction::Show { name, resolved: true }),
+        } => {
+            // Validated as a whole first: a merged result that would not plan is an error.
+            profile::load(name, &[])?;
+            let r = profile::resolve_extends(name)?;
+            let text = format!("# {name}, resolved: {}\n{}", r.chain.join(" → "), r.to_toml()?);
+            Ok(Output::ok(crate::report::escape::safe_lines(&text).into_owned()))
+        }
+        Command::Profiles {
+            action:
+                Some(ProfilesAction::Show {
+                    name,
+                    resolved: false,
+                }),
         } => match profile::builtin_source(name) {
             Some(text) => Ok(Output::ok(text.to_string())),
             None => Err(Error::input(format!(

@@ -122,9 +122,14 @@ pub enum Command {
         after_help = "Checks (warning / error):\n  ports             sockets holding ephemeral ports per destination address:port, of the\n                    usable ip_local_port_range (50% / 90%)\n  orphans           sockstat orphan of net.ipv4.tcp_max_orphans (50% / 90%)\n  tcp-memory        sockstat mem of net.ipv4.tcp_mem (pressure / high)\n  commit            Committed_AS of CommitLimit in strict mode (90% / over)\n  oom               MemAvailable of MemTotal without swap (below 10% / below 5%)\n  file-descriptors  fs.file-nr of fs.file-max (80% / 95%)\n\nExit codes: 0 healthy, 1 a warning or an error was found, 2 unreadable or garbled host data.\n\nExamples:\n  sysctune doctor\n  sysctune doctor --format json --top 50\n  sysctune --root /srv/snapshot doctor"
     )]
     Doctor(DoctorArgs),
+    /// Which built-in profile fits what this host is doing, with --set overrides and the evidence
+    #[command(
+        after_help = "Reads sockstat, the listening sockets, connections in and out and TIME_WAIT per destination\n(/proc/net/tcp, tcp6) and names the built-in profile that fits the workload. Writes nothing.\n\nExamples:\n  sysctune recommend\n  sysctune --root /srv/snapshot recommend --format json"
+    )]
+    Recommend,
     /// List the built-in profiles, or print one as TOML to start from
     #[command(
-        after_help = "Examples:\n  sysctune profiles\n  sysctune profiles show reverse-proxy > my-proxy.toml"
+        after_help = "Examples:\n  sysctune profiles\n  sysctune profiles show reverse-proxy > my-proxy.toml\n  sysctune profiles show ./my-proxy.toml --resolved"
     )]
     Profiles {
         #[command(subcommand)]
@@ -173,8 +178,14 @@ pub struct DoctorArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ProfilesAction {
-    /// Print a built-in profile as TOML
-    Show { name: String },
+    /// Print a built-in profile as TOML; with --resolved, any profile (a built-in or a path)
+    /// with what it extends merged in
+    Show {
+        name: String,
+        /// Print the merged result of the `extends` chain (fields not given are the parent's)
+        #[arg(long)]
+        resolved: bool,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

@@ -20,6 +20,7 @@ pub mod host;
 pub mod keys;
 pub mod plan;
 pub mod profile;
+pub mod recommend;
 pub mod report;
 pub mod rules;
 pub mod snapshot;

@@ -12,6 +12,7 @@ use crate::keys::{self, Kubernetes, Scope};
 use crate::profile::Profile;
 use crate::rules::{self, Context, Finding, Severity, overcommit, port_range, tcp_memory};
 use crate::sysctl_d::{self, Assignment, Kind, Origin, SysctlD};
+use crate::units;
 
 pub const SCHEMA: &str = "sysctune/plan/v1";
 /// The rule id of `[sysctl]` pins in `settings[].rules` and findings.
@@ -233,8 +234,10 @@ struct Managed {
 }
 
 pub fn plan(req: &Request) -> Result<Plan> {
-    let profile = req.profile;
-    let facts = effective_facts(req.facts, profile);
+    let facts = effective_facts(req.facts, req.profile);
+    // "observed", "fit" and ceilings are decided here, from the host, once.
+    let (resolved, notes) = crate::profile::resolve(req.profile, &facts)?;
+    let profile = &resolved;
     validate_against_host(&facts, profile)?;
     let globs = compile_globs(req.only)?;
 
@@ -245,6 +248,11 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .iter()
         .map(|w| Finding::new(Severity::Warning, "host", w.clone()))
         .collect();
+    findings.extend(
+        notes
+            .into_iter()
+            .map(|n| Finding::new(Severity::Info, "profile", n)),
+    );
     let mut arithmetic = Vec::new();
     let mut ctx = Context {
         facts: &facts,
@@ -459,6 +467,9 @@ pub fn plan(req: &Request) -> Result<Plan> {
         &|k| facts.value(k).map(str::to_string),
         &recommended,
     );
+    if let Some(f) = capacity_gap(profile, &capacity) {
+        findings.push(f);
+    }
 
     // 7. The drop-in: the chosen keys, plus (with --only) the lines of the current drop-in
     //    for keys outside the globs, so a restricted apply does not drop them. A key whose
@@ -807,6 +818,42 @@ fn ints(v: Option<String>) -> Option<Vec<u64>> {
 }
 
 /// Capacity figures from the current values and from the recommended ones.
+/// One line when the connections the profile asks for are far more (over twice) than
+/// tcp_mem holds at default buffers after the plan: the plan then relies on most
+/// connections holding about `average_memory`, and says so.
+fn capacity_gap(profile: &Profile, capacity: &Capacity) -> Option<Finding> {
+    let asked = profile.conns();
+    let at_default = capacity.max_connections_worst.recommended? as u128;
+    let per = capacity.per_connection_worst.recommended?;
+    if asked == 0 || at_default.saturating_mul(2) >= asked {
+        return None;
+    }
+    let expected = match profile.connections.average_memory {
+        Some(_) => capacity
+            .per_connection_expected
+            .recommended
+            .map(|e| {
+                format!(
+                    "relies on most of them holding about {} (average_memory)",
+                    units::human_bytes(e as u128)
+                )
+            })
+            .unwrap_or_default(),
+        None => "cannot hold them all at once".to_string(),
+    };
+    Some(Finding::new(
+        Severity::Info,
+        "tcp-memory",
+        format!(
+            "gap: the profile asks for {} connections, tcp_mem holds {} at default buffers ({} each, {}%): the plan {expected}",
+            units::grouped(asked),
+            units::grouped(at_default),
+            units::human_bytes(per as u128),
+            at_default * 100 / asked
+        ),
+    ))
+}
+
 fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lookup) -> Capacity {
     let q = tcp_memory::quantum(&facts.kernel, facts.page_size);
     let per_conn = |v: &Lookup| -> Option<u64> {

@@ -107,9 +107,17 @@ pub struct HostOverride {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Connections {
     pub concurrent: u64,
+    /// `concurrent = "fit"`: as many as the host's TCP budget holds, resolved by
+    /// [`resolve`] before the rules run (then `concurrent` holds the figure).
+    pub concurrent_fit: bool,
     pub rmem_default: Option<u64>,
     pub wmem_default: Option<u64>,
+    /// `rmem_default` and `wmem_default` are ceilings: a host default already lower is kept
+    /// (a profile that shrinks buffers never raises one). Applied by [`resolve`].
+    pub defaults_at_most: bool,
     pub average_memory: Option<u64>,
+    /// `average_memory = "observed"`: from this host's sockstat, resolved by [`resolve`].
+    pub average_observed: bool,
     /// Kernel memory per connection outside tcp_mem (socket, inode, file, dentry, epoll
     /// item: ~3.7 KiB on 6.x), which the TCP budget leaves free.
     pub control_block: u64,
@@ -128,9 +136,12 @@ impl Default for Connections {
     fn default() -> Self {
         Connections {
             concurrent: 0,
+            concurrent_fit: false,
             rmem_default: None,
             wmem_default: None,
+            defaults_at_most: false,
             average_memory: None,
+            average_observed: false,
             control_block: 4096,
             tcp_memory_share: Dec4(7500),
             reserved_memory: MemSize::Bytes(0),
@@ -226,6 +237,9 @@ impl Memory {
 )]
 struct RawProfile {
     name: Name,
+    /// Read by [`load`] (the parent's fields are merged in before this is parsed).
+    #[allow(dead_code)]
+    extends: Option<String>,
     description: Option<String>,
     headroom: Option<Decimal<10_000, 100_000, false>>,
     #[serde(default)]
@@ -254,10 +268,11 @@ struct RawHost {
     expecting = "a table [connections] (concurrent, rmem_default, ...)"
 )]
 struct RawConnections {
-    concurrent: Option<Count<0>>,
+    concurrent: Option<Concurrent>,
     rmem_default: Option<Size<4096, INT_MAX>>,
     wmem_default: Option<Size<4096, INT_MAX>>,
-    average_memory: Option<Size<1>>,
+    defaults_at_most: Option<bool>,
+    average_memory: Option<Average>,
     control_block: Option<Size<0>>,
     tcp_memory_share: Option<Decimal<0, 10_000, true>>,
     reserved_memory: Option<RamSize<0>>,
@@ -317,73 +332,121 @@ struct Size<const MIN: u64, const MAX: u64 = { u64::MAX }>(u64);
 /// tcp_rmem and tcp_wmem hold C ints: at most 2147483647 bytes.
 const INT_MAX: u64 = i32::MAX as u64;
 
-impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const MAX: u64>;
-        impl<const MAX: u64> Visitor<'_> for V<MAX> {
-            type Value = u64;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size: an integer number of bytes or a string such as \"43KiB\" or \"62GiB\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-                u64::try_from(v).map_err(|_| {
-                    E::custom(format!(
-                        "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
-                    ))
-                })
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-                Ok(v)
-            }
-            // TOML integers beyond 64 bits arrive here.
-            fn visit_i128<E: de::Error>(self, v: i128) -> Result<u64, E> {
-                match u128::try_from(v) {
-                    Ok(v) => self.visit_u128(v),
-                    Err(_) => Err(E::custom(format!(
-                        "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
-                    ))),
-                }
-            }
-            fn visit_u128<E: de::Error>(self, v: u128) -> Result<u64, E> {
-                u64::try_from(v).map_err(|_| {
-                    E::custom(format!(
-                        "{v} bytes is too large; at most {MAX} bytes ({})",
-                        units::human_bytes(MAX as u128)
-                    ))
-                })
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-                Err(E::custom(format!(
-                    "{v} is not a whole number of bytes; write a size with a unit as a string, e.g. \"1.5GiB\""
-                )))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-                if units::is_share(v) {
-                    return Err(E::custom(format!(
-                        "{v:?}: a share of RAM is not valid here; only connections.reserved_memory and memory.commit_target may be one. Give a size, e.g. \"43KiB\" or \"62GiB\""
-                    )));
-                }
-                units::parse_size(v).map_err(E::custom)
-            }
+/// Reads a size in bytes (the checks against MIN and MAX come after: [`Size::check`]).
+struct SizeV<const MAX: u64>;
+
+impl<const MAX: u64> Visitor<'_> for SizeV<MAX> {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a size: an integer number of bytes or a string such as \"43KiB\" or \"62GiB\"")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| {
+            E::custom(format!(
+                "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
+            ))
+        })
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+    // TOML integers beyond 64 bits arrive here.
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<u64, E> {
+        match u128::try_from(v) {
+            Ok(v) => self.visit_u128(v),
+            Err(_) => Err(E::custom(format!(
+                "{v} is negative; a size is ≥ 0 (bytes, or a string such as \"43KiB\")"
+            ))),
         }
-        let bytes = d.deserialize_any(V::<MAX>)?;
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| {
+            E::custom(format!(
+                "{v} bytes is too large; at most {MAX} bytes ({})",
+                units::human_bytes(MAX as u128)
+            ))
+        })
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
+        Err(E::custom(format!(
+            "{v} is not a whole number of bytes; write a size with a unit as a string, e.g. \"1.5GiB\""
+        )))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        if units::is_share(v) {
+            return Err(E::custom(format!(
+                "{v:?}: a share of RAM is not valid here; only connections.reserved_memory and memory.commit_target may be one. Give a size, e.g. \"43KiB\" or \"62GiB\""
+            )));
+        }
+        units::parse_size(v).map_err(E::custom)
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> Size<MIN, MAX> {
+    fn check<E: de::Error>(bytes: u64) -> Result<Self, E> {
         if bytes < MIN {
             let min = if MIN == 1 {
                 "more than 0".to_string()
             } else {
                 format!("at least {MIN} bytes ({})", units::human_bytes(MIN as u128))
             };
-            return Err(de::Error::custom(format!(
-                "{bytes} bytes is too small; it must be {min}"
-            )));
+            return Err(E::custom(format!("{bytes} bytes is too small; it must be {min}")));
         }
         if bytes > MAX {
-            return Err(de::Error::custom(format!(
+            return Err(E::custom(format!(
                 "{bytes} bytes is too large; at most {MAX} bytes ({}), the kernel's limit",
                 units::human_bytes(MAX as u128)
             )));
         }
         Ok(Size(bytes))
+    }
+}
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Size<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::check(d.deserialize_any(SizeV::<MAX>)?)
+    }
+}
+
+/// A visitor that reads the string `WORD` as `None` and anything else with `inner`:
+/// `"fit"`, `"observed"` beside a number, without going through `toml::Value` (which
+/// cannot hold integers beyond i64, so the inner visitor's messages for them are kept).
+struct OrWord<V> {
+    word: &'static str,
+    inner: V,
+    also: &'static str,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for OrWord<V> {
+    type Value = Option<V::Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.inner.expecting(f)?;
+        write!(f, ", or {}", self.also)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.inner.visit_i64(v).map(Some)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.inner.visit_u64(v).map(Some)
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+        self.inner.visit_i128(v).map(Some)
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+        self.inner.visit_u128(v).map(Some)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.inner.visit_f64(v).map(Some)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if v.trim() == self.word {
+            return Ok(None);
+        }
+        let also = self.also;
+        self.inner
+            .visit_str::<E>(v)
+            .map(Some)
+            .map_err(|e: E| E::custom(format!("{e}; or {also}")))
     }
 }
 
@@ -408,49 +471,97 @@ impl<'de, const MIN: u64> Deserialize<'de> for RamSize<MIN> {
     }
 }
 
+/// `connections.concurrent`: a count, or `"fit"` (as many as the host's TCP budget holds).
+enum Concurrent {
+    Count(u64),
+    Fit,
+}
+
+impl<'de> Deserialize<'de> for Concurrent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = OrWord {
+            word: "fit",
+            inner: CountV,
+            also: "\"fit\": as many as the host's TCP budget holds",
+        };
+        match d.deserialize_any(v)? {
+            None => Ok(Concurrent::Fit),
+            Some(n) => Count::<0>::check(n).map(|Count(n)| Concurrent::Count(n)),
+        }
+    }
+}
+
+/// `connections.average_memory`: a size, or `"observed"` (from this host's sockstat).
+enum Average {
+    Size(u64),
+    Observed,
+}
+
+impl<'de> Deserialize<'de> for Average {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = OrWord {
+            word: "observed",
+            inner: SizeV::<{ u64::MAX }>,
+            also: "\"observed\": measured from this host's /proc/net/sockstat",
+        };
+        match d.deserialize_any(v)? {
+            None => Ok(Average::Observed),
+            Some(b) => Size::<1>::check(b).map(|Size(b)| Average::Size(b)),
+        }
+    }
+}
+
 /// A whole number ≥ `MIN`.
 struct Count<const MIN: u64>(u64);
 
-impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = i128;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a whole number")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
-                Ok(v as i128)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
-                Ok(v as i128)
-            }
-            // TOML integers beyond 64 bits arrive here.
-            fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
-                Ok(v)
-            }
-            fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
-                Ok(i128::try_from(v).unwrap_or(i128::MAX))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
-                Err(E::custom(format!("{v} is not a whole number")))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<i128, E> {
-                v.trim()
-                    .parse::<i128>()
-                    .map_err(|_| E::custom(format!("{v:?} is not a whole number")))
-            }
-        }
-        let n = d.deserialize_any(V)?;
+/// Reads a whole number (the check against MIN comes after: [`Count::check`]).
+struct CountV;
+
+impl Visitor<'_> for CountV {
+    type Value = i128;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a whole number")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+        Ok(v as i128)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+        Ok(v as i128)
+    }
+    // TOML integers beyond 64 bits arrive here.
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
+        Ok(v)
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
+        Ok(i128::try_from(v).unwrap_or(i128::MAX))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
+        Err(E::custom(format!("{v} is not a whole number")))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<i128, E> {
+        v.trim()
+            .parse::<i128>()
+            .map_err(|_| E::custom(format!("{v:?} is not a whole number")))
+    }
+}
+
+impl<const MIN: u64> Count<MIN> {
+    fn check<E: de::Error>(n: i128) -> Result<Self, E> {
         if n < MIN as i128 {
             let what = if n < 0 { "negative" } else { "too small" };
-            return Err(de::Error::custom(format!(
+            return Err(E::custom(format!(
                 "{n} is {what}; it must be a whole number ≥ {MIN}"
             )));
         }
         u64::try_from(n)
             .map(Count)
-            .map_err(|_| de::Error::custom(format!("{n} is too large; at most {}", u64::MAX)))
+            .map_err(|_| E::custom(format!("{n} is too large; at most {}", u64::MAX)))
+    }
+}
+
+impl<'de, const MIN: u64> Deserialize<'de> for Count<MIN> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::check(d.deserialize_any(CountV)?)
     }
 }
 
@@ -671,10 +782,19 @@ impl RawProfile {
         let c = self.connections;
         let defaults = Connections::default();
         let connections = Connections {
-            concurrent: c.concurrent.map_or(0, |v| v.0),
+            concurrent: match c.concurrent {
+                Some(Concurrent::Count(n)) => n,
+                _ => 0,
+            },
+            concurrent_fit: matches!(c.concurrent, Some(Concurrent::Fit)),
             rmem_default: c.rmem_default.map(|v| v.0),
             wmem_default: c.wmem_default.map(|v| v.0),
-            average_memory: c.average_memory.map(|v| v.0),
+            defaults_at_most: c.defaults_at_most.unwrap_or(false),
+            average_memory: match c.average_memory {
+                Some(Average::Size(b)) => Some(b),
+                _ => None,
+            },
+            average_observed: matches!(c.average_memory, Some(Average::Observed)),
             control_block: c.control_block.map_or(defaults.control_block, |v| v.0),
             tcp_memory_share: c.tcp_memory_share.map_or(defaults.tcp_memory_share, |v| v.0),
             reserved_memory: c.reserved_memory.map_or(MemSize::Bytes(0), |v| v.0),
@@ -803,16 +923,22 @@ pub fn parse_text(origin: &str, text: &str) -> Result<Profile> {
     raw.finish().map_err(|e| Error::input(format!("{origin}: {e}")))
 }
 
-/// Find a profile by built-in name or path and apply `--set FIELD=VALUE` overrides.
+/// Find a profile by built-in name or path, merge in what it `extends`, and apply
+/// `--set FIELD=VALUE` overrides.
 pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
-    let (origin, text) = source(spec)?;
-    // Checked on its own first, so an error in the file is not blamed on a --set.
-    let profile = parse_text(&origin, &text)?;
+    let resolved = resolve_extends(spec)?;
+    let origin = resolved.origin();
+    // Checked without the overrides first, so an error in a file is not blamed on a --set.
+    let profile = if resolved.chain.len() == 1 {
+        // From the text, not the table: errors keep the file's line and column.
+        parse_text(&origin, &resolved.text)?
+    } else {
+        check_table(&origin, &resolved.table)?
+    };
     if sets.is_empty() {
         return Ok(profile);
     }
-    let mut table: toml::Table =
-        toml::from_str(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;
+    let mut table = resolved.table;
     for set in sets {
         let (path, value) = parse_set(set)?;
         let set = &keys::reveal(set);
@@ -829,40 +955,270 @@ pub fn load(spec: &str, sets: &[String]) -> Result<Profile> {
         }
         insert_path(&mut table, &path, value, set)?;
     }
-    let merged = toml::to_string(&table).map_err(|e| Error::input(format!("--set: {e}")))?;
-    let raw: RawProfile = toml::from_str(&merged).map_err(|e| {
-        Error::input(format!(
-            "{origin} with --set overrides: {}",
-            keys::reveal(e.message().trim_end())
-        ))
-    })?;
-    raw.finish()
-        .map_err(|e| Error::input(format!("{origin} with --set overrides: {e}")))
+    check_table(&format!("{origin} with --set overrides"), &table)
 }
 
-fn source(spec: &str) -> Result<(String, String)> {
+/// Parse a merged table; `what` names it in errors.
+fn check_table(what: &str, table: &toml::Table) -> Result<Profile> {
+    let merged = toml::to_string(table).map_err(|e| Error::input(format!("{what}: {e}")))?;
+    let raw: RawProfile = toml::from_str(&merged)
+        .map_err(|e| Error::input(format!("{what}: {}", keys::reveal(e.message().trim_end()))))?;
+    raw.finish().map_err(|e| Error::input(format!("{what}: {e}")))
+}
+
+/// How many profiles an `extends` chain may hold, the profile itself included.
+pub const MAX_EXTENDS_DEPTH: usize = 8;
+
+/// A profile with its `extends` chain merged: the table (without `extends`), the chain
+/// from the profile to its furthest parent, and the profile's own text.
+pub struct Resolved {
+    pub table: toml::Table,
+    pub chain: Vec<String>,
+    pub text: String,
+}
+
+impl Resolved {
+    /// `built-in profile web-server`, or `./edge.toml (extends web-server)`.
+    fn origin(&self) -> String {
+        match self.chain.split_first() {
+            Some((first, rest)) if !rest.is_empty() => {
+                format!("{first} (extends {})", rest.join(" → "))
+            }
+            Some((first, _)) => first.clone(),
+            None => String::new(),
+        }
+    }
+
+    /// The merged profile as TOML (`profiles show NAME --resolved`).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(&self.table).map_err(|e| Error::input(format!("{}: {e}", self.origin())))
+    }
+}
+
+/// Read `spec` and every profile it extends: fields not given are the parent's, tables
+/// (`[connections]`, `[sysctl]`, ...) merge key by key. A parent is a built-in name or a
+/// path, relative to the directory of the file that names it. Each file is checked on its
+/// own first, so an error in it keeps its line and column.
+pub fn resolve_extends(spec: &str) -> Result<Resolved> {
+    let mut chain: Vec<String> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    let mut layers: Vec<toml::Table> = Vec::new();
+    let mut own_text = None;
+    let mut next = Some((spec.to_string(), None::<std::path::PathBuf>));
+    while let Some((name, base)) = next.take() {
+        let (origin, text, id, dir) = source_from(&name, base.as_deref()).map_err(|e| {
+            if chain.is_empty() {
+                e
+            } else {
+                Error::input(format!(
+                    "{} extends {}: {e}",
+                    chain.join(" → "),
+                    keys::escape(&name)
+                ))
+            }
+        })?;
+        if ids.contains(&id) {
+            chain.push(origin);
+            return Err(Error::input(format!(
+                "extends: a cycle: {}; a profile may not extend itself, directly or through another",
+                chain.join(" → ")
+            )));
+        }
+        if chain.len() == MAX_EXTENDS_DEPTH {
+            chain.push(origin);
+            return Err(Error::input(format!(
+                "extends: the chain {} is longer than {MAX_EXTENDS_DEPTH} profiles; extend a profile closer to the one you need",
+                chain.join(" → ")
+            )));
+        }
+        // Alone: types and unknown fields, with line and column (cross-field checks wait
+        // for the merged result: the parent may give the other half).
+        toml::from_str::<RawProfile>(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| Error::input(located(&origin, &text, &e)))?;
+        let parent = match table.remove("extends") {
+            Some(toml::Value::String(p)) => Some(p),
+            Some(_) => {
+                return Err(Error::input(format!(
+                    "{origin}: extends must be a string: a built-in profile ({}) or a path to a TOML file",
+                    builtin_names().join(", ")
+                )));
+            }
+            None => None,
+        };
+        if own_text.is_none() {
+            own_text = Some(text);
+        }
+        chain.push(origin);
+        ids.push(id);
+        layers.push(table);
+        next = parent.map(|p| (p, dir));
+    }
+    let mut merged = toml::Table::new();
+    for layer in layers.into_iter().rev() {
+        merge(&mut merged, layer);
+    }
+    Ok(Resolved {
+        table: merged,
+        chain,
+        text: own_text.unwrap_or_default(),
+    })
+}
+
+/// `over` onto `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// (origin for messages, text, identity for cycle checks, directory for relative parents).
+fn source_from(
+    spec: &str,
+    base: Option<&Path>,
+) -> Result<(String, String, String, Option<std::path::PathBuf>)> {
     let looks_like_path = spec.contains('/') || spec.ends_with(".toml");
     if !looks_like_path {
         if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == spec) {
-            return Ok((format!("built-in profile {name}"), text.to_string()));
+            return Ok((
+                format!("built-in profile {name}"),
+                text.to_string(),
+                format!("builtin:{name}"),
+                None,
+            ));
         }
-        if !Path::new(spec).exists() {
+        if base.is_some() || !Path::new(spec).exists() {
             return Err(Error::input(format!(
-                "unknown profile {spec:?}: not a built-in profile ({}) and no such file",
+                "unknown profile {}: not a built-in profile ({}) and no such file",
+                keys::escape(spec),
                 builtin_names().join(", ")
             )));
         }
     }
-    let path = Path::new(spec);
-    let bytes = crate::host::fs::read_named(path, crate::host::fs::MAX_CONFIG).map_err(|e| {
+    let path = match base {
+        Some(dir) if Path::new(spec).is_relative() => dir.join(spec),
+        _ => Path::new(spec).to_path_buf(),
+    };
+    let shown = path.display().to_string();
+    let bytes = crate::host::fs::read_named(&path, crate::host::fs::MAX_CONFIG).map_err(|e| {
         Error::input(format!(
-            "profile {spec}: {e}; give a built-in profile ({}) or a path to a TOML file",
+            "profile {shown}: {e}; give a built-in profile ({}) or a path to a TOML file",
             builtin_names().join(", ")
         ))
     })?;
     let text =
-        String::from_utf8(bytes).map_err(|_| Error::input(format!("profile {spec}: not UTF-8 text")))?;
-    Ok((spec.to_string(), text))
+        String::from_utf8(bytes).map_err(|_| Error::input(format!("profile {shown}: not UTF-8 text")))?;
+    // Lexical (no file system call): `./a.toml` and `a.toml` are one file; the depth limit
+    // catches spellings this misses.
+    let id: std::path::PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    let id = id.display().to_string();
+    let dir = path.parent().map(Path::to_path_buf);
+    Ok((shown, text, format!("file:{id}"), dir))
+}
+
+/// Fewest TCP sockets in use for `average_memory = "observed"`: below it an average says
+/// more about one process than about the workload.
+pub const OBSERVED_MIN_SOCKETS: u64 = 1000;
+
+/// Resolve what the profile leaves to the host, before the rules run (`facts` are the
+/// effective facts), in this order: `average_memory = "observed"` from sockstat, default
+/// buffers stated as ceilings (`defaults_at_most`), then `concurrent = "fit"` from the
+/// TCP budget. Returns the concrete profile and one line per figure decided, saying
+/// where it came from.
+pub fn resolve(profile: &Profile, facts: &crate::host::Facts) -> Result<(Profile, Vec<String>)> {
+    use crate::rules::tcp_memory;
+    let mut p = profile.clone();
+    let mut notes = Vec::new();
+    let q = tcp_memory::quantum(&facts.kernel, facts.page_size).max(1);
+    let c = &mut p.connections;
+    if c.average_observed {
+        let Some(ss) = facts.sockstat.as_ref() else {
+            return Err(Error::input(
+                "connections.average_memory = \"observed\" needs /proc/net/sockstat, which could not be read; \
+                 give a size instead, e.g. average_memory = \"10KiB\""
+                    .to_string(),
+            ));
+        };
+        if ss.tcp_inuse < OBSERVED_MIN_SOCKETS {
+            return Err(Error::input(format!(
+                "connections.average_memory = \"observed\": this host has {} TCP sockets in use \
+                 (/proc/net/sockstat \"TCP: inuse\"), fewer than the {} an average needs; run it under \
+                 the real load, or give a size, e.g. average_memory = \"10KiB\"",
+                units::grouped(ss.tcp_inuse as u128),
+                units::grouped(OBSERVED_MIN_SOCKETS as u128)
+            )));
+        }
+        let bytes = ss.tcp_mem as u128 * q as u128;
+        let avg = u64::try_from(bytes.div_ceil(ss.tcp_inuse as u128))
+            .unwrap_or(u64::MAX)
+            .max(1);
+        notes.push(format!(
+            "connections.average_memory = \"observed\": {} B ({}) per connection, from /proc/net/sockstat: \
+             mem {} × {q} B / inuse {} (rounded up)",
+            units::grouped(avg as u128),
+            units::human_bytes(avg as u128),
+            units::grouped(ss.tcp_mem as u128),
+            units::grouped(ss.tcp_inuse as u128)
+        ));
+        c.average_memory = Some(avg);
+        c.average_observed = false;
+    }
+    if c.defaults_at_most {
+        for (key, field, given) in [
+            ("net.ipv4.tcp_rmem", "rmem_default", &mut c.rmem_default),
+            ("net.ipv4.tcp_wmem", "wmem_default", &mut c.wmem_default),
+        ] {
+            let current = facts.triple(key).map(|t| t[1]);
+            if let (Some(g), Some(cur)) = (*given, current)
+                && cur <= g
+            {
+                notes.push(format!(
+                    "connections.{field} {} is a ceiling (defaults_at_most): {key}[1] = {cur} B ({}) is \
+                     already at or below it and is left as it is",
+                    units::human_bytes(g as u128),
+                    units::human_bytes(cur as u128)
+                ));
+                *given = None;
+            }
+        }
+        c.defaults_at_most = false;
+    }
+    if p.connections.concurrent_fit {
+        let c = &p.connections;
+        let rmem = c.rmem_default.or(facts.triple("net.ipv4.tcp_rmem").map(|t| t[1]));
+        let wmem = c.wmem_default.or(facts.triple("net.ipv4.tcp_wmem").map(|t| t[1]));
+        let (per_conn, what) = match (c.average_memory, rmem, wmem) {
+            (Some(a), _, _) => (tcp_memory::quantum_up(a, q), "average_memory"),
+            (None, Some(r), Some(w)) => (tcp_memory::per_conn_default(r, w, q), "default buffers"),
+            _ => {
+                return Err(Error::input(
+                    "connections.concurrent = \"fit\" needs a size per connection: give connections.average_memory, \
+                     or rmem_default and wmem_default (tcp_rmem/tcp_wmem are not readable here)"
+                        .to_string(),
+                ));
+            }
+        };
+        let n = tcp_memory::connections_that_fit(facts, &p, per_conn);
+        notes.push(format!(
+            "connections.concurrent = \"fit\": {} connections, the most whose {} × headroom {} sit within \
+             two thirds of the TCP budget (pressure, with the kernel's 50% margin to high); \
+             give a number to plan a fixed load",
+            units::grouped(n as u128),
+            format_args!("{} each ({what})", units::human_bytes(per_conn as u128)),
+            p.headroom
+        ));
+        p.connections.concurrent = n;
+        p.connections.concurrent_fit = false;
+    }
+    Ok((p, notes))
 }
 
 pub fn builtin_names() -> Vec<&'static str> {

@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "apply",
     "rollback",
     "profiles",
+    "recommend",
     "explain",
     "completions",
     "man",

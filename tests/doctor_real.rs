@@ -394,8 +394,15 @@ fn two_sources_to_one_destination_each_have_the_whole_range() {
     }
     for (sev, m) in &ports[..2] {
         assert_eq!(*sev, "error");
-        assert!(m.contains("9 of the 10 usable"), "{m}");
-        assert!(!m.contains("18 of"), "{m}");
+        // 9 or all 10, as the kernel's hash offset falls (never both sources' sum).
+        assert!(
+            m.contains("9 of the 10 usable") || m.contains("10 of the 10 usable"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("18 of") && !m.contains("19 of") && !m.contains("20 of"),
+            "{m}"
+        );
     }
     assert!(
         ports[0].1.starts_with("127.0.0.1:8080 from 127.0.0.1:"),
@@ -432,12 +439,20 @@ fn a_listener_inside_the_range_is_not_usable() {
     let Some((r, results)) = model_case("listener") else {
         return;
     };
-    // 9 ports left: the 10th connect fails
-    assert_eq!(results, "ok ok ok ok ok ok ok ok ok EADDRNOTAVAIL");
+    // 9 ports left: connect() fails once they are taken (the kernel may leave one of an
+    // odd count unpicked, as its parity walk falls), never succeeds a 10th time.
+    let oks = results.split(' ').filter(|x| *x == "ok").count();
+    assert!(
+        results.ends_with("EADDRNOTAVAIL") && (8..=9).contains(&oks),
+        "{results}"
+    );
     assert_eq!(r["facts"]["ports"]["usable"], 9);
     assert_eq!(r["facts"]["ports"]["listening_in_range"], 1);
     let ports = messages(&r, "ports");
-    assert!(ports[0].1.contains("9 of the 9 usable"), "{ports:?}");
+    assert!(
+        ports[0].1.contains(&format!("{oks} of the 9 usable")),
+        "{ports:?}"
+    );
     assert!(ports[0].1.contains("(1 listening)"), "{ports:?}");
 }
 
@@ -468,9 +483,13 @@ fn tcp_max_tw_buckets_50_names_the_overflow() {
             .contains("50 sockets in TIME_WAIT are 100% of net.ipv4.tcp_max_tw_buckets 50"),
         "{tw:?}"
     );
+    // At most the 50 over the cap; fewer when some TIME_WAIT ended before the next came.
+    let overflow = r["facts"]["counters"]["TCPTimeWaitOverflow"].as_u64().unwrap();
+    assert!((1..=50).contains(&overflow), "{overflow}");
     assert!(
-        tw[0].1.contains("TCPTimeWaitOverflow: 50 TIME_WAIT socket(s)"),
+        tw[0]
+            .1
+            .contains(&format!("TCPTimeWaitOverflow: {overflow} TIME_WAIT socket(s)")),
         "{tw:?}"
     );
-    assert_eq!(r["facts"]["counters"]["TCPTimeWaitOverflow"], 50);
 }

@@ -102,13 +102,27 @@ fn every_kind_of_document_matches_its_schema() {
         "doctor ports",
         doc(&["--root", &healthy, "--format", "json", "doctor"]),
     ));
+    docs.push((
+        "recommend",
+        doc(&["--root", &healthy, "--format", "json", "recommend"]),
+    ));
+    docs.push(("recommend, idle", j(&["recommend"])));
     for (what, d) in &docs {
         check(d, what);
     }
     let ids: std::collections::BTreeSet<&str> =
         docs.iter().map(|(_, d)| d["schema"].as_str().unwrap()).collect();
     for name in [
-        "plan", "apply", "rollback", "status", "show", "doctor", "snapshot", "error", "profiles",
+        "plan",
+        "apply",
+        "rollback",
+        "status",
+        "show",
+        "doctor",
+        "snapshot",
+        "error",
+        "profiles",
+        "recommend",
     ] {
         assert!(
             ids.contains(format!("sysctune/{name}/v1").as_str()),

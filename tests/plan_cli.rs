@@ -226,7 +226,8 @@ fn widest_range_gives_1006_per_second_at_hz_1000() {
 /// ceil(Committed_AS × 1.2) with the reserves.
 #[test]
 fn hugetlb_before_4_16_counts_the_huge_pages() {
-    let p = json("hugetlb-3.10", "database", &[]);
+    // the built-in database profile stays heuristic: strict mode asked for here
+    let p = json("hugetlb-3.10", "database", &["--set", "memory.overcommit=strict"]);
     assert_eq!(p["host"]["hugetlb"], 8u64 << 30);
     assert_eq!(p["host"]["commit_limit"], 3938312u64 * 1024);
     assert_eq!(p["capacity"]["commit_limit"]["current"], 3938312u64 * 1024);
@@ -244,7 +245,17 @@ fn hugetlb_before_4_16_counts_the_huge_pages() {
     let text = std::fs::read_to_string(&meminfo).unwrap();
     std::fs::write(&meminfo, text.replace("3938312 kB", "8132616 kB")).unwrap();
     let rs = dir.path().display().to_string();
-    let run = sysctune(&["--root", &rs, "--format", "json", "plan", "--profile", "database"]);
+    let run = sysctune(&[
+        "--root",
+        &rs,
+        "--format",
+        "json",
+        "plan",
+        "--profile",
+        "database",
+        "--set",
+        "memory.overcommit=strict",
+    ]);
     let p: Value = serde_json::from_str(&run.stdout).unwrap();
     let errors: Vec<&Value> = p["findings"]
         .as_array()
@@ -298,7 +309,12 @@ fn snapshots_text() {
         ("strict-over-limit", "strict-over-limit", "database".to_string()),
         ("hugetlb-3.10", "hugetlb-3.10", "database".to_string()),
     ] {
-        let (run, out) = plan(root_name, &prof, &[]);
+        // strict mode's arithmetic on these two hosts (the built-in database stays heuristic)
+        let strict: &[&str] = match name {
+            "strict-over-limit" | "hugetlb-3.10" => &["--set", "memory.overcommit=strict"],
+            _ => &[],
+        };
+        let (run, out) = plan(root_name, &prof, strict);
         assert_eq!(run.code, 0, "{name}: {}", run.stderr);
         insta::assert_snapshot!(format!("text-{name}"), out);
     }
@@ -320,7 +336,11 @@ fn snapshots_json() {
         ("strict-over-limit", "strict-over-limit", "database".to_string()),
         ("hugetlb-3.10", "hugetlb-3.10", "database".to_string()),
     ] {
-        let p = json(root_name, &prof, &[]);
+        let strict: &[&str] = match name {
+            "strict-over-limit" | "hugetlb-3.10" => &["--set", "memory.overcommit=strict"],
+            _ => &[],
+        };
+        let p = json(root_name, &prof, strict);
         insta::assert_json_snapshot!(format!("json-{name}"), p);
     }
 }

@@ -301,6 +301,11 @@ impl PortScan {
         }
     }
 
+    /// The ports some socket listens on, ascending.
+    pub fn listening_ports(&self) -> Vec<u16> {
+        (0..=u16::MAX).filter(|&p| bit(&self.listening, p)).collect()
+    }
+
     /// Number of distinct destinations seen.
     pub fn destinations(&self) -> usize {
         self.v4.len() + self.v6.len() + self.spill_destinations

@@ -22,11 +22,18 @@ with EPERM, so fs.nr_open must go up first.
     conns       = connections.concurrent + outbound.concurrent
     fds_total   = ceil(conns × headroom)
     file_max'   = max(current, round_up_1024(fds_total + file_nr_allocated))
-    per_process = ceil(fds_total / connections.processes)
+    per_process = ceil(fds_total / connections.processes) + 1024
     nr_open'    = max(current, round_up_1024(per_process)), within 64..=2147483584
 `file_nr_allocated` is the first field of fs.file-nr: the file handles open now.
+The 1024 is what a process needs besides its sockets: shared libraries, logs, data
+files, pipes (1024 is the kernel's default soft RLIMIT_NOFILE, and PostgreSQL's
+max_files_per_process is 1000).
 
 ## Choices
+- per_process adds a floor of 1024 descriptors for what is not a socket, so the advice
+  is never a limit a real process could not start with (a database with one backend per
+  connection needs 1 socket and ~1000 files each). fs.file-max is not raised for it:
+  file_nr_allocated already counts the files the processes hold now.
 - Both keys are managed whenever conns > 0, even when they keep their current values.
 - fs.file-nr absent or unreadable: nothing is counted as already open (0).
 - fs.nr_open cannot exceed 2147483584 (the kernel's limit, INT_MAX rounded down to a
@@ -51,6 +58,9 @@ const FILE_NR: &str = "fs.file-nr";
 pub const NR_OPEN_MAX: u128 = 2147483584;
 pub const NR_OPEN_MIN: u128 = 64;
 const FILE_MAX_MAX: u128 = i64::MAX as u128;
+/// Descriptors a process needs besides its sockets (libraries, logs, data files): the
+/// kernel's default soft RLIMIT_NOFILE.
+pub const OTHER_FDS_PER_PROCESS: u128 = 1024;
 
 pub struct FileDescriptors;
 
@@ -121,9 +131,11 @@ impl Rule for FileDescriptors {
         }
 
         // fs.nr_open: one process's share.
-        let per_process = fds.div_ceil(processes as u128);
+        let sockets = fds.div_ceil(processes as u128);
+        let per_process = sockets.saturating_add(OTHER_FDS_PER_PROCESS);
         out.step(format!(
-            "per_process = ceil(fds_total / processes) = ceil({fds} / {processes}) = {per_process}"
+            "per_process = ceil(fds_total / processes) + {OTHER_FDS_PER_PROCESS} other files \
+             = ceil({fds} / {processes}) + {OTHER_FDS_PER_PROCESS} = {per_process}"
         ));
         let limit = per_process.min(NR_OPEN_MAX);
         if facts.value(NR_OPEN).is_none() {
@@ -176,9 +188,11 @@ impl Rule for FileDescriptors {
             id,
             format!(
                 "Set RLIMIT_NOFILE (LimitNOFILE= in the service unit) to at least {limit} for {} \
-                 holding the connections; it is not a sysctl, and fs.nr_open must be raised \
-                 first: setrlimit() above fs.nr_open fails with EPERM.",
-                each_process(processes).to_lowercase()
+                 holding the connections ({} sockets + {OTHER_FDS_PER_PROCESS} for its other \
+                 files); it is not a sysctl, and fs.nr_open must be raised first: setrlimit() \
+                 above fs.nr_open fails with EPERM.",
+                each_process(processes).to_lowercase(),
+                grouped(sockets)
             ),
         );
         out
@@ -253,7 +267,8 @@ mod tests {
         assert_eq!(value(&out, FILE_MAX), Some("6500000"));
         assert_eq!(value(&out, NR_OPEN), Some("1048576"));
         assert!(out.settings.iter().all(|s| s.reason.starts_with("already")));
-        assert!(rlimit(&out).contains("at least 1032000"));
+        assert!(rlimit(&out).contains("at least 1033024"));
+        assert!(rlimit(&out).contains("1 032 000 sockets + 1024"));
         assert!(rlimit(&out).contains("EPERM"));
         assert!(rlimit(&out).contains("LimitNOFILE="));
         assert_eq!(out.findings.len(), 1);
@@ -266,24 +281,24 @@ mod tests {
         );
         let out = run(&facts, &conns(860_000, 1));
         assert_eq!(value(&out, FILE_MAX), Some("1034240"));
-        assert_eq!(value(&out, NR_OPEN), Some("1032192"));
+        assert_eq!(value(&out, NR_OPEN), Some("1033216"));
         assert!(out.steps.iter().any(|s| s.contains("= 1034240")));
     }
 
     #[test]
     fn processes_split_the_per_process_limit() {
         let facts = with(proxy_host(), NR_OPEN, Some("1024"));
-        // 1032000 / 4 = 258000 → 258048
+        // 1032000 / 4 = 258000, + 1024 = 259024 → 259072
         let out = run(&facts, &conns(860_000, 4));
-        assert_eq!(value(&out, NR_OPEN), Some("258048"));
-        assert!(rlimit(&out).contains("at least 258000 for each of the 4 processes"));
-        // ceil: 1032000 / 7 = 147428.57 → 147429 → 147456
+        assert_eq!(value(&out, NR_OPEN), Some("259072"));
+        assert!(rlimit(&out).contains("at least 259024 for each of the 4 processes"));
+        // ceil: 1032000 / 7 = 147428.57 → 147429, + 1024 = 148453 → 148480
         let out = run(&facts, &conns(860_000, 7));
-        assert_eq!(value(&out, NR_OPEN), Some("147456"));
-        assert!(rlimit(&out).contains("at least 147429"));
+        assert_eq!(value(&out, NR_OPEN), Some("148480"));
+        assert!(rlimit(&out).contains("at least 148453"));
         // 2 000 000 in one process: above the default 1048576
         let out = run(&proxy_host(), &conns(2_000_000, 1));
-        assert_eq!(value(&out, NR_OPEN), Some("2400256"));
+        assert_eq!(value(&out, NR_OPEN), Some("2401280"));
     }
 
     #[test]
@@ -312,10 +327,11 @@ mod tests {
 
     #[test]
     fn nr_open_is_capped_at_the_kernel_maximum() {
-        // 2147483000 fits in one process but rounds up past the maximum: the maximum, no error
+        // 2147482000 + 1024 fits in one process but rounds up past the maximum: the maximum,
+        // no error
         let out = run(
             &proxy_host(),
-            "headroom = 1\n[connections]\nconcurrent = 2147483000\n",
+            "headroom = 1\n[connections]\nconcurrent = 2147482000\n",
         );
         assert_eq!(value(&out, NR_OPEN), Some("2147483584"));
         assert!(out.findings.iter().all(|f| f.severity == Severity::Info));
@@ -332,8 +348,22 @@ mod tests {
         assert!(rlimit(&out).contains("at least 2147483584"));
         // split over two processes it fits
         let out = run(&proxy_host(), &conns(3_000_000_000, 2));
-        assert_eq!(value(&out, NR_OPEN), Some("1800000512"));
+        assert_eq!(value(&out, NR_OPEN), Some("1800001536"));
         assert!(out.findings.iter().all(|f| f.severity == Severity::Info));
+    }
+
+    /// One process per connection (the database profile): the advice is the floor for
+    /// the process's other files plus its socket, never a limit of 2.
+    #[test]
+    fn a_process_per_connection_still_needs_its_other_files() {
+        let out = run(&proxy_host(), &conns(2000, 2000));
+        assert!(
+            rlimit(&out).contains("at least 1026 for each of the 2000 processes"),
+            "{}",
+            rlimit(&out)
+        );
+        assert!(rlimit(&out).contains("2 sockets + 1024"));
+        assert_eq!(value(&out, NR_OPEN), Some("1048576"));
     }
 
     #[test]

@@ -136,6 +136,16 @@ Choices (where the spec is silent)
     finding when the profile declares connections, nothing otherwise.
   - Sizing defaults unknown (tcp_rmem/tcp_wmem absent, no rmem_default/wmem_default and
     no average_memory): a warning, and only the high > budget check.
+  - Decided before the rules run, from the host (the plan shows each as a 'profile' info
+    finding): connections.average_memory = \"observed\" is ceil(sockstat mem * quantum /
+    inuse), refused below 1000 TCP sockets in use; with defaults_at_most, a default the
+    host already has at or below rmem_default / wmem_default is kept and not managed;
+    connections.concurrent = \"fit\" is the largest n whose need_pages (n connections plus
+    outbound.concurrent, at per_conn_expected, with headroom) is at most
+    floor(budget_pages(n) * 2 / 3), so pressure' holds them and high' keeps the kernel's
+    50 % margin within the budget.
+  - 'gap' (info): when conns exceeds twice max_connections_worst after the plan, one line
+    says the plan relies on most connections holding about average_memory.
 
 References
   net/core/sock.c: __sk_mem_schedule(), __sk_mem_raise_allocated() (sk_forward_alloc,
@@ -251,6 +261,47 @@ pub fn budget_error(facts: &Facts, profile: &Profile) -> Option<String> {
         human(b.blocks),
         human(b.usable),
     ))
+}
+
+/// `connections.concurrent = "fit"`: the most inbound connections (besides the profile's
+/// `outbound.concurrent`) whose demand at `per_conn` bytes each, with headroom, sits at
+/// or below two thirds of the TCP budget they leave: pressure' then holds them and high'
+/// keeps the kernel's 50 % margin above it within the budget. The largest `n` with
+/// `need_units(n) ≤ floor(budget_units(n) × 2 / 3)`, found by bisection (both sides are
+/// monotonic in `n`); exact. `facts` are the effective facts.
+pub fn connections_that_fit(facts: &Facts, profile: &Profile, per_conn: u64) -> u64 {
+    let q = quantum(&facts.kernel, facts.page_size).max(1);
+    let fits = |n: u64| {
+        let mut p = profile.clone();
+        p.connections.concurrent = n;
+        let budget = Budget::new(facts, &p, q);
+        need_units(p.conns(), per_conn, profile.headroom, q) <= budget.units * 2 / 3
+    };
+    if !fits(0) {
+        return 0;
+    }
+    // Every connection costs at least one control block or one quantum of RAM.
+    let per = (per_conn.max(1))
+        .min(profile.connections.control_block.max(1))
+        .min(q);
+    let mut hi = (facts.mem.mem_total / per.max(1)).saturating_add(1);
+    while hi > 0 && fits(hi) {
+        hi = hi.saturating_mul(2);
+        if hi == u64::MAX {
+            break;
+        }
+    }
+    let mut lo = 0u64;
+    // invariant: fits(lo), !fits(hi) (or hi saturated)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// ceil(conns × per_conn × headroom / quantum), saturating (an overflow cannot fit anyway).
