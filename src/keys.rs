@@ -295,6 +295,39 @@ pub const KNOWN: &[KeyInfo] = &[
 ///   established hash table, itself sized from RAM.
 pub const SIZED_AT_BOOT: &[&str] = &["net.ipv4.tcp_mem", "fs.file-max", "net.ipv4.tcp_max_tw_buckets"];
 
+/// What a new network namespace starts with for a per-namespace key (a container's, a
+/// pod's): most keys start at the kernel's default whatever the host has
+/// (`inet_init_net()` in net/ipv4/af_inet.c, `tcp_sk_init()` in net/ipv4/tcp_ipv4.c,
+/// `sysctl_core_net_init()` in net/core/sysctl_net_core.c); only `tcp_rmem` and
+/// `tcp_wmem` are copied from the initial namespace when it is created (since 4.15,
+/// `tcp_sk_init()`). Either way a change on the host never reaches a running container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewNetns {
+    /// Copied from the initial namespace at creation, since this kernel.
+    CopiesInitial { since: (u32, u32) },
+    /// The kernel's default, whatever the host has.
+    KernelDefault(&'static str),
+    /// Not known to sysctune.
+    Unknown,
+}
+
+/// The table of [`NewNetns`], checked with a nested `unshare -n` on 6.18.
+pub fn new_netns(key: &str) -> NewNetns {
+    use NewNetns::*;
+    match key {
+        "net.ipv4.tcp_rmem" | "net.ipv4.tcp_wmem" => CopiesInitial { since: (4, 15) },
+        "net.ipv4.ip_local_port_range" => KernelDefault("32768 60999"),
+        "net.ipv4.ip_unprivileged_port_start" => KernelDefault("1024"),
+        "net.ipv4.ip_local_reserved_ports" => KernelDefault("(empty)"),
+        "net.ipv4.tcp_tw_reuse" => KernelDefault("2"),
+        "net.ipv4.tcp_fin_timeout" => KernelDefault("60"),
+        "net.ipv4.tcp_timestamps" => KernelDefault("1"),
+        "net.core.somaxconn" => KernelDefault("4096"),
+        "net.ipv4.tcp_max_tw_buckets" => KernelDefault("half the established hash table"),
+        _ => Unknown,
+    }
+}
+
 pub fn info(key: &str) -> Option<&'static KeyInfo> {
     KNOWN.iter().find(|k| k.name == key)
 }

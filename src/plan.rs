@@ -439,16 +439,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .map(|s| s.key.as_str())
         .collect();
     if !namespaced.is_empty() {
-        findings.push(Finding::new(
-            Severity::Info,
-            "scope",
-            format!(
-                "{} {} per network namespace: a container's namespace copies the host's value when it is created, \
-                 so changing it here does not reach running containers (set it in the pod or container spec)",
-                namespaced.join(", "),
-                if namespaced.len() == 1 { "is" } else { "are" }
-            ),
-        ));
+        findings.push(Finding::new(Severity::Info, "scope", scope_message(&namespaced)));
     }
 
     // 6. Capacity, from the current values and from the recommended ones. Writing
@@ -660,6 +651,46 @@ fn released(req: &Request, globs: &[glob::Pattern], settings: &[Setting], conten
             })
         })
         .collect()
+}
+
+/// What a container gets for the per-namespace keys a plan changes: never the host's new
+/// value (a namespace takes its values when it is created), and for most keys not even
+/// the host's old one (see [`keys::new_netns`]).
+fn scope_message(namespaced: &[&str]) -> String {
+    let mut copied = Vec::new();
+    let mut defaults = Vec::new();
+    for k in namespaced {
+        match keys::new_netns(k) {
+            keys::NewNetns::CopiesInitial { since: (a, b) } => copied.push(format!("{k} (since {a}.{b})")),
+            keys::NewNetns::KernelDefault(v) => defaults.push(format!("{k} at {v}")),
+            keys::NewNetns::Unknown => defaults.push(format!("{k} at its default")),
+        }
+    }
+    let mut parts = Vec::new();
+    if !copied.is_empty() {
+        parts.push(format!(
+            "a new network namespace copies {} from the host's initial namespace when it is created",
+            copied.join(", ")
+        ));
+    }
+    if !defaults.is_empty() {
+        parts.push(format!(
+            "a new {} starts {}, the kernel's default, whatever the host has",
+            if copied.is_empty() {
+                "network namespace"
+            } else {
+                "one"
+            },
+            defaults.join(", ")
+        ));
+    }
+    format!(
+        "{} {} per network namespace: {}. Changing it here reaches no running container; set it in the pod or \
+         container spec",
+        namespaced.join(", "),
+        if namespaced.len() == 1 { "is" } else { "are" },
+        parts.join("; ")
+    )
 }
 
 /// The rule id of findings about the sysctl.d files.

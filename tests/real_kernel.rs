@@ -287,3 +287,56 @@ fn procps_sysctl_applies_the_dropin_cleanly() {
 fn systemd_sysctl_applies_the_dropin_cleanly() {
     check_client("/lib/systemd/systemd-sysctl");
 }
+
+/// The table of what a new network namespace gets (`keys::new_netns`), against the kernel:
+/// inside a namespace whose keys were changed, a nested one starts at the kernel's default
+/// for each key, and copies the initial namespace's tcp_rmem/tcp_wmem.
+#[test]
+fn a_new_network_namespace_gets_what_the_key_table_says() {
+    if !netns_available() {
+        return;
+    }
+    use sysctune::keys::{NewNetns, new_netns};
+    let keys = [
+        ("net.ipv4.ip_local_port_range", "40000 50000"),
+        ("net.ipv4.ip_unprivileged_port_start", "2048"),
+        ("net.ipv4.tcp_tw_reuse", "0"),
+        ("net.ipv4.tcp_fin_timeout", "30"),
+        ("net.ipv4.tcp_timestamps", "0"),
+        ("net.core.somaxconn", "1000"),
+        ("net.ipv4.tcp_rmem", "4096 100000 200000"),
+        ("net.ipv4.tcp_wmem", "4096 20000 300000"),
+    ];
+    let path = |k: &str| format!("/proc/sys/{}", k.replace('.', "/"));
+    let mut script = String::from("set -e\n");
+    for (k, v) in keys {
+        script.push_str(&format!("echo '{v}' > {}\n", path(k)));
+    }
+    script.push_str("unshare -n sh -c '");
+    for (k, _) in keys {
+        script.push_str(&format!("printf \"%s=\" {k}; tr \"\\t\" \" \" < {}; ", path(k)));
+    }
+    script.push('\'');
+    let (code, out, err) = in_netns(&script);
+    assert_eq!(code, 0, "{err}");
+    let host = |k: &str| {
+        std::fs::read_to_string(path(k))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (k, _) in keys {
+        let got = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} not read: {out}"))
+            .trim()
+            .to_string();
+        match new_netns(k) {
+            NewNetns::CopiesInitial { .. } => assert_eq!(got, host(k), "{k} is the initial namespace's"),
+            NewNetns::KernelDefault(v) => assert_eq!(got, v, "{k} starts at the kernel's default"),
+            NewNetns::Unknown => panic!("{k} is not in the table"),
+        }
+    }
+}
