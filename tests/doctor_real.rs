@@ -11,6 +11,7 @@
 //! the host's real memory figures.
 //!
 //! Where `unshare` is refused (not root) the tests print why and pass, unless `CI` is set.
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -107,30 +108,9 @@ with open(out + "/after", "w") as f:
     f.write(" ".join(results))
 "#;
 
-/// `Some(reason)` when namespaces cannot be made here.
-fn cannot_unshare() -> Option<String> {
-    let probe = Command::new("unshare").args(["-n", "true"]).output();
-    match probe {
-        Err(e) => Some(format!("cannot run unshare: {e}")),
-        Ok(o) if !o.status.success() => Some(format!(
-            "unshare -n refused ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => match Command::new("python3").arg("--version").output() {
-            Ok(o) if o.status.success() => None,
-            _ => Some("python3 is not available".into()),
-        },
-    }
-}
-
 /// Run the script in a new network namespace; `None` when skipped.
 fn in_namespace(mode: &str) -> Option<tempfile::TempDir> {
-    if let Some(reason) = cannot_unshare() {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI is set and the real-kernel test cannot run: {reason}");
-        }
-        eprintln!("skipping the real-kernel doctor test: {reason}");
+    if !common::namespaces(&["-n"], true, "the real-kernel doctor tests") {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -328,11 +308,7 @@ with open(out + "/results", "w") as f:
 "#;
 
 fn model_case(mode: &str) -> Option<(Value, String)> {
-    if let Some(reason) = cannot_unshare() {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI is set and the real-kernel test cannot run: {reason}");
-        }
-        eprintln!("skipping the real-kernel doctor test: {reason}");
+    if !common::namespaces(&["-n"], true, "the real-kernel doctor tests") {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -17,6 +17,7 @@
 //! the whole file takes as long as its slowest case, whatever `--test-threads`.
 //!
 //! Where `unshare` is refused (not root) the tests print why and pass, unless `CI` is set.
+mod common;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -251,23 +252,6 @@ impl Ran {
 type Started = Mutex<HashMap<&'static str, JoinHandle<Ran>>>;
 static STARTED: OnceLock<Option<Started>> = OnceLock::new();
 
-/// `Some(reason)` when namespaces cannot be made here.
-fn cannot_unshare() -> Option<String> {
-    let probe = Command::new("unshare").args(["-n", "true"]).output();
-    match probe {
-        Err(e) => Some(format!("cannot run unshare: {e}")),
-        Ok(o) if !o.status.success() => Some(format!(
-            "unshare -n refused ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => match Command::new("python3").arg("--version").output() {
-            Ok(o) if o.status.success() => None,
-            _ => Some("python3 is not available".into()),
-        },
-    }
-}
-
 /// Whether the test harness will run `test`: the name filters and `--skip`s of the
 /// command line, as libtest reads them. Cases of tests that will not run are not started
 /// (they would outlive the test binary).
@@ -338,11 +322,7 @@ fn start(case: Case) -> JoinHandle<Ran> {
 /// Start every selected case (once), then wait for `test`'s. `None`: skipped here.
 fn run(test: &str) -> Option<Ran> {
     let started = STARTED.get_or_init(|| {
-        if let Some(reason) = cannot_unshare() {
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set and the real-kernel port tests cannot run: {reason}");
-            }
-            eprintln!("skipping the real-kernel port-range tests: {reason}");
+        if !common::namespaces(&["-n"], true, "the real-kernel port-range tests") {
             return None;
         }
         let all = cases();

@@ -245,16 +245,7 @@ fn an_image_cannot_reach_the_live_kernel_with_a_symlink() {
 }
 
 fn unshare_available() -> bool {
-    let ok = Command::new("unshare")
-        .args(["-m", "-n", "true"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok || std::env::var_os("CI").is_none(),
-        "unshare -m -n is refused in CI: these tests must run as root"
-    );
-    ok
+    common::namespaces(&["-m", "-n"], false, "the procfs-under-an-image test")
 }
 
 #[test]

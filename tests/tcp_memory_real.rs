@@ -27,6 +27,7 @@
 //!
 //! Bounded: a few hundred loopback sockets, a few seconds. Where `unshare -n` is refused
 //! (not root) the test says why and passes, unless `CI` is set: there it fails.
+mod common;
 
 use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
@@ -58,12 +59,7 @@ fn tcp_memory_charges_match_the_plan() {
         child(&parent_ns.to_string_lossy());
         return;
     }
-    if let Some(reason) = cannot_unshare() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and the real-kernel tcp-memory test cannot run: {reason}"
-        );
-        eprintln!("skipping the real-kernel tcp-memory test: {reason}");
+    if !common::namespaces(&["-n"], false, "the real-kernel tcp-memory test") {
         return;
     }
     let parent_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
@@ -97,18 +93,6 @@ fn tcp_memory_charges_match_the_plan() {
         .filter_map(|l| l.find("measured:").map(|i| &l[i..]))
     {
         eprintln!("{line}");
-    }
-}
-
-fn cannot_unshare() -> Option<String> {
-    match Command::new("unshare").args(["-n", "true"]).output() {
-        Err(e) => Some(format!("cannot run unshare: {e}")),
-        Ok(o) if !o.status.success() => Some(format!(
-            "unshare -n refused ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Ok(_) => None,
     }
 }
 

@@ -102,3 +102,39 @@ pub fn tree(dir: &Path) -> BTreeMap<String, String> {
     walk(dir, dir, &mut out);
     out
 }
+
+/// Whether `unshare FLAGS true` works here (and python3 runs, when the test needs it). In
+/// CI it must: a skip there would hide a failure, so it fails instead; elsewhere the
+/// reason is printed and the caller skips.
+pub fn namespaces(flags: &[&str], python: bool, what: &str) -> bool {
+    let reason = match Command::new("unshare").args(flags).arg("true").output() {
+        Err(e) => Some(format!("cannot run unshare: {e}")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "unshare {} refused ({}): {}",
+            flags.join(" "),
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Ok(_)
+            if python
+                && !Command::new("python3")
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success()) =>
+        {
+            Some("python3 is not available".into())
+        }
+        Ok(_) => None,
+    };
+    match reason {
+        None => true,
+        Some(reason) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set and {what} cannot run: {reason} (they must run as root)"
+            );
+            eprintln!("skipping {what}: {reason}");
+            false
+        }
+    }
+}
