@@ -302,19 +302,12 @@ fn refuse_what_hurts(
     profile: &profile::Profile,
     force: bool,
 ) -> Result<Vec<String>> {
-    let narrows = plan
-        .settings
-        .iter()
-        .any(|s| s.change && s.key == "net.ipv4.ip_local_port_range");
-    let held = match (narrows, facts.port_range()) {
-        (true, Some((lo, hi))) => {
-            let mut scan = host::tcp_table::PortScan::new(lo, hi, &facts.reserved_ports());
-            host::tcp_table::scan_tables(root, &mut scan)?;
-            Some(scan.top(1).first().map_or(0, |d| d.counts.total()))
-        }
-        _ => None,
+    let ports_held = |lo: u32, hi: u32, reserved: &[(u32, u32)]| -> Result<u64> {
+        let mut scan = host::tcp_table::PortScan::new(lo, hi, reserved);
+        host::tcp_table::scan_tables(root, &mut scan)?;
+        Ok(scan.top(1).first().map_or(0, |d| d.counts.total()))
     };
-    let refusals = guard::refusals(plan, facts, profile, held);
+    let refusals = guard::refusals(plan, facts, profile, &ports_held)?;
     if refusals.is_empty() {
         return Ok(Vec::new());
     }
@@ -523,8 +516,9 @@ fn explain(topic: &str) -> Result<String> {
     }
     let ids: Vec<&str> = rules::RULES.iter().map(|r| r.id()).collect();
     Err(Error::input(format!(
-        "nothing to explain for {topic:?}: give a rule ({}) or a key one of them manages (e.g. net.ipv4.tcp_mem)",
-        ids.join(", ")
+        "nothing to explain for {topic:?}: give a rule ({}) or a key one of them manages (e.g. {})",
+        ids.join(", "),
+        rules::RULES.iter().flat_map(|r| r.keys()).next().unwrap_or(&"-")
     )))
 }
 

@@ -366,36 +366,33 @@ pub struct LiveChange {
     pub to: String,
 }
 
-/// The order in which to write: the kernel checks some keys against others.
-/// - `ip_local_port_range` must start at or above `ip_unprivileged_port_start`: when the
-///   start goes up, the range moves first; when it goes down, the start moves first.
-/// - `vm.overcommit_ratio`/`kbytes` before `vm.overcommit_memory`, so strict mode starts
-///   with its new limit.
-/// - `kernel.panic` before `vm.panic_on_oom`, so an OOM panic already reboots.
+/// The order in which to write: the key table's order, adjusted by the facts of
+/// [`keys::WRITE_BEFORE`] (a key goes just before the one it must precede) and
+/// [`keys::FLOOR_OF`] (a floor that rises goes after the range it bounds, one that falls
+/// before it), so that every write is one the kernel accepts given those already made.
 pub fn write_order(changes: &mut [LiveChange]) {
-    let unpriv_rises = changes.iter().any(|c| {
-        c.key == "net.ipv4.ip_unprivileged_port_start"
-            && c.from
-                .as_deref()
-                .and_then(|f| f.parse::<u64>().ok())
-                .zip(c.to.parse::<u64>().ok())
-                .is_some_and(|(f, t)| t > f)
-    });
+    let num = |v: Option<&str>| v.and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    let rises = |key: &str| {
+        changes.iter().any(|c| {
+            c.key == key
+                && num(c.from.as_deref())
+                    .zip(num(Some(&c.to)))
+                    .is_some_and(|(f, t)| t > f)
+        })
+    };
+    let after: Vec<(&str, &str)> = keys::FLOOR_OF
+        .iter()
+        .filter(|(floor, _)| rises(floor))
+        .copied()
+        .collect();
     let rank = |key: &str| -> (usize, usize) {
-        let base = keys::order(key);
-        let adjusted = match key {
-            "vm.overcommit_ratio" | "vm.overcommit_kbytes" => keys::order("vm.overcommit_memory"),
-            "kernel.panic" => keys::order("vm.panic_on_oom"),
-            "net.ipv4.ip_unprivileged_port_start" if unpriv_rises => {
-                keys::order("net.ipv4.ip_local_port_range") + 1
-            }
-            _ => base,
-        };
-        let tie = match key {
-            "vm.overcommit_ratio" | "vm.overcommit_kbytes" | "kernel.panic" => 0,
-            _ => 1,
-        };
-        (adjusted, tie)
+        if let Some((_, then)) = keys::WRITE_BEFORE.iter().find(|(first, _)| *first == key) {
+            return (keys::order(then), 0);
+        }
+        if let Some((_, range)) = after.iter().find(|(floor, _)| *floor == key) {
+            return (keys::order(range) + 1, 1);
+        }
+        (keys::order(key), 1)
     };
     changes.sort_by(|a, b| rank(&a.key).cmp(&rank(&b.key)).then(a.key.cmp(&b.key)));
 }

@@ -15,19 +15,14 @@
 //! Everything but `[host]` can be overridden with `--force`; the apply report then says
 //! `"forced": true` and lists what it overrode.
 
+use crate::error::Result;
 use crate::host::Facts;
 use crate::plan::Plan;
 use crate::profile::Profile;
-use crate::rules::Severity;
+use crate::rules::{PortsHeld, Proposal, RULES, Severity};
 use crate::units::human_bytes;
 
-/// Why apply will not carry out a plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// `--force` may override it.
-    pub forceable: bool,
-    pub message: String,
-}
+pub use crate::rules::Refusal;
 
 /// The profile's `[host]` figures that differ from the host's own.
 pub fn host_overrides(facts: &Facts, profile: &Profile) -> Vec<String> {
@@ -58,9 +53,15 @@ pub fn host_overrides(facts: &Facts, profile: &Profile) -> Vec<String> {
 }
 
 /// Every reason to refuse `plan` on the host of `facts` (the facts as read, before the
-/// profile's `[host]`). `ports_held`: the most local ports one destination holds now in
-/// the current range (from the tcp tables), when they were read.
-pub fn refusals(plan: &Plan, facts: &Facts, profile: &Profile, ports_held: Option<u64>) -> Vec<Refusal> {
+/// profile's `[host]`): the profile's `[host]`, the plan's error findings, and what each
+/// rule judges would hurt the host now ([`crate::rules::Rule::refusals`]). `ports_held`
+/// scans the tcp tables, for the rules that ask.
+pub fn refusals(
+    plan: &Plan,
+    facts: &Facts,
+    profile: &Profile,
+    ports_held: &PortsHeld,
+) -> Result<Vec<Refusal>> {
     let mut out = Vec::new();
     let overrides = host_overrides(facts, profile);
     if !overrides.is_empty() {
@@ -79,76 +80,20 @@ pub fn refusals(plan: &Plan, facts: &Facts, profile: &Profile, ports_held: Optio
             message: format!("error finding {}: {}", f.rule, f.message),
         });
     }
-    let recommended = |key: &str| plan.settings.iter().find(|s| s.key == key && s.change);
-    if let Some(s) = recommended("net.ipv4.tcp_mem") {
-        let v: Vec<u64> = s.recommended.split(' ').filter_map(|x| x.parse().ok()).collect();
-        let in_use = facts.sockstat.map(|s| s.tcp_mem);
-        if v.contains(&0) {
-            out.push(Refusal {
-                forceable: true,
-                message: format!(
-                    "net.ipv4.tcp_mem = {} has a zero: the kernel would refuse TCP memory to every socket",
-                    s.recommended
-                ),
-            });
-        } else if let (Some(&high), Some(used)) = (v.get(2), in_use)
-            && high <= used
-        {
-            out.push(Refusal {
-                forceable: true,
-                message: format!(
-                    "net.ipv4.tcp_mem high {high} is at or below the {used} pages TCP uses now (sockstat mem): every \
-                     socket would be refused memory at once"
-                ),
-            });
-        }
-    }
-    let strict = plan
-        .settings
-        .iter()
-        .find(|s| s.key == "vm.overcommit_memory")
-        .map_or(facts.value("vm.overcommit_memory") == Some("2"), |s| {
-            s.recommended == "2"
-        });
-    if strict
-        && plan
-            .settings
+    let setting = |key: &str| {
+        plan.settings
             .iter()
-            .any(|s| s.change && s.key.starts_with("vm.overcommit_"))
-    {
-        let limit = plan.capacity.commit_limit.recommended;
-        if let Some(limit) = limit
-            && limit < facts.mem.committed_as
-        {
-            out.push(Refusal {
-                forceable: true,
-                message: format!(
-                    "strict overcommit with a CommitLimit of {} is below the {} committed now (Committed_AS): every \
-                     new allocation would fail at once",
-                    human_bytes(u128::from(limit)),
-                    human_bytes(u128::from(facts.mem.committed_as))
-                ),
-            });
-        }
+            .find(|s| s.key == key)
+            .map(|s| (s.recommended.clone(), s.change))
+    };
+    let proposal = Proposal {
+        facts,
+        setting: &setting,
+        capacity: &plan.capacity,
+        ports_held,
+    };
+    for rule in RULES {
+        out.extend(rule.refusals(&proposal)?);
     }
-    if let (Some(s), Some(held)) = (recommended("net.ipv4.ip_local_port_range"), ports_held) {
-        let (now, next) = (
-            plan.capacity.ports_available.current,
-            plan.capacity.ports_available.recommended,
-        );
-        if let (Some(now), Some(next)) = (now, next)
-            && next < now
-            && next < held
-        {
-            out.push(Refusal {
-                forceable: true,
-                message: format!(
-                    "net.ipv4.ip_local_port_range = {} leaves {next} usable ports, fewer than the {held} one destination \
-                     holds now: its next connections would fail (EADDRNOTAVAIL)",
-                    s.recommended
-                ),
-            });
-        }
-    }
-    out
+    Ok(out)
 }

@@ -295,6 +295,42 @@ pub const KNOWN: &[KeyInfo] = &[
 ///   established hash table, itself sized from RAM.
 pub const SIZED_AT_BOOT: &[&str] = &["net.ipv4.tcp_mem", "fs.file-max", "net.ipv4.tcp_max_tw_buckets"];
 
+/// Keys the kernel checks against each other when one is written, as facts the planner and
+/// the applier use without knowing the rules behind them.
+///
+/// `(first, then)`: write `first` before `then`, so `then` takes effect with `first`
+/// already in place.
+/// - `vm.overcommit_ratio`/`kbytes` before `vm.overcommit_memory`: strict mode (2) starts
+///   with its new limit (`overcommit_policy_handler()`/`vm_commit_limit()` in mm/util.c).
+/// - `kernel.panic` before `vm.panic_on_oom`: an OOM panic already reboots.
+pub const WRITE_BEFORE: &[(&str, &str)] = &[
+    ("vm.overcommit_ratio", "vm.overcommit_memory"),
+    ("vm.overcommit_kbytes", "vm.overcommit_memory"),
+    ("kernel.panic", "vm.panic_on_oom"),
+];
+
+/// `(a, b)`: writing `a` sets `b` to 0 in the kernel (`overcommit_ratio_handler()` and
+/// `overcommit_kbytes_handler()` in mm/util.c), so at most one of them is managed and the
+/// other reads 0 once the plan is applied.
+pub const RESETS: &[(&str, &str)] = &[
+    ("vm.overcommit_ratio", "vm.overcommit_kbytes"),
+    ("vm.overcommit_kbytes", "vm.overcommit_ratio"),
+];
+
+/// `(floor, range)`: the first word of `range` may never be below `floor`: the kernel
+/// refuses either write that would break it with EINVAL (`ipv4_local_port_range()` and
+/// `ipv4_privileged_ports()` in net/ipv4/sysctl_net_ipv4.c). When `floor` rises, `range`
+/// is written first; when it falls, `floor` is.
+pub const FLOOR_OF: &[(&str, &str)] = &[(
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_port_range",
+)];
+
+/// The key that writing `key` resets to 0, if any ([`RESETS`]).
+pub fn resets(key: &str) -> Option<&'static str> {
+    RESETS.iter().find(|(a, _)| *a == key).map(|(_, b)| *b)
+}
+
 /// What a new network namespace starts with for a per-namespace key (a container's, a
 /// pod's): most keys start at the kernel's default whatever the host has
 /// (`inet_init_net()` in net/ipv4/af_inet.c, `tcp_sk_init()` in net/ipv4/tcp_ipv4.c,
@@ -760,6 +796,27 @@ const PORT_RANGE_VALID: &str = "each in 1..=65535 and low ≤ high, e.g. 32768 6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_write_facts_name_known_keys_in_an_order_that_works() {
+        for (a, b) in WRITE_BEFORE.iter().chain(RESETS).chain(FLOOR_OF) {
+            assert!(info(a).is_some() && info(b).is_some(), "{a} {b}");
+        }
+        for (a, b) in RESETS {
+            assert!(
+                RESETS.contains(&(*b, *a)),
+                "{a} resets {b} but not the other way round"
+            );
+            assert_eq!(resets(a), Some(*b));
+        }
+        // A floor that falls is written first by the table's order alone.
+        for (floor, range) in FLOOR_OF {
+            assert!(
+                order(floor) < order(range),
+                "{floor} must come before {range} in KNOWN"
+            );
+        }
+    }
 
     #[test]
     fn values_with_invisible_characters_are_refused() {

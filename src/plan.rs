@@ -10,9 +10,8 @@ use crate::error::{Error, Result};
 use crate::host::Facts;
 use crate::keys::{self, Kubernetes, Scope};
 use crate::profile::Profile;
-use crate::rules::{self, Context, Finding, Severity, overcommit, port_range, tcp_memory};
+use crate::rules::{self, Context, Finding, Row, Severity, Values, overcommit, tcp_memory};
 use crate::sysctl_d::{self, Assignment, Kind, Origin, SysctlD};
-use crate::units;
 
 pub const SCHEMA: &str = "sysctune/plan/v1";
 /// The rule id of `[sysctl]` pins in `settings[].rules` and findings.
@@ -112,36 +111,7 @@ fn words(value: &str) -> Option<Vec<u64>> {
     w.filter(|w| w.len() > 1)
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Figure {
-    pub current: Option<u64>,
-    pub recommended: Option<u64>,
-}
-
-/// A duration figure, like [`Figure`], in seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Seconds {
-    pub current: Option<port_range::Millis>,
-    pub recommended: Option<port_range::Millis>,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Capacity {
-    pub per_connection_worst: Figure,
-    pub per_connection_expected: Figure,
-    pub max_connections_worst: Figure,
-    pub max_connections_expected: Figure,
-    /// Connections at tcp_mem pressure (throttled above), at default buffers and expected.
-    pub pressure_connections_worst: Figure,
-    pub pressure_connections_expected: Figure,
-    pub ports_available: Figure,
-    pub max_new_per_second_per_destination: Figure,
-    /// Where TIME_WAIT reuse applies to the profile's destinations, else null.
-    pub max_new_per_second_with_reuse: Figure,
-    /// How long a closed port stays in TIME_WAIT at most: 60 s and the timer's slack.
-    pub tw_seconds: Seconds,
-    pub commit_limit: Figure,
-}
+pub use crate::rules::{Capacity, Figure};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Dropin {
@@ -172,25 +142,9 @@ pub fn effective_facts(facts: &Facts, profile: &Profile) -> Facts {
         f.page_size = page;
     }
     if h.ram.is_some() || h.swap.is_some() || h.page_size.is_some() {
-        f.mem.commit_limit = commit_limit_of(&f, &|k| f.value(k).map(str::to_string));
+        f.mem.commit_limit = overcommit::commit_limit_with(&f, &|k| f.value(k).map(str::to_string));
     }
     f
-}
-
-fn commit_limit_of(f: &Facts, value: &dyn Fn(&str) -> Option<String>) -> u64 {
-    let int = |k: &str| value(k).and_then(|v| v.trim().parse::<i128>().ok());
-    let ratio = int("vm.overcommit_ratio").unwrap_or(50);
-    let kbytes = int("vm.overcommit_kbytes")
-        .and_then(|v| u64::try_from(v).ok())
-        .unwrap_or(0);
-    overcommit::commit_limit_bytes(
-        f.mem.mem_total,
-        f.mem.hugetlb,
-        f.mem.swap_total,
-        f.page_size,
-        ratio,
-        kbytes,
-    )
 }
 
 /// Checks that need both the profile and the host.
@@ -335,32 +289,34 @@ pub fn plan(req: &Request) -> Result<Plan> {
             },
         );
     }
-    // Writing overcommit_ratio zeroes overcommit_kbytes and the other way round.
+    // Keys that reset each other when written (keys::RESETS): at most one is managed.
     let pinned = |k: &str| profile.sysctl.iter().any(|(p, _)| p == k);
-    if managed.contains_key("vm.overcommit_ratio") && managed.contains_key("vm.overcommit_kbytes") {
-        match (pinned("vm.overcommit_ratio"), pinned("vm.overcommit_kbytes")) {
-            (true, true) => {
-                return Err(Error::input(
-                    "[sysctl] pins both vm.overcommit_ratio and vm.overcommit_kbytes: writing either resets the other \
-                     to 0, so only one may be set",
-                ));
-            }
-            (true, false) | (false, true) => {
-                let (keep, drop) = if pinned("vm.overcommit_ratio") {
-                    ("vm.overcommit_ratio", "vm.overcommit_kbytes")
-                } else {
-                    ("vm.overcommit_kbytes", "vm.overcommit_ratio")
-                };
-                managed.remove(drop);
-                findings.push(Finding::new(
-                    Severity::Warning,
-                    PIN,
-                    format!("{keep} is pinned, so {drop} is not managed: writing one resets the other to 0"),
-                ));
-                rule_of_finding.push(None);
-            }
-            (false, false) => {}
+    let pairs = keys::RESETS
+        .iter()
+        .enumerate()
+        .filter(|(i, (a, b))| !keys::RESETS[..*i].contains(&(*b, *a)))
+        .map(|(_, p)| *p);
+    for (a, b) in pairs {
+        if !(managed.contains_key(a) && managed.contains_key(b)) {
+            continue;
         }
+        let (keep, drop) = match (pinned(a), pinned(b)) {
+            (true, true) => {
+                return Err(Error::input(format!(
+                    "[sysctl] pins both {a} and {b}: writing either resets the other to 0, so only one may be set"
+                )));
+            }
+            (true, false) => (a, b),
+            (false, true) => (b, a),
+            (false, false) => continue,
+        };
+        managed.remove(drop);
+        findings.push(Finding::new(
+            Severity::Warning,
+            PIN,
+            format!("{keep} is pinned, so {drop} is not managed: writing one resets the other to 0"),
+        ));
+        rule_of_finding.push(None);
     }
 
     // 3. --only.
@@ -389,16 +345,14 @@ pub fn plan(req: &Request) -> Result<Plan> {
             .map(|(_, m)| m.value.clone())
             .or_else(|| facts.value(key).map(str::to_string))
     };
-    if let (Some(range), Some(start)) = (
-        final_value("net.ipv4.ip_local_port_range"),
-        final_value("net.ipv4.ip_unprivileged_port_start"),
-    ) {
-        let lo: u64 = range.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        let start: u64 = start.parse().unwrap_or(0);
-        if lo < start {
+    for &(floor_key, range_key) in keys::FLOOR_OF {
+        let first = |k: &str| final_value(k).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+        if let (Some(lo), Some(floor)) = (first(range_key), first(floor_key))
+            && lo < floor
+        {
             return Err(Error::input(format!(
-                "net.ipv4.ip_local_port_range would start at {lo}, below net.ipv4.ip_unprivileged_port_start = {start}; \
-                 the kernel refuses that (EINVAL). Valid: a range starting at {start} or above"
+                "{range_key} would start at {lo}, below {floor_key} = {floor}; the kernel refuses that (EINVAL). \
+                 Valid: a range starting at {floor} or above"
             )));
         }
     }
@@ -442,24 +396,16 @@ pub fn plan(req: &Request) -> Result<Plan> {
         findings.push(Finding::new(Severity::Info, "scope", scope_message(&namespaced)));
     }
 
-    // 6. Capacity, from the current values and from the recommended ones. Writing
-    //    overcommit_ratio zeroes overcommit_kbytes in the kernel, and the other way round.
+    // 6. Capacity, from the current values and from the recommended ones. A key that
+    //    another managed key resets when written (keys::RESETS) reads 0 afterwards.
     let managed_key = |k: &str| chosen.iter().any(|(c, _)| c == k);
     let recommended = |k: &str| -> Option<String> {
-        match k {
-            "vm.overcommit_kbytes" if managed_key("vm.overcommit_ratio") => Some("0".into()),
-            "vm.overcommit_ratio" if managed_key("vm.overcommit_kbytes") => Some("0".into()),
-            _ => final_value(k),
-        }
+        let reset = keys::RESETS.iter().any(|(a, b)| *b == k && managed_key(a));
+        if reset { Some("0".into()) } else { final_value(k) }
     };
-    let capacity = capacity(
-        &facts,
-        profile,
-        &|k| facts.value(k).map(str::to_string),
-        &recommended,
-    );
-    if let Some(f) = capacity_gap(profile, &capacity) {
-        findings.push(f);
+    let capacity = capacity(&ctx, &|k| facts.value(k).map(str::to_string), &recommended);
+    for rule in rules::RULES {
+        findings.extend(rule.review(&ctx, &capacity));
     }
 
     // 7. The drop-in: the chosen keys, plus (with --only) the lines of the current drop-in
@@ -842,112 +788,20 @@ fn boot_findings(
     out
 }
 
-type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
-
-fn ints(v: Option<String>) -> Option<Vec<u64>> {
-    v?.split_whitespace().map(|s| s.parse().ok()).collect()
-}
-
-/// Capacity figures from the current values and from the recommended ones.
-/// One line when the connections the profile asks for are far more (over twice) than
-/// tcp_mem holds at default buffers after the plan: the plan then relies on most
-/// connections holding about `average_memory`, and says so.
-fn capacity_gap(profile: &Profile, capacity: &Capacity) -> Option<Finding> {
-    let asked = profile.conns();
-    let at_default = capacity.max_connections_worst.recommended? as u128;
-    let per = capacity.per_connection_worst.recommended?;
-    if asked == 0 || at_default.saturating_mul(2) >= asked {
-        return None;
+/// Every rule's capacity figures, from the current values and from the recommended ones.
+fn capacity(ctx: &Context, current: &Values, recommended: &Values) -> Capacity {
+    let mut rows = Vec::new();
+    for rule in rules::RULES {
+        let now = rule.capacity(ctx, current);
+        let next = rule.capacity(ctx, recommended);
+        for ((measure, current), (_, recommended)) in now.into_iter().zip(next) {
+            rows.push(Row {
+                measure,
+                figure: Figure { current, recommended },
+            });
+        }
     }
-    let expected = match profile.connections.average_memory {
-        Some(_) => capacity
-            .per_connection_expected
-            .recommended
-            .map(|e| {
-                format!(
-                    "relies on most of them holding about {} (average_memory)",
-                    units::human_bytes(e as u128)
-                )
-            })
-            .unwrap_or_default(),
-        None => "cannot hold them all at once".to_string(),
-    };
-    Some(Finding::new(
-        Severity::Info,
-        "tcp-memory",
-        format!(
-            "gap: the profile asks for {} connections, tcp_mem holds {} at default buffers ({} each, {}%): the plan {expected}",
-            units::grouped(asked),
-            units::grouped(at_default),
-            units::human_bytes(per as u128),
-            at_default * 100 / asked
-        ),
-    ))
-}
-
-fn capacity(facts: &Facts, profile: &Profile, current: &Lookup, recommended: &Lookup) -> Capacity {
-    let q = tcp_memory::quantum(&facts.kernel, facts.page_size);
-    let per_conn = |v: &Lookup| -> Option<u64> {
-        let r = ints(v("net.ipv4.tcp_rmem"))?;
-        let w = ints(v("net.ipv4.tcp_wmem"))?;
-        Some(tcp_memory::per_conn_default(*r.get(1)?, *w.get(1)?, q))
-    };
-    let expected = |v: &Lookup| {
-        let average = profile.connections.average_memory;
-        average
-            .map(|a| tcp_memory::quantum_up(a, q))
-            .or_else(|| per_conn(v))
-    };
-    // tcp_mem[i]: 2 = high (refused above), 1 = pressure (throttled above).
-    let under = |v: &Lookup, i: usize, per: Option<u64>| {
-        let units = ints(v("net.ipv4.tcp_mem")).and_then(|t| t.get(i).copied())?;
-        Some(tcp_memory::connections_under(units, q, per?))
-    };
-    let ports = |v: &Lookup| -> Option<u64> {
-        let r = ints(v("net.ipv4.ip_local_port_range"))?;
-        let reserved = v("net.ipv4.ip_local_reserved_ports")
-            .and_then(|s| keys::parse_port_list(&s).ok())
-            .unwrap_or_default();
-        Some(port_range::available(
-            u32::try_from(*r.first()?).ok()?,
-            u32::try_from(*r.get(1)?).ok()?,
-            &reserved,
-        ))
-    };
-    let tw = port_range::TimeWait::new(facts.hz);
-    let with_reuse = |v: &Lookup| -> Option<u64> {
-        let int = |k: &str| v(k).and_then(|s| s.trim().parse::<u64>().ok());
-        port_range::reuse_applies(
-            int("net.ipv4.tcp_tw_reuse"),
-            int("net.ipv4.tcp_timestamps"),
-            profile.outbound.loopback,
-        )
-        .then(|| ports(v))
-        .flatten()
-        .map(|p| {
-            port_range::reuse_per_second(p, port_range::reuse_delay_ms(int("net.ipv4.tcp_tw_reuse_delay")))
-        })
-    };
-    let fig = |f: &dyn Fn(&Lookup) -> Option<u64>| Figure {
-        current: f(current),
-        recommended: f(recommended),
-    };
-    Capacity {
-        per_connection_worst: fig(&|v| per_conn(v)),
-        per_connection_expected: fig(&|v| expected(v)),
-        max_connections_worst: fig(&|v| under(v, 2, per_conn(v))),
-        max_connections_expected: fig(&|v| under(v, 2, expected(v))),
-        pressure_connections_worst: fig(&|v| under(v, 1, per_conn(v))),
-        pressure_connections_expected: fig(&|v| under(v, 1, expected(v))),
-        ports_available: fig(&|v| ports(v)),
-        max_new_per_second_per_destination: fig(&|v| ports(v).map(|p| tw.per_second(p))),
-        max_new_per_second_with_reuse: fig(&with_reuse),
-        tw_seconds: Seconds {
-            current: Some(tw.millis()),
-            recommended: Some(tw.millis()),
-        },
-        commit_limit: fig(&|v| Some(commit_limit_of(facts, v))),
-    }
+    Capacity { rows }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use crate::error::Result;
 use crate::host::{self, Root, tcp_table};
 use crate::profile::OBSERVED_MIN_SOCKETS;
 use crate::report::escape::safe;
+use crate::rules::port_range;
 use crate::units::grouped;
 
 pub const SCHEMA: &str = "sysctune/recommend/v1";
@@ -76,8 +77,8 @@ pub struct Recommendation {
 /// Read the evidence under `root` and decide.
 pub fn run(root: &Root) -> Result<Recommendation> {
     let facts = host::read(root, &[])?;
-    let (lo, hi) = facts.port_range().unwrap_or((32768, 60999));
-    let mut scan = tcp_table::PortScan::new(lo, hi, &facts.reserved_ports());
+    let (lo, hi) = port_range::current_range(&facts).unwrap_or((32768, 60999));
+    let mut scan = tcp_table::PortScan::new(lo, hi, &port_range::reserved(&facts));
     let tables = tcp_table::scan_tables(root, &mut scan)?;
     let busiest = scan.top(1).first().map(|d| Busiest {
         destination: d.name(),

@@ -244,7 +244,7 @@ proptest! {
             applied.sysctl.insert("vm.overcommit_kbytes".into(), Some("0".into()));
         }
         if first.settings.iter().any(|s| s.key.starts_with("vm.overcommit_")) {
-            applied.mem.commit_limit = first.capacity.commit_limit.recommended.unwrap();
+            applied.mem.commit_limit = first.capacity.get("commit_limit").recommended.unwrap();
         }
         let req2 = plan::Request { facts: &applied, profile: &profile, only: &[], dropin_path: plan::DEFAULT_DROPIN, dropin_current: Some(&first.dropin.content), sysctl_d: &Default::default(), set_before: &Default::default() };
         let second = plan::plan(&req2).unwrap();

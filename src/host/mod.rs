@@ -210,7 +210,7 @@ pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
         Some(release) => release,
         None => {
             warnings.push(format!(
-                "{}: no such file; kernel release unknown, vm.swappiness is checked against 0..=200",
+                "{}: no such file; kernel release unknown: values are checked against the newest kernel's ranges",
                 root.shown(&proc_sys_inside("kernel.osrelease")).display()
             ));
             "unknown".to_string()

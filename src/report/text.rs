@@ -6,6 +6,8 @@ use std::fmt::Write;
 use super::{Style, safe, wrap};
 use crate::host::Facts;
 use crate::plan::{Figure, Plan};
+use crate::rules::Unit;
+use crate::rules::port_range::Millis;
 use crate::rules::{Finding, Severity};
 use crate::sysctl_d::{Assignment, KeyView, Kind, Location, SysctlD};
 use crate::units::{grouped, human_bytes};
@@ -199,53 +201,25 @@ pub fn plan(plan: &Plan, style: &Style, verbose: bool) -> String {
         );
     }
 
-    // Capacity.
-    let c = &plan.capacity;
-    let bytes = |v: u64| human_bytes(v as u128);
-    let count = |v: u64| grouped(v as u128);
-    let rows: Vec<(&str, Option<(String, String)>)> = vec![
-        (
-            "connections at default buffers",
-            figure(&c.max_connections_worst, &count),
-        ),
-        (
-            "  below memory pressure",
-            figure(&c.pressure_connections_worst, &count),
-        ),
-        (
-            "connections, expected",
-            figure(&c.max_connections_expected, &count),
-        ),
-        (
-            "  below memory pressure",
-            figure(&c.pressure_connections_expected, &count),
-        ),
-        (
-            "  memory per connection, default buffers",
-            figure(&c.per_connection_worst, &bytes),
-        ),
-        (
-            "  memory per connection, expected",
-            figure(&c.per_connection_expected, &bytes),
-        ),
-        ("local ports per destination", figure(&c.ports_available, &count)),
-        (
-            "new connections/s per destination",
-            figure(&c.max_new_per_second_per_destination, &count),
-        ),
-        (
-            "  with TIME_WAIT reuse",
-            figure(&c.max_new_per_second_with_reuse, &count),
-        ),
-        (
-            "  TIME_WAIT per closed port, max",
-            c.tw_seconds
-                .current
-                .zip(c.tw_seconds.recommended)
-                .map(|(a, b)| (a.to_string(), b.to_string())),
-        ),
-        ("CommitLimit", figure(&c.commit_limit, &bytes)),
-    ];
+    // Capacity: each rule's figures, in rule order.
+    let shown = |unit: Unit, v: u64| match unit {
+        Unit::Count => grouped(v as u128),
+        Unit::Bytes => human_bytes(v as u128),
+        Unit::Millis => Millis(v).to_string(),
+    };
+    let labels: Vec<String> = plan
+        .capacity
+        .rows
+        .iter()
+        .map(|r| format!("{}{}", if r.measure.sub { "  " } else { "" }, r.measure.label))
+        .collect();
+    let rows: Vec<(&str, Option<(String, String)>)> = plan
+        .capacity
+        .rows
+        .iter()
+        .zip(&labels)
+        .map(|(r, label)| (label.as_str(), figure(&r.figure, &|v| shown(r.measure.unit, v))))
+        .collect();
     let rows: Vec<(&str, (String, String))> =
         rows.into_iter().filter_map(|(n, f)| f.map(|f| (n, f))).collect();
     if !rows.is_empty() {
@@ -535,7 +509,7 @@ fn show_keys(
                 from
             });
         }
-        if let Some(unit) = units(&orig.key, &orig.live, facts.page_size) {
+        if let Some(unit) = units(&orig.key, &orig.live, facts) {
             let _ = writeln!(out, "  {}  {}", " ".repeat(key_w), style.dim(&unit));
         }
         for a in &r.shadowed {
@@ -644,20 +618,29 @@ fn show_files(out: &mut String, sd: &SysctlD, style: &Style) {
     out.push('\n');
 }
 
-/// The unit of a value when it is not obvious: tcp_mem in pages (and their size).
-fn units(key: &str, value: &Option<String>, page: u64) -> Option<String> {
+/// The unit of a value when it is not obvious: a key counted in pages (tcp_mem), with
+/// the bytes each figure is. On kernels 4.10-5.19 with pages above 4 KiB the unit is the
+/// 4 KiB quantum, not the page ([`crate::rules::tcp_memory::quantum`]).
+fn units(key: &str, value: &Option<String>, facts: &crate::host::Facts) -> Option<String> {
     let value = value.as_deref()?;
-    match key {
-        "net.ipv4.tcp_mem" => {
-            let parts: Vec<String> = value
-                .split(' ')
-                .filter_map(|p| p.parse::<u128>().ok())
-                .map(|p| human_bytes(p * page as u128))
-                .collect();
-            Some(format!("pages of {page} B: {}", parts.join(" / ")))
-        }
-        _ => None,
+    if crate::keys::info(key)?.unit != "pages" {
+        return None;
     }
+    let unit = crate::rules::tcp_memory::quantum(&facts.kernel, facts.page_size);
+    let parts: Vec<String> = value
+        .split(' ')
+        .filter_map(|p| p.parse::<u128>().ok())
+        .map(|p| human_bytes(p * unit as u128))
+        .collect();
+    let name = if unit == facts.page_size {
+        format!("pages of {unit} B")
+    } else {
+        format!(
+            "units of {unit} B, not {} B pages, on kernel {}",
+            facts.page_size, facts.kernel
+        )
+    };
+    Some(format!("{name}: {}", parts.join(" / ")))
 }
 
 /// `sysctune apply`: what was written, and how to undo it.

@@ -122,6 +122,121 @@ impl Outcome {
     }
 }
 
+/// How a capacity figure is counted and printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Connections, ports, connections per second: `1 234 567`.
+    Count,
+    /// `77.8 KiB`.
+    Bytes,
+    /// Milliseconds, printed `62.048 s`; a JSON number of seconds.
+    Millis,
+}
+
+/// A capacity figure a rule reports: its JSON name under `capacity`, its label in the
+/// plan's text (indented under the figure before it when `sub`), its unit.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Measure {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub sub: bool,
+    pub unit: Unit,
+}
+
+impl Measure {
+    pub const fn new(name: &'static str, label: &'static str, sub: bool, unit: Unit) -> Self {
+        Measure {
+            name,
+            label,
+            sub,
+            unit,
+        }
+    }
+}
+
+/// The values a figure is computed from: the host's current ones, or the plan's.
+pub type Values<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Figure {
+    pub current: Option<u64>,
+    pub recommended: Option<u64>,
+}
+
+/// One capacity figure, from the current values and from the recommended ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub measure: &'static Measure,
+    pub figure: Figure,
+}
+
+/// Every rule's capacity figures, in rule order: `capacity` in the plan's JSON (an object of
+/// `name: {current, recommended}`) and the Capacity table of its text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub rows: Vec<Row>,
+}
+
+impl Capacity {
+    /// The figure named `name` (both halves `None` when no rule reports it).
+    pub fn get(&self, name: &str) -> Figure {
+        self.rows
+            .iter()
+            .find(|r| r.measure.name == name)
+            .map(|r| r.figure)
+            .unwrap_or_default()
+    }
+}
+
+impl Serialize for Capacity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct Seconds {
+            current: Option<f64>,
+            recommended: Option<f64>,
+        }
+        let secs = |v: Option<u64>| v.map(|ms| ms as f64 / 1000.0);
+        let mut m = s.serialize_map(Some(self.rows.len()))?;
+        for r in &self.rows {
+            match r.measure.unit {
+                Unit::Millis => m.serialize_entry(
+                    r.measure.name,
+                    &Seconds {
+                        current: secs(r.figure.current),
+                        recommended: secs(r.figure.recommended),
+                    },
+                )?,
+                Unit::Count | Unit::Bytes => m.serialize_entry(r.measure.name, &r.figure)?,
+            }
+        }
+        m.end()
+    }
+}
+
+/// Why apply will not carry out a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `--force` may override it.
+    pub forceable: bool,
+    pub message: String,
+}
+
+/// The most local ports one destination holds now in `lo..=hi` less the reserved ranges,
+/// from the tcp tables (a scan of every socket).
+pub type PortsHeld<'a> = dyn Fn(u32, u32, &[(u32, u32)]) -> crate::error::Result<u64> + 'a;
+
+/// What a rule may judge before apply writes: the plan's values against the host as it is.
+pub struct Proposal<'a> {
+    /// The facts as read, before the profile's `[host]`.
+    pub facts: &'a Facts,
+    /// A key's recommended value, when the plan manages it, and whether that changes it.
+    pub setting: &'a dyn Fn(&str) -> Option<(String, bool)>,
+    pub capacity: &'a Capacity,
+    /// Read only when a rule asks.
+    pub ports_held: &'a PortsHeld<'a>,
+}
+
 pub trait Rule: Sync {
     /// Stable kebab-case id (`tcp-memory`).
     fn id(&self) -> &'static str;
@@ -130,6 +245,19 @@ pub trait Rule: Sync {
     /// What it does, why, its arithmetic, references: printed by `sysctune explain`.
     fn doc(&self) -> &'static str;
     fn evaluate(&self, ctx: &Context) -> Outcome;
+    /// Its capacity figures, computed from `values` (the host's current ones, then the
+    /// plan's final ones, pins included): each figure once, in the order of the text.
+    fn capacity(&self, _ctx: &Context, _values: &Values) -> Vec<(&'static Measure, Option<u64>)> {
+        Vec::new()
+    }
+    /// Findings on the plan as a whole, once its final values and capacity are known.
+    fn review(&self, _ctx: &Context, _capacity: &Capacity) -> Vec<Finding> {
+        Vec::new()
+    }
+    /// What would hurt the host now if apply carried the plan out.
+    fn refusals(&self, _p: &Proposal) -> crate::error::Result<Vec<Refusal>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Every rule, in evaluation order (`tcp-memory` before `tcp-buffers`: it may shrink the
@@ -254,5 +382,36 @@ pub(crate) mod testing {
     /// A profile from TOML text (the `name` line is added).
     pub fn profile(toml_body: &str) -> Profile {
         crate::profile::parse_for_tests(&format!("name = \"test\"\n{toml_body}"))
+    }
+
+    #[test]
+    fn every_capacity_figure_has_one_name_and_the_same_rows_whatever_the_values() {
+        let facts = proxy_host();
+        let profile = profile("[connections]\nconcurrent = 1000\n[outbound]\nnew_per_second = 100\n");
+        let ctx = super::Context {
+            facts: &facts,
+            profile: &profile,
+            shrink: None,
+        };
+        let live = |k: &str| facts.value(k).map(str::to_string);
+        let mut names = std::collections::BTreeSet::new();
+        for rule in super::RULES {
+            let with: Vec<&str> = rule.capacity(&ctx, &live).iter().map(|(m, _)| m.name).collect();
+            let without: Vec<&str> = rule
+                .capacity(&ctx, &|_| None)
+                .iter()
+                .map(|(m, _)| m.name)
+                .collect();
+            assert_eq!(
+                with,
+                without,
+                "{}: the plan pairs current and recommended rows by position",
+                rule.id()
+            );
+            for n in with {
+                assert!(names.insert(n), "capacity.{n} is reported twice");
+            }
+        }
+        assert_eq!(names.len(), 11, "{names:?}");
     }
 }

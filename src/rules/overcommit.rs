@@ -5,7 +5,7 @@ use crate::keys;
 use crate::profile::Overcommit as Mode;
 use crate::units::human_bytes;
 
-use super::{Context, Outcome, Rule, Severity};
+use super::{Context, Measure, Outcome, Proposal, Refusal, Rule, Severity, Unit, Values};
 
 pub const DOC: &str = "\
 Rule overcommit: keys vm.overcommit_memory, vm.overcommit_ratio, vm.overcommit_kbytes
@@ -219,6 +219,55 @@ impl Rule for Overcommit {
         }
         out
     }
+
+    fn capacity(&self, ctx: &Context, v: &Values) -> Vec<(&'static Measure, Option<u64>)> {
+        vec![(&COMMIT_LIMIT, Some(commit_limit_with(ctx.facts, v)))]
+    }
+
+    fn refusals(&self, p: &Proposal) -> crate::error::Result<Vec<Refusal>> {
+        Ok(refusal(p).into_iter().collect())
+    }
+}
+
+pub const COMMIT_LIMIT: Measure = Measure::new("commit_limit", "CommitLimit", false, Unit::Bytes);
+
+/// The CommitLimit the kernel computes from `values` (ratio or kbytes) on the host of
+/// `facts` (RAM, huge pages, swap, page size).
+pub fn commit_limit_with(f: &Facts, values: &Values) -> u64 {
+    let int = |k: &str| values(k).and_then(|v| v.trim().parse::<i128>().ok());
+    let ratio = int(RATIO).unwrap_or(50);
+    let kbytes = int(KBYTES).and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    commit_limit_bytes(
+        f.mem.mem_total,
+        f.mem.hugetlb,
+        f.mem.swap_total,
+        f.page_size,
+        ratio,
+        kbytes,
+    )
+}
+
+/// Strict overcommit (2) with a CommitLimit below what is committed now (Committed_AS):
+/// every new allocation would fail at once, the article's OOM incident.
+fn refusal(p: &Proposal) -> Option<Refusal> {
+    let strict = match (p.setting)(MODE) {
+        Some((v, _)) => v == "2",
+        None => p.facts.value(MODE) == Some("2"),
+    };
+    let changes = [MODE, RATIO, KBYTES]
+        .iter()
+        .any(|k| (p.setting)(k).is_some_and(|(_, change)| change));
+    let limit = p.capacity.get(COMMIT_LIMIT.name).recommended?;
+    let committed = p.facts.mem.committed_as;
+    (strict && changes && limit < committed).then(|| Refusal {
+        forceable: true,
+        message: format!(
+            "strict overcommit with a CommitLimit of {} is below the {} committed now (Committed_AS): every new \
+             allocation would fail at once",
+            human_bytes(u128::from(limit)),
+            human_bytes(u128::from(committed))
+        ),
+    })
 }
 
 /// The kernel's CommitLimit in bytes (`vm_commit_limit` × page): what the plan reports as

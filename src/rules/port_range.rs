@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use super::{Context, Outcome, Rule, Severity};
+use super::{Context, Measure, Outcome, Proposal, Refusal, Rule, Severity, Unit, Values};
+use crate::host::Facts;
+use crate::keys;
 use crate::units::{Dec4, grouped};
 
 pub const DOC: &str = "\
@@ -144,6 +146,7 @@ const TW_BUCKETS: &str = "net.ipv4.tcp_max_tw_buckets";
 const TIMESTAMPS: &str = "net.ipv4.tcp_timestamps";
 const REUSE_DELAY: &str = "net.ipv4.tcp_tw_reuse_delay";
 const UNPRIV: &str = "net.ipv4.ip_unprivileged_port_start";
+const RESERVED: &str = "net.ipv4.ip_local_reserved_ports";
 const PORT_MAX: u32 = 65535;
 const FLOOR: u32 = 1024;
 const TW_BUCKETS_MAX: u128 = i32::MAX as u128;
@@ -285,6 +288,107 @@ impl Rule for PortRange {
         tw_buckets(ctx, tw, &mut out);
         out
     }
+
+    fn capacity(&self, ctx: &Context, v: &Values) -> Vec<(&'static Measure, Option<u64>)> {
+        capacity(ctx, v)
+    }
+
+    fn refusals(&self, p: &Proposal) -> crate::error::Result<Vec<Refusal>> {
+        narrows(p).map(|r| r.into_iter().collect())
+    }
+}
+
+pub const PORTS: Measure = Measure::new(
+    "ports_available",
+    "local ports per destination",
+    false,
+    Unit::Count,
+);
+pub const PER_SECOND: Measure = Measure::new(
+    "max_new_per_second_per_destination",
+    "new connections/s per destination",
+    false,
+    Unit::Count,
+);
+pub const WITH_REUSE: Measure = Measure::new(
+    "max_new_per_second_with_reuse",
+    "with TIME_WAIT reuse",
+    true,
+    Unit::Count,
+);
+pub const TW_SECONDS: Measure =
+    Measure::new("tw_seconds", "TIME_WAIT per closed port, max", true, Unit::Millis);
+
+/// The host's local port range (`ip_local_port_range`), when it reads as two ports.
+pub fn current_range(facts: &Facts) -> Option<(u32, u32)> {
+    parse_range(facts.value(RANGE)?)
+}
+
+/// The host's reserved ports (`ip_local_reserved_ports`); none when it does not parse.
+pub fn reserved(facts: &Facts) -> Vec<(u32, u32)> {
+    facts
+        .value(RESERVED)
+        .and_then(|v| keys::parse_port_list(v).ok())
+        .unwrap_or_default()
+}
+
+fn parse_range(v: &str) -> Option<(u32, u32)> {
+    let w: Vec<u32> = v
+        .split_whitespace()
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    match w[..] {
+        [a, b] => Some((a, b)),
+        _ => None,
+    }
+}
+
+/// The capacity figures from `v`: usable ports, the sustainable rate per destination
+/// (`floor(available / tw_seconds)`), with reuse where it applies, and `tw_seconds`.
+fn capacity(ctx: &Context, v: &Values) -> Vec<(&'static Measure, Option<u64>)> {
+    let ports = (|| {
+        let (lo, hi) = parse_range(&v(RANGE)?)?;
+        let reserved = v(RESERVED)
+            .and_then(|s| keys::parse_port_list(&s).ok())
+            .unwrap_or_default();
+        Some(available(lo, hi, &reserved))
+    })();
+    let tw = TimeWait::new(ctx.facts.hz);
+    let int = |k: &str| v(k).and_then(|s| s.trim().parse::<u64>().ok());
+    let with_reuse = reuse_applies(int(TW_REUSE), int(TIMESTAMPS), ctx.profile.outbound.loopback)
+        .then_some(ports)
+        .flatten()
+        .map(|p| reuse_per_second(p, reuse_delay_ms(int(REUSE_DELAY))));
+    vec![
+        (&PORTS, ports),
+        (&PER_SECOND, ports.map(|p| tw.per_second(p))),
+        (&WITH_REUSE, with_reuse),
+        (&TW_SECONDS, Some(tw.millis().0)),
+    ]
+}
+
+/// A range that narrows below the ports one destination holds now: its next connections
+/// would fail (EADDRNOTAVAIL).
+fn narrows(p: &Proposal) -> crate::error::Result<Option<Refusal>> {
+    let Some((value, true)) = (p.setting)(RANGE) else {
+        return Ok(None);
+    };
+    let ports = p.capacity.get(PORTS.name);
+    let (Some(now), Some(next), Some((lo, hi))) = (ports.current, ports.recommended, current_range(p.facts))
+    else {
+        return Ok(None);
+    };
+    if next >= now {
+        return Ok(None);
+    }
+    let held = (p.ports_held)(lo, hi, &reserved(p.facts))?;
+    Ok((next < held).then(|| Refusal {
+        forceable: true,
+        message: format!(
+            "{RANGE} = {value} leaves {next} usable ports, fewer than the {held} one destination holds now: its \
+             next connections would fail (EADDRNOTAVAIL)"
+        ),
+    }))
 }
 
 /// Steps 1-3: the range, and tcp_tw_reuse when even the widest range is too small.
@@ -299,7 +403,7 @@ fn range(ctx: &Context, tw: TimeWait, needed: u128, out: &mut Outcome) {
         );
         return;
     }
-    let Some((cur_lo, cur_hi)) = facts.port_range() else {
+    let Some((cur_lo, cur_hi)) = current_range(facts) else {
         out.finding(
             Severity::Warning,
             id,
@@ -311,7 +415,7 @@ fn range(ctx: &Context, tw: TimeWait, needed: u128, out: &mut Outcome) {
         return;
     };
 
-    let reserved = facts.reserved_ports();
+    let reserved = reserved(facts);
     // The kernel refuses a range starting below ip_unprivileged_port_start (EINVAL).
     let unpriv = facts.u64(UNPRIV).map(|p| p.min(PORT_MAX as u64) as u32);
     let lower_bound = unpriv.unwrap_or(1).max(1);
@@ -1036,7 +1140,7 @@ mod tests {
         let out = run(&facts, &outbound(400, 200, "1.2"));
         // without the reserved ports the fit 34038 is above 33500 and 33500 would stay
         assert_eq!(value(&out, RANGE), Some("32938 65535"));
-        assert_eq!(available(32938, 65535, &facts.reserved_ports()), 31498);
+        assert_eq!(available(32938, 65535, &reserved(&facts)), 31498);
         // reserved ports also shrink the current range: 28232 − 1100 < 28000
         let facts = with(
             proxy_host(),

@@ -2,7 +2,10 @@
 //! connections sit below memory pressure, within what the host can give TCP. See [`DOC`].
 
 use super::tcp_buffers::{bdp_bytes, max_target};
-use super::{Context, Outcome, Rule, Severity, Shrink};
+use super::{
+    Capacity, Context, Finding, Measure, Outcome, Proposal, Refusal, Rule, Severity, Shrink, Unit as Shown,
+    Values,
+};
 use crate::host::Facts;
 use crate::keys;
 use crate::profile::Profile;
@@ -189,6 +192,150 @@ impl Rule for TcpMemory {
         run(ctx, &mut out);
         out
     }
+
+    fn capacity(&self, ctx: &Context, v: &Values) -> Vec<(&'static Measure, Option<u64>)> {
+        capacity(ctx, v)
+    }
+
+    fn review(&self, ctx: &Context, capacity: &Capacity) -> Vec<Finding> {
+        gap(ctx.profile, capacity).into_iter().collect()
+    }
+
+    fn refusals(&self, p: &Proposal) -> crate::error::Result<Vec<Refusal>> {
+        Ok(refusal(p).into_iter().collect())
+    }
+}
+
+/// tcp_mem[2] (high: refused above) and tcp_mem[1] (pressure: throttled above) over the
+/// charge of one connection, at default buffers and at the profile's `average_memory`.
+pub const MAX_AT_DEFAULT: Measure = Measure::new(
+    "max_connections_worst",
+    "connections at default buffers",
+    false,
+    Shown::Count,
+);
+pub const PRESSURE_AT_DEFAULT: Measure = Measure::new(
+    "pressure_connections_worst",
+    "below memory pressure",
+    true,
+    Shown::Count,
+);
+pub const MAX_EXPECTED: Measure = Measure::new(
+    "max_connections_expected",
+    "connections, expected",
+    false,
+    Shown::Count,
+);
+pub const PRESSURE_EXPECTED: Measure = Measure::new(
+    "pressure_connections_expected",
+    "below memory pressure",
+    true,
+    Shown::Count,
+);
+pub const PER_CONN_DEFAULT: Measure = Measure::new(
+    "per_connection_worst",
+    "memory per connection, default buffers",
+    true,
+    Shown::Bytes,
+);
+pub const PER_CONN_EXPECTED: Measure = Measure::new(
+    "per_connection_expected",
+    "memory per connection, expected",
+    true,
+    Shown::Bytes,
+);
+
+/// The capacity figures from `v`: the charge per connection rounded up to the quantum,
+/// and the connections tcp_mem's high and pressure hold at that charge.
+fn capacity(ctx: &Context, v: &Values) -> Vec<(&'static Measure, Option<u64>)> {
+    let q = quantum(&ctx.facts.kernel, ctx.facts.page_size);
+    let ints = |k: &str| -> Option<Vec<u64>> { v(k)?.split_whitespace().map(|s| s.parse().ok()).collect() };
+    let per_default = (|| {
+        let r = ints("net.ipv4.tcp_rmem")?;
+        let w = ints("net.ipv4.tcp_wmem")?;
+        Some(per_conn_default(*r.get(1)?, *w.get(1)?, q))
+    })();
+    let expected = ctx
+        .profile
+        .connections
+        .average_memory
+        .map(|a| quantum_up(a, q))
+        .or(per_default);
+    let under = |i: usize, per: Option<u64>| {
+        let units = ints(KEY).and_then(|t| t.get(i).copied())?;
+        Some(connections_under(units, q, per?))
+    };
+    vec![
+        (&MAX_AT_DEFAULT, under(2, per_default)),
+        (&PRESSURE_AT_DEFAULT, under(1, per_default)),
+        (&MAX_EXPECTED, under(2, expected)),
+        (&PRESSURE_EXPECTED, under(1, expected)),
+        (&PER_CONN_DEFAULT, per_default),
+        (&PER_CONN_EXPECTED, expected),
+    ]
+}
+
+/// One line when the connections the profile asks for are far more (over twice) than
+/// tcp_mem holds at default buffers after the plan: the plan then relies on most
+/// connections holding about `average_memory`, and says so.
+fn gap(profile: &Profile, capacity: &Capacity) -> Option<Finding> {
+    let asked = profile.conns();
+    let at_default = capacity.get(MAX_AT_DEFAULT.name).recommended? as u128;
+    let per = capacity.get(PER_CONN_DEFAULT.name).recommended?;
+    if asked == 0 || at_default.saturating_mul(2) >= asked {
+        return None;
+    }
+    let expected = match profile.connections.average_memory {
+        Some(_) => capacity
+            .get(PER_CONN_EXPECTED.name)
+            .recommended
+            .map(|e| {
+                format!(
+                    "relies on most of them holding about {} (average_memory)",
+                    human_bytes(e as u128)
+                )
+            })
+            .unwrap_or_default(),
+        None => "cannot hold them all at once".to_string(),
+    };
+    Some(Finding::new(
+        Severity::Info,
+        ID,
+        format!(
+            "gap: the profile asks for {} connections, tcp_mem holds {} at default buffers ({} each, {}%): the plan {expected}",
+            grouped(asked),
+            grouped(at_default),
+            human_bytes(per as u128),
+            at_default * 100 / asked
+        ),
+    ))
+}
+
+/// A tcp_mem with a zero, or whose high is at or below the TCP memory in use now
+/// (sockstat `mem`): every socket would be refused memory at once.
+fn refusal(p: &Proposal) -> Option<Refusal> {
+    let (value, change) = (p.setting)(KEY)?;
+    if !change {
+        return None;
+    }
+    let v: Vec<u64> = value.split(' ').filter_map(|x| x.parse().ok()).collect();
+    let in_use = p.facts.sockstat.map(|s| s.tcp_mem);
+    let message = if v.contains(&0) {
+        format!("{KEY} = {value} has a zero: the kernel would refuse TCP memory to every socket")
+    } else {
+        let (high, used) = (*v.get(2)?, in_use?);
+        if high > used {
+            return None;
+        }
+        format!(
+            "{KEY} high {high} is at or below the {used} pages TCP uses now (sockstat mem): every socket would be \
+             refused memory at once"
+        )
+    };
+    Some(Refusal {
+        forceable: true,
+        message,
+    })
 }
 
 /// tcp_mem's unit, in bytes: 4096 on kernels 4.10-5.19 with pages larger than 4 KiB
