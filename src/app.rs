@@ -523,10 +523,18 @@ fn explain(topic: &str) -> Result<String> {
 }
 
 fn rule_doc(rule: &dyn rules::Rule) -> String {
+    let keys: Vec<String> = rule
+        .keys()
+        .iter()
+        .map(|k| match keys::info(k) {
+            Some(i) => format!("{k} ({})", i.unit),
+            None => k.to_string(),
+        })
+        .collect();
     let mut s = format!(
         "Rule {} — keys: {}\n\n{}",
         rule.id(),
-        rule.keys().join(", "),
+        keys.join(", "),
         rule.doc().trim_end()
     );
     s.push('\n');

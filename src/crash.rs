@@ -1,5 +1,5 @@
 //! A bug must not end the process with Rust's exit code 101 and a backtrace banner, nor
-//! take down every host of a fleet run: a panic becomes an internal error (exit 2, cli.md
+//! take down every host of a fleet run: a panic becomes an internal error (exit 2, README
 //! "Exit codes"), for the one host whose planning panicked when there are several.
 
 use std::any::Any;

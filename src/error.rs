@@ -32,7 +32,7 @@ impl Error {
         Error::host(path, describe_io(err))
     }
 
-    /// Every error is exit code 2 (cli.md, "Exit codes").
+    /// Every error is exit code 2 (README, "Exit codes").
     pub fn exit_code(&self) -> i32 {
         2
     }

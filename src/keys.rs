@@ -6,7 +6,7 @@
 //! `..` segments, absolute paths, NUL or control characters), that would display as
 //! another key (bidi controls, zero-width characters) or read as something else in a
 //! sysctl.d file (a leading `#`, `;` or `-`, quotes) are refused before anything is read
-//! or written (cli.md, "Keys"). [`danger`] names the keys a profile may pin only when the
+//! or written (README, "Profiles": keys are dotted names under /proc/sys). [`danger`] names the keys a profile may pin only when the
 //! command line allows it.
 
 use std::path::PathBuf;

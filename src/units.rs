@@ -9,7 +9,7 @@
 use std::fmt;
 
 /// A decimal with at most four decimal places, held as ten-thousandths (`1.2` → 12000).
-/// `headroom` and `tcp_memory_share` are of this type (arithmetic.md, "Notation").
+/// `headroom` and `tcp_memory_share` are of this type (exact: ten-thousandths, never floats).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Dec4(pub u64);
 

@@ -100,26 +100,54 @@ fn a_closed_pipe_is_not_an_error() {
 
 #[test]
 fn explain_prints_a_rules_documentation() {
-    // Every rule's DOC has its sections, each a heading line of its own, in this order
-    // (the title line is prepended by explain, so it proves nothing about the DOC).
+    // Every rule's DOC is in one format: the five sections in this order (a rule may add
+    // one of its own between them), each heading an unindented line of its own (a
+    // parenthesis may follow it), every other line indented;
+    // plain text for a terminal (no Markdown), citing the kernel's source, not files that
+    // are not in the repository.
+    const SECTIONS: [&str; 5] = ["What it does", "Why", "Arithmetic", "Choices", "References"];
     for rule in sysctune::rules::RULES {
-        let r = sysctune(&["explain", rule.id()]);
-        assert_eq!(r.code, 0, "{}", rule.id());
-        let doc: Vec<&str> = r.stdout.lines().skip(1).collect();
-        let mut at = 0;
-        for section in ["What it does", "Why", "Arithmetic", "Choices", "References"] {
-            let found = doc[at..]
-                .iter()
-                .position(|l| l.trim_start_matches('#').trim().starts_with(section))
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{}: no {section:?} heading after line {at}:\n{}",
-                        rule.id(),
-                        r.stdout
-                    )
-                });
-            at += found + 1;
+        let id = rule.id();
+        let doc = rule.doc();
+        let headings: Vec<&str> = doc
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("  "))
+            .map(|l| l.split(" (").next().unwrap_or(l))
+            .collect();
+        let mut at = headings.iter();
+        for section in SECTIONS {
+            assert!(
+                at.any(|h| *h == section),
+                "{id}: no {section:?} heading in order in {headings:?}:\n{doc}"
+            );
         }
+        assert_eq!(headings.last(), Some(&"References"), "{id}: References come last");
+        assert!(
+            doc.starts_with("What it does\n"),
+            "{id}: its DOC starts with a title of its own"
+        );
+        for line in doc.lines() {
+            assert!(
+                line.chars().count() <= 90,
+                "{id}: a DOC line wider than 90 columns: {line:?}"
+            );
+        }
+        for bad in ["`", "**", "\n#", "cli.md", "arithmetic.md", "shared/", "the spec"] {
+            assert!(!doc.contains(bad), "{id}: its DOC contains {bad:?}");
+        }
+        let refs = &doc[doc.find("\nReferences").unwrap()..];
+        assert!(
+            refs.contains(".c") && refs.contains("()"),
+            "{id}: its References name no kernel function and source file:\n{refs}"
+        );
+        let r = sysctune(&["explain", id]);
+        assert_eq!(r.code, 0, "{id}");
+        let title = format!("Rule {id} — keys: ");
+        assert!(r.stdout.starts_with(&title), "{id}: {}", r.stdout);
+        assert!(
+            r.stdout.ends_with(&format!("{}\n", doc.trim_end())),
+            "{id}: explain prints its DOC"
+        );
     }
     for (topic, expect) in [
         ("net.ipv4.ip_local_port_range", "managed by rule port-range"),

@@ -1,4 +1,4 @@
-//! Exit codes are 0, 1 or 2 whatever happens to the output streams (cli.md, "Exit codes"):
+//! Exit codes are 0, 1 or 2 whatever happens to the output streams (README, "Exit codes"):
 //! a full disk behind stdout or stderr is an error (2), never a panic (101).
 
 mod common;

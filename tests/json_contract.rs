@@ -1,4 +1,4 @@
-//! The JSON documents carry every field cli.md requires, with the types it gives: the
+//! The JSON documents carry every field the README documents, with its type: the
 //! contract with scripts and config management.
 
 mod common;

@@ -1,5 +1,5 @@
 //! `sysctune plan` on fixture roots: text and JSON snapshots, and the figures of
-//! arithmetic.md read back from the JSON.
+//! the rules' DOCs read back from the JSON.
 
 mod common;
 
@@ -47,7 +47,7 @@ fn article_proxy_reproduces_the_worked_numbers() {
     assert_eq!(p["schema"], "sysctune/plan/v1");
     let tcp_mem = setting(&p, "net.ipv4.tcp_mem");
     assert_eq!(tcp_mem["current"], "6179424 8239232 12358848");
-    // arithmetic.md (revision 2), worked numbers: cli.md's [connections] example
+    // The worked numbers of `explain tcp-memory`: the article's proxy profile
     assert_eq!(tcp_mem["recommended"], "6179424 8239232 11460768");
     assert_eq!(tcp_mem["change"], true);
     assert_eq!(tcp_mem["rules"], serde_json::json!(["tcp-memory"]));

@@ -4,51 +4,53 @@ use super::{Context, Outcome, Rule, Severity};
 use crate::units::{Dec4, grouped};
 
 pub const DOC: &str = "\
-# file-descriptors: fs.file-max, fs.nr_open
+What it does
+  Makes sure the host-wide file table (fs.file-max) holds every connection of the
+  profile plus the files already open, and that one process may open its share of them
+  (fs.nr_open, the ceiling of RLIMIT_NOFILE). It only ever raises the two limits, and
+  tells you to raise RLIMIT_NOFILE (LimitNOFILE= in the service unit) to match.
 
-## What it does
-Makes sure the host-wide file table (`fs.file-max`) holds every connection of the profile
-plus the files already open, and that one process may open its share of them
-(`fs.nr_open`, the ceiling of RLIMIT_NOFILE). It only ever raises the two limits, and tells
-you to raise RLIMIT_NOFILE (`LimitNOFILE=` in the service unit) to match.
+Why
+  Every socket is a file descriptor. When the file table is full, socket() and accept()
+  fail with ENFILE (\"Too many open files in system\"); when a process reaches its
+  RLIMIT_NOFILE they fail with EMFILE. RLIMIT_NOFILE cannot be raised above fs.nr_open:
+  setrlimit() fails with EPERM, so fs.nr_open must go up first.
 
-## Why
-Every socket is a file descriptor. When the file table is full, socket() and accept() fail
-with ENFILE (\"Too many open files in system\"); when a process reaches its RLIMIT_NOFILE
-they fail with EMFILE. RLIMIT_NOFILE cannot be raised above fs.nr_open: setrlimit() fails
-with EPERM, so fs.nr_open must go up first.
-
-## Arithmetic
+Arithmetic
     conns       = connections.concurrent + outbound.concurrent
     fds_total   = ceil(conns × headroom)
     file_max'   = max(current, round_up_1024(fds_total + file_nr_allocated))
     per_process = ceil(fds_total / connections.processes) + 1024
     nr_open'    = max(current, round_up_1024(per_process)), within 64..=2147483584
-`file_nr_allocated` is the first field of fs.file-nr: the file handles open now.
-The 1024 is what a process needs besides its sockets: shared libraries, logs, data
-files, pipes (1024 is the kernel's default soft RLIMIT_NOFILE, and PostgreSQL's
-max_files_per_process is 1000).
+  file_nr_allocated is the first field of fs.file-nr: the file handles open now. The
+  1024 is what a process needs besides its sockets: shared libraries, logs, data files,
+  pipes (1024 is the kernel's default soft RLIMIT_NOFILE, and PostgreSQL's
+  max_files_per_process is 1000).
 
-## Choices
-- per_process adds a floor of 1024 descriptors for what is not a socket, so the advice
-  is never a limit a real process could not start with (a database with one backend per
-  connection needs 1 socket and ~1000 files each). fs.file-max is not raised for it:
-  file_nr_allocated already counts the files the processes hold now.
-- Both keys are managed whenever conns > 0, even when they keep their current values.
-- fs.file-nr absent or unreadable: nothing is counted as already open (0).
-- fs.nr_open cannot exceed 2147483584 (the kernel's limit, INT_MAX rounded down to a
-  multiple of 64). When round_up_1024(per_process) passes it but per_process fits, the
-  maximum is recommended without complaint; when per_process itself is above it, the
-  maximum is recommended with an error finding: spread the connections over more processes.
-- fs.file-max is capped at LONG_MAX (9223372036854775807), the most the kernel takes.
-- A current value outside what the kernel accepts is brought back into range.
-- An info finding gives the RLIMIT_NOFILE to set, since that is not a sysctl.
+Choices
+  - per_process adds a floor of 1024 descriptors for what is not a socket, so the advice
+    is never a limit a real process could not start with (a database with one backend
+    per connection needs 1 socket and ~1000 files each). fs.file-max is not raised for
+    it: file_nr_allocated already counts the files the processes hold now.
+  - Both keys are managed whenever conns > 0, even when they keep their current values.
+  - fs.file-nr absent or unreadable: nothing is counted as already open (0).
+  - fs.nr_open cannot exceed 2147483584 (the kernel's limit, INT_MAX rounded down to a
+    multiple of 64). When round_up_1024(per_process) passes it but per_process fits, the
+    maximum is recommended without complaint; when per_process itself is above it, the
+    maximum is recommended with an error finding: spread the connections over more
+    processes.
+  - fs.file-max is capped at LONG_MAX (9223372036854775807), the most the kernel takes.
+  - A current value outside what the kernel accepts is brought back into range.
+  - An info finding gives the RLIMIT_NOFILE to set, since that is not a sysctl.
 
-## References
-- Documentation/admin-guide/sysctl/fs.rst: file-max, file-nr, nr_open.
-- fs/file.c (sysctl_nr_open_max), fs/file_table.c; setrlimit(2) (EPERM above nr_open).
-- systemd.exec(5): LimitNOFILE=.
-- The article (a 2018 post-mortem): a reverse proxy holding 860 000 connections.
+References
+  - Documentation/admin-guide/sysctl/fs.rst: file-max, file-nr, nr_open.
+  - fs/file_table.c: alloc_empty_file() (ENFILE once files_stat.nr_files reaches
+    fs.file-max, \"VFS: file-max limit reached\"); fs/file.c: sysctl_nr_open_max,
+    expand_files() (EMFILE above RLIMIT_NOFILE); kernel/sys.c: do_prlimit() (EPERM when
+    the new limit is above fs.nr_open); setrlimit(2).
+  - systemd.exec(5): LimitNOFILE=.
+  - The article (a 2018 post-mortem): a reverse proxy holding 860 000 connections.
 ";
 
 const FILE_MAX: &str = "fs.file-max";

@@ -7,8 +7,6 @@ use crate::profile::OnOom;
 use super::{Context, Outcome, Rule, Severity};
 
 pub const DOC: &str = "\
-Rule oom: keys vm.panic_on_oom, kernel.panic
-
 What it does
   From the profile's memory.on_oom:
   kill  -> vm.panic_on_oom = 0: on out-of-memory the OOM killer ends a process and the
@@ -44,7 +42,10 @@ Choices
 
 References
   Documentation/admin-guide/sysctl/vm.rst (panic_on_oom);
-  Documentation/admin-guide/sysctl/kernel.rst (panic); mm/oom_kill.c; the article
+  Documentation/admin-guide/sysctl/kernel.rst (panic); mm/oom_kill.c: out_of_memory(),
+  check_panic_on_oom() (1: panic unless the OOM is confined to a cgroup, cpuset or
+  mempolicy; 2: always); kernel/panic.c: panic() (reboots after kernel.panic seconds
+  when it is above 0); the article
   (\"panic_on_oom ... production systems are not advised to; fix the program or add
   memory\").
 ";

@@ -8,9 +8,6 @@ use crate::units::human_bytes;
 use super::{Context, Measure, Outcome, Proposal, Refusal, Rule, Severity, Unit, Values};
 
 pub const DOC: &str = "\
-Rule overcommit: keys vm.overcommit_memory, vm.overcommit_ratio, vm.overcommit_kbytes
-(reads vm.admin_reserve_kbytes and vm.user_reserve_kbytes, never sets them)
-
 What it does
   Sets the kernel's overcommit mode from the profile's memory.overcommit, and in strict
   mode sizes the CommitLimit (through vm.overcommit_ratio, or keeps vm.overcommit_kbytes)
@@ -18,7 +15,8 @@ What it does
   kernel keeps back from every allocation. Whatever the profile, it checks its model
   against the kernel (the CommitLimit it computes for the current values must be the one
   /proc/meminfo shows) and reports a host in strict mode whose Committed_AS is already
-  above its CommitLimit.
+  above its CommitLimit. It reads vm.admin_reserve_kbytes and vm.user_reserve_kbytes and
+  never sets them.
 
   heuristic -> vm.overcommit_memory = 0: since 5.2 refuses only a single request larger
                than RAM + swap; older kernels refuse a request larger than their estimate
@@ -50,7 +48,8 @@ Arithmetic (exact integers; facts in bytes, the kernel's formula in pages)
   figures and the rule changes nothing (its keys are shown unchanged).
 
   reserves: in mode 2 a non-root allocation succeeds only while
-    Committed_AS + request < CommitLimit - admin_reserve - min(total_vm / 32, user_reserve)
+    Committed_AS + request < CommitLimit - admin_reserve
+                             - min(total_vm / 32, user_reserve)
   (__vm_enough_memory in mm/util.c), admin_reserve = vm.admin_reserve_kbytes and
   user_reserve = vm.user_reserve_kbytes, each truncated to pages as the kernel does. So
     fits(limit) = limit - admin_reserve - user_reserve >= target
@@ -120,10 +119,10 @@ Choices
     overcommit_kbytes itself is not written (the kernel zeroes it when the ratio is).
 
 References
-  mm/util.c: vm_commit_limit, __vm_enough_memory, overcommit_ratio_handler,
-  overcommit_kbytes_handler; mm/mmap.c: init_admin_reserve, init_user_reserve;
-  fs/proc/meminfo.c: meminfo_proc_show (CommitLimit, Committed_AS); mm/hugetlb.c:
-  hugetlb_report_meminfo (the Hugetlb: line since 4.16), hugetlb_total_pages;
+  mm/util.c: vm_commit_limit(), __vm_enough_memory(), overcommit_ratio_handler(),
+  overcommit_kbytes_handler(); mm/mmap.c: init_admin_reserve(), init_user_reserve();
+  fs/proc/meminfo.c: meminfo_proc_show() (CommitLimit, Committed_AS); mm/hugetlb.c:
+  hugetlb_report_meminfo() (the Hugetlb: line since 4.16), hugetlb_total_pages();
   Documentation/admin-guide/sysctl/vm.rst (overcommit_memory, overcommit_ratio,
   overcommit_kbytes, admin_reserve_kbytes, user_reserve_kbytes);
   Documentation/mm/overcommit-accounting.rst; the article (CommitLimit 517584 kB,
@@ -339,7 +338,7 @@ impl Reserves {
 }
 
 /// The smallest ratio whose CommitLimit fits `target` bytes with the reserves, as
-/// arithmetic.md computes it: `ceil(max(0, target + reserves − swap) × 100 / (ram −
+/// the rule's DOC gives it: `ceil(max(0, target + reserves − swap) × 100 / (ram −
 /// hugetlb))`, stepped up while the limit does not fit. Returns (the first ratio, the
 /// stepped-up ratio), or `None` when no RAM is left outside hugetlb (or the page size is
 /// unusable).
@@ -460,7 +459,7 @@ impl Geometry {
 }
 
 /// The CommitLimit the kernel's formula gives for the current values, against the one
-/// /proc/meminfo shows (arithmetic.md, revision 2 item 4).
+/// /proc/meminfo shows: the model is checked against the kernel before it sizes anything.
 struct CommitCheck {
     geometry: Geometry,
     ratio: i128,
@@ -1080,7 +1079,7 @@ mod tests {
 
     #[test]
     fn plan_json_commit_limit() {
-        // cli.md: 62 GiB, ratio 50, no swap → 33285996544
+        // The proxy host: 62 GiB, ratio 50, no swap → 33285996544
         assert_eq!(commit_limit_bytes(RAM, 0, 0, 4096, 50, 0), 33285996544);
         let h = proxy_host();
         assert_eq!(h.mem.commit_limit, 33285996544);

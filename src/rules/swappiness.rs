@@ -6,8 +6,6 @@ use crate::keys;
 use super::{Context, Outcome, Rule, Severity};
 
 pub const DOC: &str = "\
-Rule swappiness: key vm.swappiness
-
 What it does
   Sets vm.swappiness to the profile's memory.swappiness. The key is managed whenever the
   profile gives the value, even when the host already has it, so the drop-in keeps it
@@ -34,7 +32,10 @@ Choices
     out of range reach the rule anyway, it is not recommended and an error says why.
 
 References
-  Documentation/admin-guide/sysctl/vm.rst (swappiness); mm/vmscan.c; the article (\"added
+  mm/vmscan.c: get_scan_count() (swappiness weighs anonymous against file pages; without
+  swap anonymous pages are not scanned whatever the value); the range 0..=100, 0..=200
+  since 5.8 (kernel/sysctl.c, vm_swappiness); Documentation/admin-guide/sysctl/vm.rst
+  (swappiness); the article (\"added
   swap; /proc/sys/vm/swappiness 10\").
 ";
 

@@ -6,8 +6,6 @@ use crate::keys;
 use crate::units::human_bytes;
 
 pub const DOC: &str = "\
-tcp-buffers: net.ipv4.tcp_rmem, net.ipv4.tcp_wmem (min default max, in BYTES)
-
 What it does
   Sets the default receive and send buffer of every TCP socket (tcp_rmem[1],
   tcp_wmem[1]) and the maximum autotuning may grow them to (tcp_rmem[2], tcp_wmem[2]).
@@ -40,7 +38,7 @@ Arithmetic (exact integers)
   that set SO_RCVBUF (SO_SNDBUF) themselves are capped at net.core.rmem_max and lose
   autotuning; net.core.*_max is host-wide (read-only inside a network namespace).
 
-Choices (where the spec is silent)
+Choices
   - The shrunk size wins over the profile's rmem_default/wmem_default: it is the
     profile's size made to fit the TCP memory budget (a warning of tcp-memory says so).
   - max' is never lowered: a current max above 2 * BDP is kept.
@@ -53,6 +51,10 @@ Choices (where the spec is silent)
     names it.
 
 References
+  net/ipv4/tcp.c: tcp_init_sock() (a new socket's sk_rcvbuf and sk_sndbuf are tcp_rmem[1]
+  and tcp_wmem[1]); net/ipv4/tcp_input.c: tcp_rcv_space_adjust() (receive autotuning up
+  to tcp_rmem[2]), tcp_sndbuf_expand() (send buffers up to tcp_wmem[2]); net/core/sock.c:
+  sk_setsockopt() (SO_RCVBUF, SO_SNDBUF capped at rmem_max, wmem_max);
   Documentation/networking/ip-sysctl.rst (tcp_rmem, tcp_wmem, tcp_moderate_rcvbuf);
   Documentation/admin-guide/sysctl/net.rst (rmem_max, wmem_max); socket(7) (SO_RCVBUF);
   the article 'OOM killer under high concurrency' (2018): defaults halved to 43/32 KiB.

@@ -12,8 +12,6 @@ use crate::profile::Profile;
 use crate::units::{Dec4, grouped, human_bytes};
 
 pub const DOC: &str = "\
-tcp-memory: net.ipv4.tcp_mem (low pressure high, in quanta: PAGES)
-
 What it does
   Sizes the kernel's TCP memory limits so that the connections the profile declares fit
   below memory pressure, and so that TCP cannot take memory the host does not have. It
@@ -114,7 +112,7 @@ Arithmetic (exact integers; headroom and share in ten-thousandths)
   pressure). Connections at default buffers 325 232 -> 603 198 (at 77824 B each);
   expected (12 KiB) 4 119 616 -> 3 820 256; at pressure, expected 2 746 410.
 
-Choices (where the spec is silent)
+Choices
   - Buffers are only shrunk when average_memory is not given: with an observed average,
     smaller default buffers would not change the demand.
   - When the profile names only one default (say wmem_default) and the other comes from
@@ -1253,7 +1251,7 @@ mod tests {
     use crate::host::Facts;
     use crate::profile::Profile;
 
-    /// cli.md's `[connections]` example with revision 2's control block (4 KiB, the default).
+    /// The article's proxy profile (tests/profiles/article-proxy.toml) with the control block (4 KiB, the default).
     const CLI_EXAMPLE: &str = r#"
 headroom = 1.2
 [connections]
@@ -1266,7 +1264,7 @@ tcp_memory_share = 0.75
 reserved_memory = "15GiB"
 "#;
 
-    /// The cli.md example without average_memory: 860 000 connections at 77 824 B.
+    /// The article's proxy profile without average_memory: 860 000 connections at 77 824 B.
     const WORST_CASE: &str = r#"
 headroom = 1.2
 [connections]
@@ -1357,7 +1355,7 @@ reserved_memory = "15GiB"
         assert_eq!(quantum_up(5, 0), 5);
     }
 
-    /// arithmetic.md, worked numbers: the article's figure, then what the kernel charges.
+    /// The worked numbers of the DOC: the article's figure, then what the kernel charges.
     #[test]
     fn article_capacity_figures() {
         // the article: 87380 + 65536 + 1024 = 153940 B → "about 320 000"
@@ -1411,7 +1409,7 @@ reserved_memory = "15GiB"
         );
     }
 
-    /// arithmetic.md, worked numbers: cli.md's `[connections]` example on the proxy host.
+    /// The worked numbers of the DOC: the article's proxy profile on the proxy host.
     #[test]
     fn cli_example_keeps_pressure_and_caps_high_at_the_budget() {
         let out = eval(&proxy_host(), &profile(CLI_EXAMPLE));
