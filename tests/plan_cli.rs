@@ -385,3 +385,44 @@ fn kernel_sized_keys_kept_unchanged_are_not_pinned() {
     assert_eq!(setting(&p, "net.ipv4.tcp_mem")["change"], true);
     assert_eq!(setting(&p, "net.ipv4.tcp_mem")["pinned"], true);
 }
+
+/// An image's page size is its kernel's, not this machine's: from `CONFIG_*` in its
+/// /boot/config, else from a `+64k` release; tcp_mem's figures follow it.
+#[test]
+fn an_images_page_size_is_its_kernels() {
+    let page_of = |root: &std::path::Path| -> Value {
+        let r = common::sysctune(&[
+            "--root",
+            &root.display().to_string(),
+            "plan",
+            "--profile",
+            "reverse-proxy",
+            "--format",
+            "json",
+        ]);
+        assert!(r.code <= 1, "{}", r.stderr);
+        serde_json::from_str::<Value>(&r.stdout).unwrap()["host"]["page_size"].clone()
+    };
+    let modern = common::copy_root("modern");
+    let release = std::fs::read_to_string(modern.path().join("proc/sys/kernel/osrelease")).unwrap();
+    let config = modern.path().join(format!("boot/config-{}", release.trim()));
+    assert_eq!(
+        page_of(modern.path()),
+        sysctune::host::system_page_size(),
+        "no configuration: this machine's page"
+    );
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        "CONFIG_HZ=250\n# CONFIG_ARM64_4K_PAGES is not set\nCONFIG_ARM64_64K_PAGES=y\n",
+    )
+    .unwrap();
+    assert_eq!(page_of(modern.path()), 65536);
+    std::fs::write(&config, "CONFIG_HZ=250\nCONFIG_PAGE_SHIFT=14\n").unwrap();
+    assert_eq!(page_of(modern.path()), 16384);
+    assert_eq!(
+        page_of(&common::root("aarch64-64k")),
+        65536,
+        "6.12.0-…aarch64+64k"
+    );
+}

@@ -26,6 +26,8 @@ pub struct Facts {
     pub hostname: Option<String>,
     /// Kernel release (`uname -r`), "unknown" when `proc/sys/kernel/osrelease` is missing.
     pub kernel: String,
+    /// In bytes: this machine's on the live host; for an image, its kernel's (see
+    /// [`read`]).
     pub page_size: u64,
     pub mem: MemInfo,
     /// Live values, normalised to single spaces; `None` when the kernel lacks the key.
@@ -163,25 +165,84 @@ pub fn parse_config_hz(text: &str) -> std::result::Result<Option<u64>, String> {
     }
 }
 
-/// `CONFIG_HZ` of the kernel `release` under `root`: `None` when the configuration is not
-/// there (the usual case in containers), and a warning when it is there but unreadable.
-fn read_hz(root: &Root, release: &str, warnings: &mut Vec<String>) -> Option<u64> {
+/// The page size a kernel configuration builds for: `CONFIG_PAGE_SHIFT` (6.7 and later,
+/// every architecture), else the architecture's page-size choice (arm64
+/// `CONFIG_ARM64_{4K,16K,64K}_PAGES`, powerpc `CONFIG_PPC_{4K,64K}_PAGES`, the generic
+/// `CONFIG_PAGE_SIZE_{4,16,64}KB`); `None` when it says nothing.
+pub fn parse_config_page_size(text: &str) -> Option<u64> {
+    let set = |name: &str| text.lines().any(|l| l.trim() == format!("{name}=y"));
+    if let Some(shift) = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CONFIG_PAGE_SHIFT="))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|s| (12..=18).contains(s))
+    {
+        return Some(1 << shift);
+    }
+    [
+        ("CONFIG_ARM64_64K_PAGES", 65536),
+        ("CONFIG_ARM64_16K_PAGES", 16384),
+        ("CONFIG_ARM64_4K_PAGES", 4096),
+        ("CONFIG_PPC_64K_PAGES", 65536),
+        ("CONFIG_PPC_4K_PAGES", 4096),
+        ("CONFIG_PAGE_SIZE_64KB", 65536),
+        ("CONFIG_PAGE_SIZE_16KB", 16384),
+        ("CONFIG_PAGE_SIZE_4KB", 4096),
+    ]
+    .into_iter()
+    .find(|(name, _)| set(name))
+    .map(|(_, size)| size)
+}
+
+/// The page size a kernel release names in its flavour suffix: `+64k` (RHEL's and
+/// Fedora's kernel-64k), `-64k` (Ubuntu's generic-64k), likewise 16k.
+pub fn release_page_size(release: &str) -> Option<u64> {
+    let r = release.to_ascii_lowercase();
+    [("64k", 65536), ("16k", 16384)]
+        .into_iter()
+        .find(|(suffix, _)| r.ends_with(&format!("+{suffix}")) || r.ends_with(&format!("-{suffix}")))
+        .map(|(_, size)| size)
+}
+
+/// The kernel configuration of `release` under `root`: `None` when it is not there (the
+/// usual case in containers), and a warning when it is there but unreadable.
+fn read_config(root: &Root, release: &str, warnings: &mut Vec<String>) -> Option<(String, String)> {
     let inside = kernel_config_inside(release)?;
-    let assumed = "TIME_WAIT is assumed to end as late as at HZ=100";
     match root.read_text(&inside, fs::MAX_CONFIG) {
-        Ok(None) => None,
-        Ok(Some(text)) => match parse_config_hz(&text) {
-            Ok(hz) => hz,
-            Err(e) => {
-                warnings.push(format!("{}: {e}; {assumed}", root.shown(&inside).display()));
-                None
-            }
-        },
+        Ok(text) => text.map(|t| (inside, t)),
         Err(e) => {
-            warnings.push(format!("{e}; {assumed}"));
+            warnings.push(format!("{e}; TIME_WAIT is assumed to end as late as at HZ=100"));
             None
         }
     }
+}
+
+/// `CONFIG_HZ` of the kernel's configuration, with a warning when its line is malformed.
+fn read_hz(root: &Root, config: Option<&(String, String)>, warnings: &mut Vec<String>) -> Option<u64> {
+    let (inside, text) = config?;
+    match parse_config_hz(text) {
+        Ok(hz) => hz,
+        Err(e) => {
+            warnings.push(format!(
+                "{}: {e}; TIME_WAIT is assumed to end as late as at HZ=100",
+                root.shown(inside).display()
+            ));
+            None
+        }
+    }
+}
+
+/// The page size of the kernel under `root`: this machine's on the live host; for an
+/// image, what its kernel's configuration or its release's flavour says, else this
+/// machine's (a profile's `host.page_size` overrides it).
+fn page_size(root: &Root, release: &str, config: Option<&(String, String)>) -> u64 {
+    if root.is_host() {
+        return system_page_size();
+    }
+    config
+        .and_then(|(_, text)| parse_config_page_size(text))
+        .or_else(|| release_page_size(release))
+        .unwrap_or_else(system_page_size)
 }
 
 /// Read the facts of the host under `root`: every known key plus `extra_keys` (the pins
@@ -217,7 +278,9 @@ pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
         }
     };
     let hostname = read_sysctl(root, "kernel.hostname")?;
-    let hz = read_hz(root, &kernel, &mut warnings);
+    let config = read_config(root, &kernel, &mut warnings);
+    let hz = read_hz(root, config.as_ref(), &mut warnings);
+    let page_size = page_size(root, &kernel, config.as_ref());
 
     let mut sysctl = BTreeMap::new();
     for key in keys::KNOWN
@@ -232,7 +295,7 @@ pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
     Ok(Facts {
         hostname,
         kernel,
-        page_size: system_page_size(),
+        page_size,
         mem,
         sysctl,
         sockstat,
@@ -244,6 +307,36 @@ pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hz_of(root: &Root, release: &str, warnings: &mut Vec<String>) -> Option<u64> {
+        let config = read_config(root, release, warnings);
+        read_hz(root, config.as_ref(), warnings)
+    }
+
+    #[test]
+    fn an_images_page_size_comes_from_its_kernel() {
+        assert_eq!(
+            parse_config_page_size("CONFIG_PAGE_SHIFT=16\nCONFIG_ARM64_4K_PAGES=y\n"),
+            Some(65536)
+        );
+        assert_eq!(
+            parse_config_page_size("# CONFIG_ARM64_4K_PAGES is not set\nCONFIG_ARM64_64K_PAGES=y\n"),
+            Some(65536)
+        );
+        assert_eq!(parse_config_page_size("CONFIG_PPC_4K_PAGES=y\n"), Some(4096));
+        assert_eq!(parse_config_page_size("CONFIG_PAGE_SIZE_16KB=y\n"), Some(16384));
+        assert_eq!(
+            parse_config_page_size("CONFIG_PAGE_SHIFT=40\nCONFIG_HZ=250\n"),
+            None,
+            "not a page shift"
+        );
+        assert_eq!(parse_config_page_size("CONFIG_X86_64=y\n"), None);
+        assert_eq!(release_page_size("6.12.0-55.9.1.el10_0.aarch64+64k"), Some(65536));
+        assert_eq!(release_page_size("6.8.0-45-generic-64k"), Some(65536));
+        assert_eq!(release_page_size("6.1.0-18-arm64-16k"), Some(16384));
+        assert_eq!(release_page_size("6.18.0-64kfoo"), None);
+        assert_eq!(release_page_size("6.18.0"), None);
+    }
 
     #[test]
     fn config_hz_is_read_from_its_line() {
@@ -287,16 +380,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::open(dir.path()).unwrap();
         let mut warnings = Vec::new();
-        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), None);
+        assert_eq!(hz_of(&root, "6.1.0", &mut warnings), None);
         assert!(
             warnings.is_empty(),
             "a missing config is not a warning: {warnings:?}"
         );
         std::fs::create_dir(dir.path().join("boot")).unwrap();
         std::fs::write(dir.path().join("boot/config-6.1.0"), "CONFIG_HZ=1000\n").unwrap();
-        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), Some(1000));
+        assert_eq!(hz_of(&root, "6.1.0", &mut warnings), Some(1000));
         std::fs::write(dir.path().join("boot/config-6.1.0"), "CONFIG_HZ=often\n").unwrap();
-        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), None);
+        assert_eq!(hz_of(&root, "6.1.0", &mut warnings), None);
         assert_eq!(warnings.len(), 1);
         assert!(
             warnings[0].contains("boot/config-6.1.0: CONFIG_HZ=\"often\""),
@@ -306,11 +399,11 @@ mod tests {
         std::fs::remove_file(dir.path().join("boot/config-6.1.0")).unwrap();
         std::os::unix::fs::symlink("/boot/../../boot/config-x", dir.path().join("boot/config-6.1.0"))
             .unwrap();
-        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), None);
+        assert_eq!(hz_of(&root, "6.1.0", &mut warnings), None);
         // a directory where the file should be is a warning, not an error
         std::fs::remove_file(dir.path().join("boot/config-6.1.0")).unwrap();
         std::fs::create_dir(dir.path().join("boot/config-6.1.0")).unwrap();
-        assert_eq!(read_hz(&root, "6.1.0", &mut warnings), None);
+        assert_eq!(hz_of(&root, "6.1.0", &mut warnings), None);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 }
