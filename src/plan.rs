@@ -187,6 +187,21 @@ struct Managed {
     reason: String,
 }
 
+/// What the rules and pins decided, before `--only` narrows it: each finding with the rule
+/// that made it (`None`: pins, the host, the profile), kept with `--only` when the rule
+/// manages a key inside the globs.
+struct Draft {
+    managed: BTreeMap<String, Managed>,
+    findings: Vec<(Finding, Option<&'static dyn rules::Rule>)>,
+    arithmetic: Vec<RuleSteps>,
+}
+
+impl Draft {
+    fn note(&mut self, severity: Severity, rule: &str, message: String) {
+        self.findings.push((Finding::new(severity, rule, message), None));
+    }
+}
+
 pub fn plan(req: &Request) -> Result<Plan> {
     let facts = effective_facts(req.facts, req.profile);
     // "observed", "fit" and ceilings are decided here, from the host, once.
@@ -195,38 +210,146 @@ pub fn plan(req: &Request) -> Result<Plan> {
     validate_against_host(&facts, profile)?;
     let globs = compile_globs(req.only)?;
 
-    // 1. The rules, in order.
-    let mut managed: BTreeMap<String, Managed> = BTreeMap::new();
-    let mut findings: Vec<Finding> = facts
-        .warnings
-        .iter()
-        .map(|w| Finding::new(Severity::Warning, "host", w.clone()))
-        .collect();
-    findings.extend(
-        notes
-            .into_iter()
-            .map(|n| Finding::new(Severity::Info, "profile", n)),
-    );
-    let mut arithmetic = Vec::new();
+    let mut draft = Draft {
+        managed: BTreeMap::new(),
+        findings: Vec::new(),
+        arithmetic: Vec::new(),
+    };
+    for w in &facts.warnings {
+        draft.note(Severity::Warning, "host", w.clone());
+    }
+    for n in notes {
+        draft.note(Severity::Info, "profile", n);
+    }
     let mut ctx = Context {
         facts: &facts,
         profile,
         shrink: None,
     };
-    let mut rule_of_finding: Vec<Option<&'static dyn rules::Rule>> = vec![None; findings.len()];
+    evaluate(&mut ctx, &mut draft)?;
+    pin(&facts, profile, &mut draft)?;
+    one_of_each_reset(profile, &mut draft)?;
+    let (chosen, mut findings) = only(draft.managed, draft.findings, &globs);
+    let final_value = |key: &str| -> Option<String> {
+        chosen
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, m)| m.value.clone())
+            .or_else(|| facts.value(key).map(str::to_string))
+    };
+    check_floors(&final_value)?;
+
+    let mut settings = settings(req, &chosen);
+    let namespaced: Vec<&str> = settings
+        .iter()
+        .filter(|s| s.change && s.scope == Scope::Netns)
+        .map(|s| s.key.as_str())
+        .collect();
+    if !namespaced.is_empty() {
+        findings.push(Finding::new(Severity::Info, "scope", scope_message(&namespaced)));
+    }
+
+    // Capacity, from the current values and from the recommended ones. A key that another
+    // managed key resets when written (keys::RESETS) reads 0 afterwards.
+    let managed_key = |k: &str| chosen.iter().any(|(c, _)| c == k);
+    let recommended = |k: &str| -> Option<String> {
+        let reset = keys::RESETS.iter().any(|(a, b)| *b == k && managed_key(a));
+        if reset { Some("0".into()) } else { final_value(k) }
+    };
+    let capacity = capacity(&ctx, &|k| facts.value(k).map(str::to_string), &recommended);
     for rule in rules::RULES {
-        let outcome = rule.evaluate(&ctx);
+        findings.extend(rule.review(&ctx, &capacity));
+    }
+
+    let content = dropin_content(req, profile, &globs, &chosen, &mut settings);
+    let old = req.dropin_current.unwrap_or("");
+    let dropin_changed = req.dropin_current != Some(content.as_str());
+    let diff = dropin::diff(req.dropin_path, old, &content);
+
+    // Boot: what the sysctl.d files make of the managed keys, now and once the drop-in
+    // holds `content`.
+    let managed_keys: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
+    let boot_now = req.sysctl_d.boot(&managed_keys);
+    for s in &mut settings {
+        s.boot = boot_now.get(&s.key).and_then(|o| o.boot.clone());
+    }
+    findings.extend(boot_findings(req, &settings, &boot_now, &content));
+    settings.extend(released(req, &globs, &settings, &content));
+    for s in &mut settings {
+        s.current_words = s.current.as_deref().and_then(words);
+        s.recommended_words = words(&s.recommended);
+    }
+
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let changed = dropin_changed || settings.iter().any(|s| s.change);
+    Ok(Plan {
+        schema: SCHEMA,
+        profile: profile.name.clone(),
+        host: HostSummary::of(&facts, req.facts, profile),
+        settings,
+        capacity,
+        findings,
+        dropin: Dropin {
+            path: req.dropin_path.to_string(),
+            changed: dropin_changed,
+            content,
+            diff,
+        },
+        changed,
+        arithmetic: draft.arithmetic,
+        demand: Demand {
+            connections: u64::try_from(profile.conns()).unwrap_or(u64::MAX),
+            new_per_second: profile.outbound.new_per_second,
+            destinations: profile.outbound.destinations,
+            headroom: profile.headroom.to_string(),
+        },
+        apply_command: format!(
+            "sysctune apply --profile {}",
+            crate::hint::shell_quote(&profile.name)
+        ),
+    })
+}
+
+impl HostSummary {
+    /// The host as planned (`facts`, the profile's `[host]` applied), and which of its
+    /// figures came from the profile rather than from the host as read (`real`).
+    fn of(facts: &Facts, real: &Facts, profile: &Profile) -> Self {
+        HostSummary {
+            name: facts.hostname.clone(),
+            mem_total: facts.mem.mem_total,
+            swap_total: facts.mem.swap_total,
+            hugetlb: facts.mem.hugetlb,
+            page_size: facts.page_size,
+            commit_limit: facts.mem.commit_limit,
+            committed_as: facts.mem.committed_as,
+            kernel: facts.kernel.clone(),
+            from_profile: [
+                ("ram", profile.host.ram, real.mem.mem_total),
+                ("swap", profile.host.swap, real.mem.swap_total),
+                ("page_size", profile.host.page_size, real.page_size),
+            ]
+            .into_iter()
+            .filter_map(|(f, given, real)| given.filter(|g| *g != real).map(|_| f))
+            .collect(),
+        }
+    }
+}
+
+/// The rules, in order: each value checked against what the kernel accepts.
+fn evaluate(ctx: &mut Context, draft: &mut Draft) -> Result<()> {
+    for rule in rules::RULES {
+        let outcome = rule.evaluate(ctx);
         if outcome.shrink.is_some() {
             ctx.shrink = outcome.shrink;
         }
         for rec in outcome.settings {
-            let value = keys::validate(&rec.key, &rec.value, &facts.kernel).map_err(|e| {
+            let value = keys::validate(&rec.key, &rec.value, &ctx.facts.kernel).map_err(|e| {
                 Error::input(format!(
                     "internal error: rule {} recommended a value the kernel would refuse: {e}",
                     rule.id()
                 ))
             })?;
-            managed.insert(
+            draft.managed.insert(
                 rec.key,
                 Managed {
                     value,
@@ -235,52 +358,52 @@ pub fn plan(req: &Request) -> Result<Plan> {
                 },
             );
         }
-        for f in outcome.findings {
-            rule_of_finding.push(Some(*rule));
-            findings.push(f);
-        }
+        draft
+            .findings
+            .extend(outcome.findings.into_iter().map(|f| (f, Some(*rule))));
         if !outcome.steps.is_empty() {
-            arithmetic.push(RuleSteps {
+            draft.arithmetic.push(RuleSteps {
                 rule: rule.id().to_string(),
                 steps: outcome.steps,
             });
         }
     }
+    Ok(())
+}
 
-    // 2. Pins beat rules.
+/// Pins beat rules: each `[sysctl]` value replaces the rule's, with a warning when they
+/// differ or when the key does not exist on this kernel.
+fn pin(facts: &Facts, profile: &Profile, draft: &mut Draft) -> Result<()> {
     for (key, raw) in &profile.sysctl {
         let value =
             keys::validate(key, raw, &facts.kernel).map_err(|e| Error::input(format!("[sysctl] {e}")))?;
         if facts.sysctl.get(key).is_some_and(|v| v.is_none()) {
-            findings.push(Finding::new(
+            draft.note(
                 Severity::Warning,
                 PIN,
                 format!(
                     "{key} does not exist on this kernel ({}); writing it will fail",
                     facts.kernel
                 ),
-            ));
-            rule_of_finding.push(None);
+            );
         }
         let mut rules_for_key = vec![PIN.to_string()];
-        if let Some(prev) = managed.get(key) {
-            if prev.value != value {
-                findings.push(Finding::new(
-                    Severity::Warning,
-                    PIN,
-                    format!(
-                        "{key} is pinned to {value:?}; rule {} recommended {:?} ({})",
-                        prev.rules.join(", "),
-                        prev.value,
-                        prev.reason
-                    ),
-                ));
-                rule_of_finding.push(None);
-            }
+        if let Some(prev) = draft.managed.get(key) {
+            let differs = (prev.value != value).then(|| {
+                format!(
+                    "{key} is pinned to {value:?}; rule {} recommended {:?} ({})",
+                    prev.rules.join(", "),
+                    prev.value,
+                    prev.reason
+                )
+            });
             rules_for_key = prev.rules.clone();
             rules_for_key.push(PIN.to_string());
+            if let Some(message) = differs {
+                draft.note(Severity::Warning, PIN, message);
+            }
         }
-        managed.insert(
+        draft.managed.insert(
             key.clone(),
             Managed {
                 value,
@@ -289,7 +412,12 @@ pub fn plan(req: &Request) -> Result<Plan> {
             },
         );
     }
-    // Keys that reset each other when written (keys::RESETS): at most one is managed.
+    Ok(())
+}
+
+/// Keys that reset each other when written (keys::RESETS): at most one is managed, the
+/// pinned one; pinning both is an error.
+fn one_of_each_reset(profile: &Profile, draft: &mut Draft) -> Result<()> {
     let pinned = |k: &str| profile.sysctl.iter().any(|(p, _)| p == k);
     let pairs = keys::RESETS
         .iter()
@@ -297,7 +425,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .filter(|(i, (a, b))| !keys::RESETS[..*i].contains(&(*b, *a)))
         .map(|(_, p)| *p);
     for (a, b) in pairs {
-        if !(managed.contains_key(a) && managed.contains_key(b)) {
+        if !(draft.managed.contains_key(a) && draft.managed.contains_key(b)) {
             continue;
         }
         let (keep, drop) = match (pinned(a), pinned(b)) {
@@ -310,41 +438,36 @@ pub fn plan(req: &Request) -> Result<Plan> {
             (false, true) => (b, a),
             (false, false) => continue,
         };
-        managed.remove(drop);
-        findings.push(Finding::new(
+        draft.managed.remove(drop);
+        draft.note(
             Severity::Warning,
             PIN,
             format!("{keep} is pinned, so {drop} is not managed: writing one resets the other to 0"),
-        ));
-        rule_of_finding.push(None);
+        );
     }
+    Ok(())
+}
 
-    // 3. --only.
-    let mut chosen: Vec<(String, Managed)> =
-        managed.into_iter().filter(|(k, _)| matches(&globs, k)).collect();
+/// `--only`: the managed keys inside the globs, in the key table's order, and the findings
+/// of the rules that manage a key inside them (and every finding not a rule's).
+fn only(
+    managed: BTreeMap<String, Managed>,
+    findings: Vec<(Finding, Option<&'static dyn rules::Rule>)>,
+    globs: &[glob::Pattern],
+) -> (Vec<(String, Managed)>, Vec<Finding>) {
+    let mut chosen: Vec<(String, Managed)> = managed.into_iter().filter(|(k, _)| matches(globs, k)).collect();
     chosen.sort_by(|(a, _), (b, _)| keys::order(a).cmp(&keys::order(b)).then(a.cmp(b)));
-    if !globs.is_empty() {
-        let mut kept = Vec::new();
-        for (f, rule) in findings.into_iter().zip(rule_of_finding) {
-            let keep = match rule {
-                Some(r) => r.keys().iter().any(|k| matches(&globs, k)),
-                None => true,
-            };
-            if keep {
-                kept.push(f);
-            }
-        }
-        findings = kept;
-    }
+    let findings = findings
+        .into_iter()
+        .filter(|(_, rule)| rule.is_none_or(|r| r.keys().iter().any(|k| matches(globs, k))))
+        .map(|(f, _)| f)
+        .collect();
+    (chosen, findings)
+}
 
-    // 4. The final values and cross-key checks (only pins can break these).
-    let final_value = |key: &str| -> Option<String> {
-        chosen
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, m)| m.value.clone())
-            .or_else(|| facts.value(key).map(str::to_string))
-    };
+/// The final values against the floors the kernel enforces (keys::FLOOR_OF): only pins can
+/// break them.
+fn check_floors(final_value: &dyn Fn(&str) -> Option<String>) -> Result<()> {
     for &(floor_key, range_key) in keys::FLOOR_OF {
         let first = |k: &str| final_value(k).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
         if let (Some(lo), Some(floor)) = (first(range_key), first(floor_key))
@@ -356,13 +479,21 @@ pub fn plan(req: &Request) -> Result<Plan> {
             )));
         }
     }
+    Ok(())
+}
 
-    // 5. Settings.
-    let mut settings: Vec<Setting> = chosen
+/// A setting per chosen key, against the host as read.
+fn settings(req: &Request, chosen: &[(String, Managed)]) -> Vec<Setting> {
+    chosen
         .iter()
         .map(|(key, m)| {
             let current = req.facts.value(key).map(str::to_string);
-            let info = keys::info(key);
+            let scope = keys::scope(key);
+            let fallback = if scope == Scope::Netns {
+                Kubernetes::Unsafe
+            } else {
+                Kubernetes::NodeOnly
+            };
             Setting {
                 key: key.clone(),
                 change: current.as_deref() != Some(m.value.as_str()),
@@ -370,56 +501,36 @@ pub fn plan(req: &Request) -> Result<Plan> {
                 recommended: m.value.clone(),
                 rules: m.rules.clone(),
                 reason: m.reason.clone(),
-                scope: keys::scope(key),
-                kubernetes: info.map_or(
-                    if keys::scope(key) == Scope::Netns {
-                        Kubernetes::Unsafe
-                    } else {
-                        Kubernetes::NodeOnly
-                    },
-                    |i| i.kubernetes,
-                ),
+                scope,
+                kubernetes: keys::info(key).map_or(fallback, |i| i.kubernetes),
                 pinned: true,
                 boot: None,
                 current_words: None,
                 recommended_words: None,
             }
         })
-        .collect();
+        .collect()
+}
 
-    let namespaced: Vec<&str> = settings
-        .iter()
-        .filter(|s| s.change && s.scope == Scope::Netns)
-        .map(|s| s.key.as_str())
-        .collect();
-    if !namespaced.is_empty() {
-        findings.push(Finding::new(Severity::Info, "scope", scope_message(&namespaced)));
-    }
-
-    // 6. Capacity, from the current values and from the recommended ones. A key that
-    //    another managed key resets when written (keys::RESETS) reads 0 afterwards.
-    let managed_key = |k: &str| chosen.iter().any(|(c, _)| c == k);
-    let recommended = |k: &str| -> Option<String> {
-        let reset = keys::RESETS.iter().any(|(a, b)| *b == k && managed_key(a));
-        if reset { Some("0".into()) } else { final_value(k) }
-    };
-    let capacity = capacity(&ctx, &|k| facts.value(k).map(str::to_string), &recommended);
-    for rule in rules::RULES {
-        findings.extend(rule.review(&ctx, &capacity));
-    }
-
-    // 7. The drop-in: the chosen keys, plus (with --only) the lines of the current drop-in
-    //    for keys outside the globs, so a restricted apply does not drop them. A key whose
-    //    value the drop-in already holds keeps its comment: the reason it was set, and the
-    //    same bytes on the next run (a reason like "high exceeds the budget" would read
-    //    "already fits" once applied, and the file would never converge).
+/// The drop-in: the chosen keys, plus (with --only) the lines of the current drop-in for
+/// keys outside the globs, so a restricted apply does not drop them. A key whose value the
+/// drop-in already holds keeps its comment: the reason it was set, and the same bytes on
+/// the next run (a reason like "high exceeds the budget" would read "already fits" once
+/// applied, and the file would never converge). Marks the settings it leaves out.
+fn dropin_content(
+    req: &Request,
+    profile: &Profile,
+    globs: &[glob::Pattern],
+    chosen: &[(String, Managed)],
+    settings: &mut [Setting],
+) -> String {
     let existing: Vec<dropin::Entry> = req
         .dropin_current
         .map(|c| dropin::parse(c).entries)
         .unwrap_or_default();
     // A key the kernel sizes at boot, kept as it is, is not pinned (unless the drop-in
     // already pins it: dropping it would change the next boot).
-    for s in &mut settings {
+    for s in settings.iter_mut() {
         s.pinned = !(keys::SIZED_AT_BOOT.contains(&s.key.as_str())
             && !s.change
             && !s.rules.iter().any(|r| r == PIN)
@@ -472,7 +583,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
     if !globs.is_empty() {
         let mut in_lines: std::collections::HashSet<String> = lines.iter().map(|l| l.key.clone()).collect();
         for e in &existing {
-            if !matches(&globs, &e.key) && in_lines.insert(e.key.clone()) {
+            if !matches(globs, &e.key) && in_lines.insert(e.key.clone()) {
                 lines.push(dropin::Line {
                     key: e.key.clone(),
                     value: e.value.clone(),
@@ -486,70 +597,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
                 .then(a.key.cmp(&b.key))
         });
     }
-    let content = dropin::render(&profile.name, &lines);
-    let old = req.dropin_current.unwrap_or("");
-    let dropin_changed = req.dropin_current != Some(content.as_str());
-    let diff = dropin::diff(req.dropin_path, old, &content);
-
-    // 8. Boot: what the sysctl.d files make of the managed keys, now and once the drop-in
-    //    holds `content`.
-    let managed_keys: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
-    let boot_now = req.sysctl_d.boot(&managed_keys);
-    for s in &mut settings {
-        s.boot = boot_now.get(&s.key).and_then(|o| o.boot.clone());
-    }
-    findings.extend(boot_findings(req, &settings, &boot_now, &content));
-    settings.extend(released(req, &globs, &settings, &content));
-    for s in &mut settings {
-        s.current_words = s.current.as_deref().and_then(words);
-        s.recommended_words = words(&s.recommended);
-    }
-
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    let changed = dropin_changed || settings.iter().any(|s| s.change);
-    Ok(Plan {
-        schema: SCHEMA,
-        profile: profile.name.clone(),
-        host: HostSummary {
-            name: facts.hostname.clone(),
-            mem_total: facts.mem.mem_total,
-            swap_total: facts.mem.swap_total,
-            hugetlb: facts.mem.hugetlb,
-            page_size: facts.page_size,
-            commit_limit: facts.mem.commit_limit,
-            committed_as: facts.mem.committed_as,
-            kernel: facts.kernel.clone(),
-            from_profile: [
-                ("ram", profile.host.ram, req.facts.mem.mem_total),
-                ("swap", profile.host.swap, req.facts.mem.swap_total),
-                ("page_size", profile.host.page_size, req.facts.page_size),
-            ]
-            .into_iter()
-            .filter_map(|(f, given, real)| given.filter(|g| *g != real).map(|_| f))
-            .collect(),
-        },
-        settings,
-        capacity,
-        findings,
-        dropin: Dropin {
-            path: req.dropin_path.to_string(),
-            changed: dropin_changed,
-            content,
-            diff,
-        },
-        changed,
-        arithmetic,
-        demand: Demand {
-            connections: u64::try_from(profile.conns()).unwrap_or(u64::MAX),
-            new_per_second: profile.outbound.new_per_second,
-            destinations: profile.outbound.destinations,
-            headroom: profile.headroom.to_string(),
-        },
-        apply_command: format!(
-            "sysctune apply --profile {}",
-            crate::hint::shell_quote(&profile.name)
-        ),
-    })
+    dropin::render(&profile.name, &lines)
 }
 
 /// Keys an earlier apply set live that this plan no longer manages (another profile, a
