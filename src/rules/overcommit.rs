@@ -551,6 +551,7 @@ fn unchanged(out: &mut Outcome, facts: &Facts, id: &str, mode: Mode) {
 }
 
 /// What strict mode does with the limit.
+#[derive(Clone, Copy)]
 enum Limit {
     /// Keep the current non-zero overcommit_kbytes.
     KeepKbytes(u64),
@@ -560,6 +561,18 @@ enum Limit {
     Raise { ratio: i128, from_kbytes: bool },
 }
 
+impl Limit {
+    /// The CommitLimit it gives, in pages.
+    fn pages(self, g: &Geometry) -> i128 {
+        match self {
+            Limit::KeepKbytes(k) => g.limit_pages(0, k),
+            Limit::KeepRatio(r) | Limit::Raise { ratio: r, .. } => g.limit_pages(r, 0),
+        }
+    }
+}
+
+/// Strict mode (2): the CommitLimit sized to hold the target with the reserves, raised
+/// only, and the mode set only when the result does not refuse allocations at once.
 fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
     let facts = ctx.facts;
     let mem = facts.mem;
@@ -577,6 +590,52 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
         keep_mode(out, facts, id, current_mode);
         return;
     };
+    geometry_steps(&g, facts, out);
+    let target = target(ctx, out);
+    let reserves = Reserves::of(facts);
+    reserve_steps(&reserves, &g, &mem, id, out);
+
+    let kbytes = facts.u64(KBYTES).unwrap_or(0);
+    let ratio = facts.int(RATIO);
+    let current: Option<i128> = if kbytes > 0 {
+        Some(g.limit_pages(0, kbytes))
+    } else {
+        ratio.map(|r| g.limit_pages(r, 0))
+    };
+    match current {
+        Some(p) => out.step(format!(
+            "current CommitLimit = {} = {}",
+            g.formula(ratio.unwrap_or(0), kbytes),
+            g.show(p)
+        )),
+        None => out.step("current CommitLimit unknown: vm.overcommit_ratio is absent"),
+    }
+    let sizing = Sizing {
+        g: &g,
+        mem: &mem,
+        reserves: &reserves,
+        target,
+    };
+    let Some(limit) = choose(&sizing, current, ratio, kbytes, id, out) else {
+        keep_mode(out, facts, id, current_mode);
+        return;
+    };
+    set_mode(&sizing, facts, limit.pages(&g), current_mode, id, out);
+    emit_limit(&sizing, facts, limit, current, kbytes, id, out);
+}
+
+/// What strict mode is sized from: the page geometry, the host's memory, the reserves and
+/// the target in bytes.
+struct Sizing<'a> {
+    g: &'a Geometry,
+    mem: &'a MemInfo,
+    reserves: &'a Reserves,
+    target: u128,
+}
+
+/// The steps of the page geometry: RAM, huge pages and swap in pages.
+fn geometry_steps(g: &Geometry, facts: &Facts, out: &mut Outcome) {
+    let mem = facts.mem;
     out.step(format!(
         "ram_pages = MemTotal / page = {} / {} = {}",
         mem.mem_total,
@@ -599,8 +658,13 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
         g.page,
         g.show(g.swap_pages)
     ));
+}
 
-    let target: u128 = match ctx.profile.memory.commit_target {
+/// The committed address space to hold: memory.commit_target, else Committed_AS with the
+/// headroom.
+fn target(ctx: &Context, out: &mut Outcome) -> u128 {
+    let mem = ctx.facts.mem;
+    match ctx.profile.memory.commit_target {
         Some(t) => {
             let b = t.bytes(mem.mem_total) as u128;
             out.step(format!(
@@ -620,33 +684,25 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
             ));
             t
         }
-    };
-
-    let reserves = Reserves::of(facts);
-    reserve_steps(&reserves, &g, &mem, id, out);
-
-    let kbytes = facts.u64(KBYTES).unwrap_or(0);
-    let ratio = facts.int(RATIO);
-    let current: Option<i128> = if kbytes > 0 {
-        Some(g.limit_pages(0, kbytes))
-    } else {
-        ratio.map(|r| g.limit_pages(r, 0))
-    };
-    match current {
-        Some(p) => out.step(format!(
-            "current CommitLimit = {} = {}",
-            g.formula(ratio.unwrap_or(0), kbytes),
-            g.show(p)
-        )),
-        None => out.step("current CommitLimit unknown: vm.overcommit_ratio is absent"),
     }
-    let current_bytes = current.map(|p| g.bytes_of(p));
+}
 
+/// Keep the current limit when it holds the target with the reserves, else the smallest
+/// ratio that does; `None` when none can.
+fn choose(
+    z: &Sizing,
+    current: Option<i128>,
+    ratio: Option<i128>,
+    kbytes: u64,
+    id: &str,
+    out: &mut Outcome,
+) -> Option<Limit> {
+    let (g, reserves, target) = (z.g, z.reserves, z.target);
     let limit = match current {
-        Some(p) if fits(p, g.page, &reserves, target) => {
+        Some(p) if fits(p, g.page, reserves, target) => {
             out.step(format!(
                 "fits: CommitLimit − reserves = {} ≥ target {}: keep it (strict mode only raises the limit)",
-                bytes(allowed_bytes(p, g.page, &reserves)),
+                bytes(allowed_bytes(p, g.page, reserves)),
                 bytes(target)
             ));
             if kbytes > 0 {
@@ -660,32 +716,37 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
             if let Some(p) = current {
                 out.step(format!(
                     "does not fit: CommitLimit − reserves = {} < target {}",
-                    bytes(allowed_bytes(p, g.page, &reserves)),
+                    bytes(allowed_bytes(p, g.page, reserves)),
                     bytes(target)
                 ));
             }
-            match raise(&g, &mem, &reserves, target, id, out) {
+            match raise(g, z.mem, reserves, target, id, out) {
                 Some(r) => Limit::Raise {
                     ratio: r,
                     from_kbytes: kbytes > 0,
                 },
-                None => {
-                    keep_mode(out, facts, id, current_mode);
-                    return;
-                }
+                None => return None,
             }
         }
     };
 
-    let new_pages = match limit {
-        Limit::KeepKbytes(k) => g.limit_pages(0, k),
-        Limit::KeepRatio(r) | Limit::Raise { ratio: r, .. } => g.limit_pages(r, 0),
-    };
-    let new_bytes = g.bytes_of(new_pages);
-    let committed = mem.committed_as as u128;
+    Some(limit)
+}
 
-    // Revision 2, item 9: a resulting limit below Committed_AS refuses allocations at
-    // once. The mode stays as it is; the limit is still shown.
+/// Set strict mode unless the new limit is below Committed_AS (revision 2, item 9: every
+/// allocation would be refused at once; the mode stays, the limit is still shown), with a
+/// warning when only root could allocate.
+fn set_mode(
+    z: &Sizing,
+    facts: &Facts,
+    new_pages: i128,
+    current_mode: Option<String>,
+    id: &str,
+    out: &mut Outcome,
+) {
+    let (g, reserves, target) = (z.g, z.reserves, z.target);
+    let new_bytes = g.bytes_of(new_pages);
+    let committed = z.mem.committed_as as u128;
     let below_committed = new_bytes < committed;
     if below_committed {
         out.finding(
@@ -714,7 +775,7 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
             "2".into(),
             "strict: refuse allocations beyond CommitLimit, no OOM kill".into(),
         );
-        let allowed = allowed_bytes(new_pages, g.page, &reserves);
+        let allowed = allowed_bytes(new_pages, g.page, reserves);
         if allowed < committed {
             out.finding(
                 Severity::Warning,
@@ -729,7 +790,22 @@ fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
             );
         }
     }
+}
 
+/// The limit's key: the kbytes or ratio kept, or the ratio raised (which resets kbytes).
+/// `current`: the current limit in pages, when known.
+fn emit_limit(
+    z: &Sizing,
+    facts: &Facts,
+    limit: Limit,
+    current: Option<i128>,
+    kbytes: u64,
+    id: &str,
+    out: &mut Outcome,
+) {
+    let target = z.target;
+    let current_bytes = current.map(|p| z.g.bytes_of(p));
+    let new_bytes = z.g.bytes_of(limit.pages(z.g));
     match limit {
         Limit::KeepKbytes(k) => {
             emit(
