@@ -414,27 +414,7 @@ fn range(ctx: &Context, tw: TimeWait, needed: u128, out: &mut Outcome) {
     };
 
     let reserved = reserved(facts);
-    // The kernel refuses a range starting below ip_unprivileged_port_start (EINVAL).
-    let unpriv = facts.u64(UNPRIV).map(|p| p.min(PORT_MAX as u64) as u32);
-    let lower_bound = unpriv.unwrap_or(1).max(1);
-    let cur_valid = cur_lo >= lower_bound && cur_lo <= cur_hi && cur_hi <= PORT_MAX;
-    let base_floor = FLOOR.max(unpriv.unwrap_or(FLOOR));
-    // Low ports a valid range already has are never given up.
-    let floor_lo = if cur_valid {
-        cur_lo.min(base_floor)
-    } else {
-        base_floor
-    };
-    out.step(format!(
-        "floor_lo = min(current lo {}, max(1024, ip_unprivileged_port_start {})) = {floor_lo}",
-        if cur_valid {
-            cur_lo.to_string()
-        } else {
-            "(invalid range, not counted)".to_string()
-        },
-        unpriv.map_or("absent".to_string(), |p| p.to_string())
-    ));
-
+    let f = Floor::of(facts, cur_lo, cur_hi, out);
     let cur_avail = available(cur_lo, cur_hi, &reserved);
     let cur_reserved = range_len(cur_lo, cur_hi) - cur_avail;
     out.step(format!(
@@ -443,20 +423,21 @@ fn range(ctx: &Context, tw: TimeWait, needed: u128, out: &mut Outcome) {
         tw.millis(),
         tw.per_second(cur_avail)
     ));
-    if !cur_valid {
+    if !f.cur_valid {
         out.finding(
             Severity::Warning,
             id,
             format!(
                 "{RANGE} is \"{cur_lo} {cur_hi}\", a range the kernel would not accept \
-                 (ports 1..65535, low ≤ high, low ≥ ip_unprivileged_port_start {lower_bound}); \
-                 it is replaced."
+                 (ports 1..65535, low ≤ high, low ≥ ip_unprivileged_port_start {}); \
+                 it is replaced.",
+                f.lower_bound
             ),
         );
     }
 
     // Step 1: the current range already holds the demand.
-    if cur_valid && needed <= cur_avail as u128 {
+    if f.cur_valid && needed <= cur_avail as u128 {
         out.step(format!("{cur_avail} ≥ {needed} → keep {cur_lo} {cur_hi}"));
         out.set(
             RANGE,
@@ -471,55 +452,15 @@ fn range(ctx: &Context, tw: TimeWait, needed: u128, out: &mut Outcome) {
         return;
     }
 
+    let floor_lo = f.floor_lo;
     let widest = available(floor_lo, PORT_MAX, &reserved);
     out.step(format!(
         "available({floor_lo} {PORT_MAX}) = {widest} ports (the widest range)"
     ));
-
     let (lo, hi) = match fit_lo(floor_lo, needed, &reserved) {
-        Some(fit) => {
-            // Step 2: widen up to 65535, down to the fit.
-            let mut lo = if cur_valid { cur_lo.min(fit) } else { fit };
-            out.step(format!(
-                "fit = largest lo ≥ {floor_lo} with available(lo, {PORT_MAX}) ≥ {needed} = {fit}; \
-                 lo' = {} = {lo}",
-                if cur_valid {
-                    format!("min(current lo {cur_lo}, {fit})")
-                } else {
-                    "fit (the current range is invalid)".to_string()
-                }
-            ));
-            if lo % 2 == 1 && lo > floor_lo {
-                out.step(format!(
-                    "lo' {lo} is odd and {} ≥ floor_lo {floor_lo} → lo' = {} (different \
-                     parity from 65535)",
-                    lo - 1,
-                    lo - 1
-                ));
-                lo -= 1;
-            } else if lo.is_multiple_of(2) {
-                out.step(format!("lo' {lo} is even: different parity from 65535"));
-            } else {
-                out.step(format!(
-                    "lo' {lo} is odd but {lo} − 1 < floor_lo {floor_lo} → kept (same parity \
-                     as 65535: a kernel log line, and connect() may leave lo or 65535 unused)"
-                ));
-            }
-            let lo = lo.max(lower_bound);
-            let reason = if cur_valid {
-                format!(
-                    "{} ports needed; {cur_lo} {cur_hi} has only {}",
-                    grouped(needed),
-                    grouped(cur_avail as u128)
-                )
-            } else {
-                format!("{} ports needed; current range invalid", grouped(needed))
-            };
-            out.set(RANGE, format!("{lo} {PORT_MAX}"), reason);
-            (lo, PORT_MAX)
-        }
+        Some(fit) => widen(&f, (cur_lo, cur_hi), cur_avail, fit, needed, out),
         None => {
-            let lo = floor_lo.max(lower_bound);
+            let lo = floor_lo.max(f.lower_bound);
             infeasible(ctx, tw, needed, lo, widest, out);
             (lo, PORT_MAX)
         }
@@ -527,28 +468,127 @@ fn range(ctx: &Context, tw: TimeWait, needed: u128, out: &mut Outcome) {
 
     let avail = available(lo, hi, &reserved);
     if (lo, hi) != (cur_lo, cur_hi) {
-        out.step(format!(
-            "available({lo} {hi}) = {avail} ports → {} new/s per destination",
-            tw.per_second(avail)
-        ));
-        out.finding(
-            Severity::Info,
-            id,
-            format!(
-                "{RANGE} {cur_lo} {cur_hi} → {lo} {hi}: {} ports available (was {}), at most \
-                 {} new connections per second per destination address:port (was {}); each \
-                 closed port stays in TIME_WAIT for up to {}: 60 s and the kernel timer's \
-                 slack ({}).",
-                grouped(avail as u128),
-                grouped(cur_avail as u128),
-                tw.per_second(avail),
-                tw.per_second(cur_avail),
-                tw.millis(),
-                tw.source()
-            ),
-        );
+        moved(tw, (cur_lo, cur_hi), cur_avail, (lo, hi), avail, out);
     }
     bind_first(ctx, tw, avail, out);
+}
+
+/// Where a range may start: `lower_bound`, the kernel's (ip_unprivileged_port_start, it
+/// refuses a range below it with EINVAL), and `floor_lo`, sysctune's (1024 or the kernel's
+/// if higher, and never above the low ports a valid range already has).
+struct Floor {
+    lower_bound: u32,
+    floor_lo: u32,
+    cur_valid: bool,
+}
+
+impl Floor {
+    fn of(facts: &Facts, cur_lo: u32, cur_hi: u32, out: &mut Outcome) -> Floor {
+        // The kernel refuses a range starting below ip_unprivileged_port_start (EINVAL).
+        let unpriv = facts.u64(UNPRIV).map(|p| p.min(PORT_MAX as u64) as u32);
+        let lower_bound = unpriv.unwrap_or(1).max(1);
+        let cur_valid = cur_lo >= lower_bound && cur_lo <= cur_hi && cur_hi <= PORT_MAX;
+        let base_floor = FLOOR.max(unpriv.unwrap_or(FLOOR));
+        // Low ports a valid range already has are never given up.
+        let floor_lo = if cur_valid {
+            cur_lo.min(base_floor)
+        } else {
+            base_floor
+        };
+        out.step(format!(
+            "floor_lo = min(current lo {}, max(1024, ip_unprivileged_port_start {})) = {floor_lo}",
+            if cur_valid {
+                cur_lo.to_string()
+            } else {
+                "(invalid range, not counted)".to_string()
+            },
+            unpriv.map_or("absent".to_string(), |p| p.to_string())
+        ));
+        Floor {
+            lower_bound,
+            floor_lo,
+            cur_valid,
+        }
+    }
+}
+
+/// Step 2: widen up to 65535, down to the largest low port that holds the demand (`fit`),
+/// keeping the low ports a valid range already has and, where the floor allows, a low port
+/// of a parity other than 65535's.
+fn widen(
+    f: &Floor,
+    cur: (u32, u32),
+    cur_avail: u64,
+    fit: u32,
+    needed: u128,
+    out: &mut Outcome,
+) -> (u32, u32) {
+    let (cur_lo, cur_hi) = cur;
+    let (floor_lo, cur_valid, lower_bound) = (f.floor_lo, f.cur_valid, f.lower_bound);
+    let mut lo = if cur_valid { cur_lo.min(fit) } else { fit };
+    out.step(format!(
+        "fit = largest lo ≥ {floor_lo} with available(lo, {PORT_MAX}) ≥ {needed} = {fit}; \
+         lo' = {} = {lo}",
+        if cur_valid {
+            format!("min(current lo {cur_lo}, {fit})")
+        } else {
+            "fit (the current range is invalid)".to_string()
+        }
+    ));
+    if lo % 2 == 1 && lo > floor_lo {
+        out.step(format!(
+            "lo' {lo} is odd and {} ≥ floor_lo {floor_lo} → lo' = {} (different \
+             parity from 65535)",
+            lo - 1,
+            lo - 1
+        ));
+        lo -= 1;
+    } else if lo.is_multiple_of(2) {
+        out.step(format!("lo' {lo} is even: different parity from 65535"));
+    } else {
+        out.step(format!(
+            "lo' {lo} is odd but {lo} − 1 < floor_lo {floor_lo} → kept (same parity \
+             as 65535: a kernel log line, and connect() may leave lo or 65535 unused)"
+        ));
+    }
+    let lo = lo.max(lower_bound);
+    let reason = if cur_valid {
+        format!(
+            "{} ports needed; {cur_lo} {cur_hi} has only {}",
+            grouped(needed),
+            grouped(cur_avail as u128)
+        )
+    } else {
+        format!("{} ports needed; current range invalid", grouped(needed))
+    };
+    out.set(RANGE, format!("{lo} {PORT_MAX}"), reason);
+    (lo, PORT_MAX)
+}
+
+/// The info finding of a range that moves: its ports and rates before and after.
+fn moved(tw: TimeWait, cur: (u32, u32), cur_avail: u64, new: (u32, u32), avail: u64, out: &mut Outcome) {
+    let ((cur_lo, cur_hi), (lo, hi)) = (cur, new);
+    let id = ID;
+    out.step(format!(
+        "available({lo} {hi}) = {avail} ports → {} new/s per destination",
+        tw.per_second(avail)
+    ));
+    out.finding(
+        Severity::Info,
+        id,
+        format!(
+            "{RANGE} {cur_lo} {cur_hi} → {lo} {hi}: {} ports available (was {}), at most \
+             {} new connections per second per destination address:port (was {}); each \
+             closed port stays in TIME_WAIT for up to {}: 60 s and the kernel timer's \
+             slack ({}).",
+            grouped(avail as u128),
+            grouped(cur_avail as u128),
+            tw.per_second(avail),
+            tw.per_second(cur_avail),
+            tw.millis(),
+            tw.source()
+        ),
+    );
 }
 
 /// Step 3: even the widest range does not hold the demand.
