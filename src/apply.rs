@@ -819,50 +819,14 @@ pub fn apply(
 ) -> Result<ApplyReport> {
     // The drop-in's directory and the file itself: no symlink on the way, a regular file.
     let previous_dropin = read_dropin(root, paths)?;
-
-    let mut live: Vec<LiveChange> = if opts.live {
-        plan.settings
-            .iter()
-            .filter(|s| s.change)
-            .map(|s| LiveChange {
-                key: s.key.clone(),
-                from: s.current.clone(),
-                to: s.recommended.clone(),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    write_order(&mut live);
-    if let Some(absent) = live.iter().find(|c| c.from.is_none()) {
-        return Err(Error::Write(format!(
-            "{} does not exist on this kernel ({}); nothing was written. Remove it from the profile, or use --only \
-             to leave it out (or --no-live to write only the drop-in)",
-            absent.key,
-            root.shown(&host::proc_sys_inside(&absent.key)).display()
-        )));
-    }
+    let live = live_changes(root, plan, opts)?;
     let file_changes = opts.file && plan.dropin.changed;
-    let existing_record = state.exists(RECORD)?.then(|| paths.record_shown());
     if live.is_empty() && !file_changes {
-        return Ok(ApplyReport {
-            schema: APPLY_SCHEMA,
-            profile: plan.profile.clone(),
-            changed: false,
-            dropin: DropinResult {
-                path: plan.dropin.path.clone(),
-                changed: false,
-            },
-            live,
-            rollback: existing_record,
-            undo_command: String::new(),
-            forced: false,
-            overridden: Vec::new(),
-            findings: plan.findings.clone(),
-        });
+        let existing_record = state.exists(RECORD)?.then(|| paths.record_shown());
+        return Ok(ApplyReport::of(plan, false, live, existing_record));
     }
 
-    let mut record = Record {
+    let record = Record {
         profile: plan.profile.clone(),
         dropin_path: paths.dropin_shown.clone(),
         dropin_previous: file_changes.then(|| previous_dropin.clone()),
@@ -874,6 +838,76 @@ pub fn apply(
         netns: inv.netns.clone(),
     };
     let backup = backup_record(state)?;
+    let mut record = start_record(state, trust, record)?;
+    write_in_order(
+        root,
+        paths,
+        state,
+        &backup,
+        &live,
+        file_changes.then_some(&plan.dropin.content),
+    )?;
+    record_applied(state, paths, plan, opts, inv, &live)?;
+    // Done: mark the record complete, so the next apply starts a record of its own.
+    record.complete = true;
+    write_record(state, &record)?;
+    let mut report = ApplyReport::of(plan, true, live, Some(paths.record_shown()));
+    report.dropin.changed = file_changes;
+    Ok(report)
+}
+
+impl ApplyReport {
+    /// The report of `plan` carried out (`changed`) or not, before `--force`'s overrides
+    /// and the undo command are added; `dropin.changed` only when it was written.
+    fn of(plan: &Plan, changed: bool, live: Vec<LiveChange>, rollback: Option<String>) -> Self {
+        ApplyReport {
+            schema: APPLY_SCHEMA,
+            profile: plan.profile.clone(),
+            changed,
+            dropin: DropinResult {
+                path: plan.dropin.path.clone(),
+                changed: false,
+            },
+            live,
+            rollback,
+            undo_command: String::new(),
+            forced: false,
+            overridden: Vec::new(),
+            findings: plan.findings.clone(),
+        }
+    }
+}
+
+/// The live writes of `plan`, in the order the kernel accepts them; an error, before
+/// anything is written, when a key to change does not exist on this kernel.
+fn live_changes(root: &Root, plan: &Plan, opts: Options) -> Result<Vec<LiveChange>> {
+    let mut live: Vec<LiveChange> = plan
+        .settings
+        .iter()
+        .filter(|s| opts.live && s.change)
+        .map(|s| LiveChange {
+            key: s.key.clone(),
+            from: s.current.clone(),
+            to: s.recommended.clone(),
+        })
+        .collect();
+    write_order(&mut live);
+    if let Some(absent) = live.iter().find(|c| c.from.is_none()) {
+        return Err(Error::Write(format!(
+            "{} does not exist on this kernel ({}); nothing was written. Remove it from the profile, or use --only \
+             to leave it out (or --no-live to write only the drop-in)",
+            absent.key,
+            root.shown(&host::proc_sys_inside(&absent.key)).display()
+        )));
+    }
+    Ok(live)
+}
+
+/// Write the rollback record before anything else. An unfinished record (an apply that
+/// died half-way) is carried over, so a rollback still restores the values from before
+/// it; one from another network namespace is an error.
+fn start_record(state: &Dir<'_>, trust: &Trust<'_>, record: Record) -> Result<Record> {
+    let mut record = record;
     if let Some(unfinished) = read_record(state, trust)?.filter(|r| !r.complete) {
         if unfinished.netns != record.netns {
             return Err(Error::Write(format!(
@@ -890,9 +924,21 @@ pub fn apply(
         record = carry_over(unfinished, record);
     }
     write_record(state, &record)?;
+    Ok(record)
+}
 
-    if let Err(msg) = write_all_or_nothing(root, &live) {
-        let rec = match restore_record(state, &backup) {
+/// The live values, then the drop-in (`dropin`: its new content, when it changes). A
+/// failure puts back what was already written and the previous rollback record.
+fn write_in_order(
+    root: &Root,
+    paths: &Paths,
+    state: &Dir<'_>,
+    backup: &RecordBackup,
+    live: &[LiveChange],
+    dropin: Option<&String>,
+) -> Result<()> {
+    if let Err(msg) = write_all_or_nothing(root, live) {
+        let rec = match restore_record(state, backup) {
             Ok(()) => {
                 "the drop-in was not touched and the previous rollback record is back in place".to_string()
             }
@@ -902,8 +948,10 @@ pub fn apply(
         };
         return Err(Error::Write(format!("{msg}; {rec}")));
     }
-    if file_changes && let Err(e) = restore_dropin(root, paths, Some(&plan.dropin.content)) {
-        let undo = inverse(&live);
+    if let Some(content) = dropin
+        && let Err(e) = restore_dropin(root, paths, Some(content))
+    {
+        let undo = inverse(live);
         let restored = match write_all_or_nothing(root, &undo) {
             Ok(()) if undo.is_empty() => "no live value had been changed".to_string(),
             Ok(()) => format!(
@@ -912,14 +960,26 @@ pub fn apply(
             ),
             Err(m) => format!("restoring the live values failed: {m}"),
         };
-        let _ = restore_record(state, &backup);
+        let _ = restore_record(state, backup);
         return Err(Error::Write(format!(
             "{e}; {restored}; the previous drop-in is unchanged"
         )));
     }
-    // What sysctune has set live, for status and for keys that later leave management.
+    Ok(())
+}
+
+/// What sysctune has set live (applied.conf), for status and for keys that later leave
+/// management: each key's value from before sysctune first wrote it.
+fn record_applied(
+    state: &Dir<'_>,
+    paths: &Paths,
+    plan: &Plan,
+    opts: Options,
+    inv: &Invocation<'_>,
+    live: &[LiveChange],
+) -> Result<()> {
     let mut applied = read_applied_in(state)?.unwrap_or_default();
-    for c in &live {
+    for c in live {
         if let Some(from) = &c.from {
             applied.set.entry(c.key.clone()).or_insert_with(|| from.clone());
         }
@@ -943,25 +1003,7 @@ pub fn apply(
         netns: inv.netns.clone(),
         set: applied.set,
     };
-    state.write_atomic(state::FILE, applied.render().as_bytes(), 0o600)?;
-    // Done: mark the record complete, so the next apply starts a record of its own.
-    record.complete = true;
-    write_record(state, &record)?;
-    Ok(ApplyReport {
-        schema: APPLY_SCHEMA,
-        profile: plan.profile.clone(),
-        changed: true,
-        dropin: DropinResult {
-            path: plan.dropin.path.clone(),
-            changed: file_changes,
-        },
-        live,
-        rollback: Some(paths.record_shown()),
-        undo_command: String::new(),
-        forced: false,
-        overridden: Vec::new(),
-        findings: plan.findings.clone(),
-    })
+    state.write_atomic(state::FILE, applied.render().as_bytes(), 0o600)
 }
 
 // ---------------------------------------------------------------------------------------
