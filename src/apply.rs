@@ -1051,27 +1051,86 @@ pub fn rollback(
     let Some(record) = read_record(state, trust)? else {
         return Ok(nothing());
     };
-    if record.netns != netns {
-        let name = |n: &str| {
-            if n.is_empty() {
-                "a tree under --root".to_string()
-            } else {
-                format!("network namespace {n}")
-            }
-        };
-        return Err(Error::Write(format!(
-            "{}: the record was made in {}, and this is {}: its values are not this one's to restore; run rollback \
-             where the apply ran; nothing was restored",
-            state.shown(RECORD).display(),
-            name(&record.netns),
-            name(netns)
-        )));
-    }
+    same_namespace(state, &record, netns)?;
     let record_paths = Paths {
         dropin_shown: record.dropin_path.clone(),
         state_shown: paths.state_shown.clone(),
     };
+    let live = restores(root, paths, &record)?;
+    let dropin_change = dropin_restore(root, paths, &record_paths, &record)?;
+    let report = |message: String| RollbackReport {
+        schema: ROLLBACK_SCHEMA,
+        dry_run,
+        changed: !live.is_empty() || dropin_change.is_some(),
+        record: Some(paths.record_shown()),
+        dropin: record.dropin_previous.as_ref().map(|_| DropinResult {
+            path: record.dropin_path.clone(),
+            changed: dropin_change.is_some(),
+        }),
+        live: live.clone(),
+        message,
+    };
+    if dry_run {
+        return Ok(report(format!(
+            "dry run: this is what rollback would restore of the last apply (profile {}); nothing was written",
+            record.profile
+        )));
+    }
+    write_all_or_nothing(root, &live).map_err(|m| {
+        Error::Write(format!(
+            "rollback: {m}; the drop-in was not touched and the record is kept"
+        ))
+    })?;
+    if let Some(previous) = &dropin_change
+        && let Err(e) = restore_dropin(root, &record_paths, previous.as_deref())
+    {
+        let restored = match write_all_or_nothing(root, &inverse(&live)) {
+            Ok(()) => "the live values are as they were before the rollback".to_string(),
+            Err(m) => format!("putting the live values back failed: {m}"),
+        };
+        return Err(Error::Write(format!(
+            "rollback: {e}; {restored}; the record is kept"
+        )));
+    }
+    state.remove(RECORD)?;
+    state.remove(RECORD_DROPIN)?;
+    // Keys back at the value they had before sysctune first set them are no longer its.
+    if let Some(mut applied) = read_applied_in(state)? {
+        applied
+            .set
+            .retain(|k, original| record.live.iter().all(|(rk, rv)| rk != k || rv != original));
+        state.write_atomic(state::FILE, applied.render().as_bytes(), 0o600)?;
+    }
+    Ok(report(format!(
+        "restored what the last apply (profile {}) recorded",
+        record.profile
+    )))
+}
 
+/// A record is restored only in the network namespace whose values it holds.
+fn same_namespace(state: &Dir<'_>, record: &Record, netns: &str) -> Result<()> {
+    if record.netns == netns {
+        return Ok(());
+    }
+    let name = |n: &str| {
+        if n.is_empty() {
+            "a tree under --root".to_string()
+        } else {
+            format!("network namespace {n}")
+        }
+    };
+    Err(Error::Write(format!(
+        "{}: the record was made in {}, and this is {}: its values are not this one's to restore; run rollback \
+         where the apply ran; nothing was restored",
+        state.shown(RECORD).display(),
+        name(&record.netns),
+        name(netns)
+    )))
+}
+
+/// The live writes that put back the recorded values, in the order the kernel accepts;
+/// an error when a recorded key no longer exists.
+fn restores(root: &Root, paths: &Paths, record: &Record) -> Result<Vec<LiveChange>> {
     let mut live = Vec::new();
     for (key, value) in &record.live {
         let current = host::read_sysctl(root, key)?;
@@ -1091,86 +1150,37 @@ pub fn rollback(
             paths.record_shown()
         )));
     }
-    // The drop-in goes back only if it is still the one sysctune wrote (or gone): a record
-    // must never replace or delete a file somebody else put there.
-    let mut dropin_change = None;
-    if let Some(previous) = &record.dropin_previous {
-        let now = read_dropin(root, &record_paths)?;
-        if now.as_deref() != previous.as_deref() {
-            if let Some(text) = &now
-                && !text.starts_with(&format!("# {}", crate::dropin::HEADER_START))
-            {
-                return Err(Error::Write(format!(
-                    "{}: not written by sysctune (it does not start with \"# {}\"); rollback replaces only its own \
-                     drop-in, so nothing was restored (the record {} is kept)",
-                    root.shown(&record.dropin_path).display(),
-                    crate::dropin::HEADER_START,
-                    paths.record_shown()
-                )));
-            }
-            dropin_change = Some(previous.clone());
-        }
-    }
-    if dry_run {
-        return Ok(RollbackReport {
-            schema: ROLLBACK_SCHEMA,
-            dry_run: true,
-            changed: !live.is_empty() || dropin_change.is_some(),
-            record: Some(paths.record_shown()),
-            dropin: record.dropin_previous.as_ref().map(|_| DropinResult {
-                path: record.dropin_path.clone(),
-                changed: dropin_change.is_some(),
-            }),
-            live,
-            message: format!(
-                "dry run: this is what rollback would restore of the last apply (profile {}); nothing was written",
-                record.profile
-            ),
-        });
-    }
-    write_all_or_nothing(root, &live).map_err(|m| {
-        Error::Write(format!(
-            "rollback: {m}; the drop-in was not touched and the record is kept"
-        ))
-    })?;
+    Ok(live)
+}
 
-    if let Some(previous) = &dropin_change
-        && let Err(e) = restore_dropin(root, &record_paths, previous.as_deref())
+/// The drop-in to put back, if it changed since: only if it is still the one sysctune
+/// wrote (or gone), since a record must never replace or delete a file somebody else put
+/// there. `Some(None)`: remove it.
+fn dropin_restore(
+    root: &Root,
+    paths: &Paths,
+    record_paths: &Paths,
+    record: &Record,
+) -> Result<Option<Option<String>>> {
+    let Some(previous) = &record.dropin_previous else {
+        return Ok(None);
+    };
+    let now = read_dropin(root, record_paths)?;
+    if now.as_deref() == previous.as_deref() {
+        return Ok(None);
+    }
+    if let Some(text) = &now
+        && !text.starts_with(&format!("# {}", crate::dropin::HEADER_START))
     {
-        let restored = match write_all_or_nothing(root, &inverse(&live)) {
-            Ok(()) => "the live values are as they were before the rollback".to_string(),
-            Err(m) => format!("putting the live values back failed: {m}"),
-        };
         return Err(Error::Write(format!(
-            "rollback: {e}; {restored}; the record is kept"
+            "{}: not written by sysctune (it does not start with \"# {}\"); rollback replaces only its own \
+             drop-in, so nothing was restored (the record {} is kept)",
+            root.shown(&record.dropin_path).display(),
+            crate::dropin::HEADER_START,
+            paths.record_shown()
         )));
     }
-    let dropin_result = record.dropin_previous.as_ref().map(|_| DropinResult {
-        path: record.dropin_path.clone(),
-        changed: dropin_change.is_some(),
-    });
-    state.remove(RECORD)?;
-    state.remove(RECORD_DROPIN)?;
-    // Keys back at the value they had before sysctune first set them are no longer its.
-    if let Some(mut applied) = read_applied_in(state)? {
-        applied
-            .set
-            .retain(|k, original| record.live.iter().all(|(rk, rv)| rk != k || rv != original));
-        state.write_atomic(state::FILE, applied.render().as_bytes(), 0o600)?;
-    }
-    let changed = !live.is_empty() || dropin_change.is_some();
-    Ok(RollbackReport {
-        schema: ROLLBACK_SCHEMA,
-        dry_run: false,
-        changed,
-        record: Some(paths.record_shown()),
-        dropin: dropin_result,
-        live,
-        message: format!(
-            "restored what the last apply (profile {}) recorded",
-            record.profile
-        ),
-    })
+    Ok(Some(previous.clone()))
 }
 
 /// The state directory for rollback: `None` when it does not exist.
