@@ -9,6 +9,7 @@ use crate::apply;
 use crate::cli::{PlanArgs, StateArgs};
 use crate::error::Result;
 use crate::host::{self, Root};
+use crate::plan::Plan;
 use crate::sysctl_d::{self, Assignment};
 
 pub const SCHEMA: &str = "sysctune/status/v1";
@@ -118,29 +119,7 @@ pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
         Some(_) => "foreign",
     };
 
-    // The applied profile, planned again on the host as it is now.
-    let replan = crate::app::make_plan(
-        root,
-        &PlanArgs {
-            profile: applied.spec.clone(),
-            sets: applied.sets.clone(),
-            dropin: applied.dropin.clone(),
-            only: applied.only.clone(),
-            exit_code: false,
-            snapshot: Vec::new(),
-            allow_keys: Vec::new(),
-            state_dir: args.state_dir.clone(),
-            output_dir: None,
-            image: None,
-        },
-    );
-    let plan = match replan {
-        Ok((plan, _)) => Some(plan),
-        Err(e) => {
-            notes.push(format!("the applied profile cannot be planned now: {e}"));
-            None
-        }
-    };
+    let plan = replan(root, &applied, &args.state_dir, &mut notes);
 
     let mut keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
     keys.extend(applied.set.keys().cloned());
@@ -165,43 +144,7 @@ pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
             .as_ref()
             .and_then(|p| p.settings.iter().find(|s| s.key == key))
             .map(|s| s.recommended.clone());
-        let mut drift = Vec::new();
-        if let (Some(d), Some(l)) = (&dropin, &live)
-            && d != l
-        {
-            drift.push(format!("live {l} differs from the drop-in's {d}"));
-        }
-        match (&dropin, &boot) {
-            (Some(_), Some(b)) if b.file != applied.dropin => {
-                drift.push(format!(
-                    "at boot {} sets {} and wins over the drop-in",
-                    b.at(),
-                    b.value
-                ));
-            }
-            (Some(d), None) => drift.push(format!(
-                "the drop-in's {d} is not applied at boot (the drop-in is masked, overridden or not read)"
-            )),
-            (None, b) if applied.set.contains_key(&key) => {
-                let at_boot = b
-                    .as_ref()
-                    .map(|b| b.value.clone())
-                    .or_else(|| applied.set.get(&key).cloned());
-                if let (Some(l), Some(at)) = (&live, &at_boot)
-                    && l != at
-                {
-                    drift.push(format!(
-                        "sysctune set it live to {l}, but the drop-in does not hold it: the next boot gives {at}"
-                    ));
-                }
-            }
-            _ => {}
-        }
-        if let (Some(r), Some(l)) = (&recommended, &live)
-            && r != l
-        {
-            drift.push(format!("the profile now recommends {r}"));
-        }
+        let drift = drift(&key, &live, &dropin, &boot, &recommended, &applied);
         out.push(KeyStatus {
             key,
             live,
@@ -236,6 +179,88 @@ pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
         in_sync,
         notes,
     })
+}
+
+/// The applied profile, planned again on the host as it is now; `None`, with a note, when
+/// it cannot be.
+fn replan(
+    root: &Root,
+    applied: &crate::state::Applied,
+    state_dir: &str,
+    notes: &mut Vec<String>,
+) -> Option<Plan> {
+    let replan = crate::app::make_plan(
+        root,
+        &PlanArgs {
+            profile: applied.spec.clone(),
+            sets: applied.sets.clone(),
+            dropin: applied.dropin.clone(),
+            only: applied.only.clone(),
+            exit_code: false,
+            snapshot: Vec::new(),
+            allow_keys: Vec::new(),
+            state_dir: state_dir.to_string(),
+            output_dir: None,
+            image: None,
+        },
+    );
+    match replan {
+        Ok((plan, _)) => Some(plan),
+        Err(e) => {
+            notes.push(format!("the applied profile cannot be planned now: {e}"));
+            None
+        }
+    }
+}
+
+/// Why `key` is out of sync: live against the drop-in, the drop-in against boot, a value
+/// set live that no file holds, and the profile's recommendation now.
+fn drift(
+    key: &str,
+    live: &Option<String>,
+    dropin: &Option<String>,
+    boot: &Option<Assignment>,
+    recommended: &Option<String>,
+    applied: &crate::state::Applied,
+) -> Vec<String> {
+    let mut drift = Vec::new();
+    if let (Some(d), Some(l)) = (dropin, live)
+        && d != l
+    {
+        drift.push(format!("live {l} differs from the drop-in's {d}"));
+    }
+    match (dropin, boot) {
+        (Some(_), Some(b)) if b.file != applied.dropin => {
+            drift.push(format!(
+                "at boot {} sets {} and wins over the drop-in",
+                b.at(),
+                b.value
+            ));
+        }
+        (Some(d), None) => drift.push(format!(
+            "the drop-in's {d} is not applied at boot (the drop-in is masked, overridden or not read)"
+        )),
+        (None, b) if applied.set.contains_key(key) => {
+            let at_boot = b
+                .as_ref()
+                .map(|b| b.value.clone())
+                .or_else(|| applied.set.get(key).cloned());
+            if let (Some(l), Some(at)) = (live, &at_boot)
+                && l != at
+            {
+                drift.push(format!(
+                    "sysctune set it live to {l}, but the drop-in does not hold it: the next boot gives {at}"
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let (Some(r), Some(l)) = (recommended, live)
+        && r != l
+    {
+        drift.push(format!("the profile now recommends {r}"));
+    }
+    drift
 }
 
 /// The text of `status`.
