@@ -97,11 +97,7 @@ impl Rule for FileDescriptors {
 
         // fs.file-max: the whole host.
         if facts.value(FILE_MAX).is_none() {
-            out.finding(
-                Severity::Info,
-                id,
-                format!("{FILE_MAX} is absent on this kernel and is not managed."),
-            );
+            out.absent(id, FILE_MAX);
         } else {
             let allocated = facts
                 .ints(FILE_NR)
@@ -141,11 +137,7 @@ impl Rule for FileDescriptors {
         ));
         let limit = per_process.min(NR_OPEN_MAX);
         if facts.value(NR_OPEN).is_none() {
-            out.finding(
-                Severity::Info,
-                id,
-                format!("{NR_OPEN} is absent on this kernel and is not managed."),
-            );
+            out.absent(id, NR_OPEN);
         } else {
             let current = facts.int(NR_OPEN);
             let cur = current.map_or(NR_OPEN_MIN, |c| {

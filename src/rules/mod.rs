@@ -120,6 +120,41 @@ impl Outcome {
     pub fn finding(&mut self, severity: Severity, rule: &str, message: impl Into<String>) {
         self.findings.push(Finding::new(severity, rule, message));
     }
+
+    /// The info finding of a key this kernel does not have, which the rule leaves alone.
+    pub fn absent(&mut self, rule: &str, key: &str) {
+        self.finding(
+            Severity::Info,
+            rule,
+            format!("{key} is absent on this kernel; it is not managed."),
+        );
+    }
+
+    /// Recommend `value` for `key` when this kernel has the key and accepts the value (in
+    /// its normal form); else a finding, and the key is not managed. True when set.
+    pub fn set_checked(
+        &mut self,
+        facts: &Facts,
+        rule: &str,
+        key: &str,
+        value: &str,
+        reason: impl Into<String>,
+    ) -> bool {
+        if facts.value(key).is_none() {
+            self.absent(rule, key);
+            return false;
+        }
+        match crate::keys::validate(key, value, &facts.kernel) {
+            Ok(v) => {
+                self.set(key, v, reason);
+                true
+            }
+            Err(e) => {
+                self.finding(Severity::Error, rule, format!("{e}; {key} is not managed."));
+                false
+            }
+        }
+    }
 }
 
 /// How a capacity figure is counted and printed.

@@ -1,10 +1,8 @@
 //! Rule `oom`: what the kernel does when memory runs out. See [`DOC`].
 
-use crate::host::Facts;
-use crate::keys;
 use crate::profile::OnOom;
 
-use super::{Context, Outcome, Rule, Severity};
+use super::{Context, Outcome, Rule};
 
 pub const DOC: &str = "\
 What it does
@@ -78,8 +76,7 @@ impl Rule for Oom {
             None => {}
             Some(OnOom::Kill) => {
                 out.step("memory.on_oom = kill → vm.panic_on_oom = 0");
-                emit(
-                    &mut out,
+                out.set_checked(
                     facts,
                     id,
                     PANIC_ON_OOM,
@@ -89,8 +86,7 @@ impl Rule for Oom {
             }
             Some(OnOom::Panic) => {
                 out.step("memory.on_oom = panic → vm.panic_on_oom = 1 (system-wide OOM only)");
-                emit(
-                    &mut out,
+                out.set_checked(
                     facts,
                     id,
                     PANIC_ON_OOM,
@@ -102,8 +98,7 @@ impl Rule for Oom {
                         out.step(format!(
                             "kernel.panic = 0 (a panicked host hangs) → {REBOOT_AFTER} s: reboot and fail over"
                         ));
-                        emit(
-                            &mut out,
+                        out.set_checked(
                             facts,
                             id,
                             PANIC,
@@ -117,8 +112,7 @@ impl Rule for Oom {
                         out.step(format!(
                             "kernel.panic = {secs}: the host already reboots after a panic; kept"
                         ));
-                        emit(
-                            &mut out,
+                        out.set_checked(
                             facts,
                             id,
                             PANIC,
@@ -126,7 +120,7 @@ impl Rule for Oom {
                             "already reboots after a panic; kept so it survives a reboot",
                         );
                     }
-                    None if facts.value(PANIC).is_none() => absent(&mut out, id, PANIC),
+                    None if facts.value(PANIC).is_none() => out.absent(id, PANIC),
                     None => out.step(format!(
                         "kernel.panic = {:?} is not an integer; not managed",
                         facts.value(PANIC).unwrap_or("")
@@ -138,29 +132,11 @@ impl Rule for Oom {
     }
 }
 
-fn emit(out: &mut Outcome, facts: &Facts, id: &str, key: &str, value: &str, reason: &str) {
-    if facts.value(key).is_none() {
-        absent(out, id, key);
-        return;
-    }
-    match keys::validate(key, value, &facts.kernel) {
-        Ok(v) => out.set(key, v, reason),
-        Err(e) => out.finding(Severity::Error, id, format!("{e}; {key} is not managed.")),
-    }
-}
-
-fn absent(out: &mut Outcome, id: &str, key: &str) {
-    out.finding(
-        Severity::Info,
-        id,
-        format!("{key} is absent on this kernel; it is not managed."),
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
     use super::super::{Outcome, Severity};
+    use crate::host::Facts;
     use super::*;
 
     fn run(facts: &Facts, toml: &str) -> Outcome {

@@ -197,16 +197,15 @@ impl Rule for Overcommit {
                     Some(v) if v < (5, 2) => "heuristic: refuse requests above the free-memory estimate",
                     _ => "heuristic: refuse only requests larger than RAM + swap",
                 };
-                emit(&mut out, facts, id, MODE, "0".into(), reason.into());
+                out.set_checked(facts, id, MODE, "0", reason);
             }
             Some(Mode::Always) => {
-                emit(
-                    &mut out,
+                out.set_checked(
                     facts,
                     id,
                     MODE,
-                    "1".into(),
-                    "always: never refuse; the OOM killer acts when memory runs out".into(),
+                    "1",
+                    "always: never refuse; the OOM killer acts when memory runs out",
                 );
                 out.finding(
                     Severity::Warning,
@@ -530,9 +529,9 @@ fn unchanged(out: &mut Outcome, facts: &Facts, id: &str, mode: Mode) {
     const WHY: &str = "unchanged: /proc/meminfo's CommitLimit is not the formula's";
     match facts.value(MODE) {
         Some(v) => {
-            emit(out, facts, id, MODE, v.to_string(), WHY.into());
+            out.set_checked(facts, id, MODE, v, WHY);
         }
-        None => absent(out, id, MODE),
+        None => out.absent(id, MODE),
     }
     if mode != Mode::Strict {
         return;
@@ -544,9 +543,9 @@ fn unchanged(out: &mut Outcome, facts: &Facts, id: &str, mode: Mode) {
     };
     match facts.value(key) {
         Some(v) => {
-            emit(out, facts, id, key, v.to_string(), WHY.into());
+            out.set_checked(facts, id, key, v, WHY);
         }
-        None => absent(out, id, key),
+        None => out.absent(id, key),
     }
 }
 
@@ -767,13 +766,12 @@ fn set_mode(
             "unchanged: strict mode would refuse allocations at once",
         );
     } else {
-        emit(
-            out,
+        out.set_checked(
             facts,
             id,
             MODE,
-            "2".into(),
-            "strict: refuse allocations beyond CommitLimit, no OOM kill".into(),
+            "2",
+            "strict: refuse allocations beyond CommitLimit, no OOM kill",
         );
         let allowed = allowed_bytes(new_pages, g.page, reserves);
         if allowed < committed {
@@ -808,12 +806,11 @@ fn emit_limit(
     let new_bytes = z.g.bytes_of(limit.pages(z.g));
     match limit {
         Limit::KeepKbytes(k) => {
-            emit(
-                out,
+            out.set_checked(
                 facts,
                 id,
                 KBYTES,
-                k.to_string(),
+                &k.to_string(),
                 format!(
                     "CommitLimit {} from overcommit_kbytes holds the target {}",
                     human_bytes(new_bytes),
@@ -822,12 +819,11 @@ fn emit_limit(
             );
         }
         Limit::KeepRatio(r) => {
-            emit(
-                out,
+            out.set_checked(
                 facts,
                 id,
                 RATIO,
-                r.to_string(),
+                &r.to_string(),
                 format!(
                     "CommitLimit {} already holds the target {}",
                     human_bytes(new_bytes),
@@ -852,7 +848,7 @@ fn emit_limit(
                     human_bytes(target)
                 )
             };
-            if emit(out, facts, id, RATIO, r.to_string(), reason) && from_kbytes {
+            if out.set_checked(facts, id, RATIO, &r.to_string(), reason) && from_kbytes {
                 out.finding(
                     Severity::Info,
                     id,
@@ -1011,9 +1007,9 @@ fn keep_mode(out: &mut Outcome, facts: &Facts, id: &str, current: Option<String>
 fn keep_mode_because(out: &mut Outcome, facts: &Facts, id: &str, current: Option<String>, why: &str) {
     match current {
         Some(mode) => {
-            emit(out, facts, id, MODE, mode, why.into());
+            out.set_checked(facts, id, MODE, &mode, why);
         }
-        None => absent(out, id, MODE),
+        None => out.absent(id, MODE),
     }
 }
 
@@ -1038,31 +1034,6 @@ fn current_state(facts: &Facts, id: &str, out: &mut Outcome) {
 
 /// Recommend `key` if the host has it and the value is one the kernel accepts; returns
 /// whether it was recommended.
-fn emit(out: &mut Outcome, facts: &Facts, id: &str, key: &str, value: String, reason: String) -> bool {
-    if facts.value(key).is_none() {
-        absent(out, id, key);
-        return false;
-    }
-    match keys::validate(key, &value, &facts.kernel) {
-        Ok(v) => {
-            out.set(key, v, reason);
-            true
-        }
-        Err(e) => {
-            out.finding(Severity::Error, id, format!("{e}; {key} is not managed."));
-            false
-        }
-    }
-}
-
-fn absent(out: &mut Outcome, id: &str, key: &str) {
-    out.finding(
-        Severity::Info,
-        id,
-        format!("{key} is absent on this kernel; it is not managed."),
-    );
-}
-
 /// `33285996544 B (31 GiB)`.
 fn bytes(b: u128) -> String {
     format!("{b} B ({})", human_bytes(b))

@@ -394,11 +394,7 @@ fn range(ctx: &Context, tw: TimeWait, needed: u128, out: &mut Outcome) {
     let id = ID;
     let facts = ctx.facts;
     if facts.value(RANGE).is_none() {
-        out.finding(
-            Severity::Info,
-            id,
-            format!("{RANGE} is absent on this kernel and is not managed."),
-        );
+        out.absent(id, RANGE);
         return;
     }
     let Some((cur_lo, cur_hi)) = current_range(facts) else {
@@ -611,11 +607,7 @@ fn infeasible(ctx: &Context, tw: TimeWait, needed: u128, lo: u32, widest: u64, o
     );
     let reuse_present = match facts.value(TW_REUSE) {
         None => {
-            out.finding(
-                Severity::Info,
-                id,
-                format!("{TW_REUSE} is absent on this kernel and is not managed."),
-            );
+            out.absent(id, TW_REUSE);
             false
         }
         Some(v) => {

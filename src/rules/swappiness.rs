@@ -91,11 +91,7 @@ impl Rule for Swappiness {
 
 fn emit(out: &mut Outcome, facts: &Facts, id: &str, wanted: u32, reason: String) {
     if facts.value(KEY).is_none() {
-        out.finding(
-            Severity::Info,
-            id,
-            format!("{KEY} is absent on this kernel; it is not managed."),
-        );
+        out.absent(id, KEY);
         return;
     }
     match keys::validate(KEY, &wanted.to_string(), &facts.kernel) {
