@@ -257,10 +257,10 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     // A plan that would hurt the host is refused before the lock (nothing written at all),
     // and again under it, on the state it would change.
     let (plan, facts) = make_plan(root, &args.plan)?;
-    let overridden = refuse_what_hurts(root, &plan, &facts, &profile, args.force)?;
+    let overridden = refuse_what_hurts(&plan, &facts, &profile, args.force)?;
     let (_lock, state) = apply::lock(root, &paths, std::time::Duration::from_secs(args.lock_timeout))?;
     let (plan, facts) = make_plan(root, &args.plan)?;
-    let overridden = refuse_what_hurts(root, &plan, &facts, &profile, args.force).map(|o| {
+    let overridden = refuse_what_hurts(&plan, &facts, &profile, args.force).map(|o| {
         let mut all = overridden;
         all.extend(o.into_iter().filter(|m| !all.contains(m)).collect::<Vec<_>>());
         all
@@ -296,25 +296,12 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
 /// The refusals of [`guard::refusals`] for this plan: an error unless every one may be
 /// forced and `--force` is given; then what was overridden.
 fn refuse_what_hurts(
-    root: &Root,
     plan: &plan::Plan,
     facts: &host::Facts,
     profile: &profile::Profile,
     force: bool,
 ) -> Result<Vec<String>> {
-    let narrows = plan
-        .settings
-        .iter()
-        .any(|s| s.change && s.key == "net.ipv4.ip_local_port_range");
-    let held = match (narrows, facts.port_range()) {
-        (true, Some((lo, hi))) => {
-            let mut scan = host::tcp_table::PortScan::new(lo, hi, &facts.reserved_ports());
-            host::tcp_table::scan_tables(root, &mut scan)?;
-            Some(scan.top(1).first().map_or(0, |d| d.counts.total()))
-        }
-        _ => None,
-    };
-    let refusals = guard::refusals(plan, facts, profile, held);
+    let refusals = guard::refusals(plan, facts, profile);
     if refusals.is_empty() {
         return Ok(Vec::new());
     }
@@ -395,7 +382,27 @@ pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
     })?;
     let mut plan = plan;
     plan.apply_command = crate::hint::apply(Some(root.path()), args);
+    let held = ports_held(root, &plan, &facts)?;
+    plan.findings.extend(guard::hazards(&plan, &facts, held));
     Ok((plan, facts))
+}
+
+/// The most local ports one destination holds now in the current range (from the tcp
+/// tables), read only when the plan narrows the range: what [`guard::hazards`] checks a
+/// narrower range against.
+fn ports_held(root: &Root, plan: &plan::Plan, facts: &host::Facts) -> Result<Option<u64>> {
+    let narrows = plan
+        .settings
+        .iter()
+        .any(|s| s.change && s.key == "net.ipv4.ip_local_port_range");
+    Ok(match (narrows, facts.port_range()) {
+        (true, Some((lo, hi))) => {
+            let mut scan = host::tcp_table::PortScan::new(lo, hi, &facts.reserved_ports());
+            host::tcp_table::scan_tables(root, &mut scan)?;
+            Some(scan.top(1).first().map_or(0, |d| d.counts.total()))
+        }
+        _ => None,
+    })
 }
 
 fn show(
@@ -589,6 +596,8 @@ pub fn plan_snapshot(
     .map(|mut plan| {
         // Applied on the host itself, from its own root.
         plan.apply_command = crate::hint::apply(None, args);
+        // A snapshot holds no tcp tables: the port check waits for apply on the host.
+        plan.findings.extend(guard::hazards(&plan, &facts, None));
         plan
     })
 }

@@ -12,13 +12,14 @@
 //!   fails: the article's OOM incident); a port range that narrows below the ports one
 //!   destination holds now.
 //!
-//! Everything but `[host]` can be overridden with `--force`; the apply report then says
+//! The last three are [`hazards`]: error findings every plan carries, so `plan` shows
+//! what `apply` refuses. Everything but `[host]` can be overridden with `--force`; the apply report then says
 //! `"forced": true` and lists what it overrode.
 
 use crate::host::Facts;
 use crate::plan::Plan;
 use crate::profile::Profile;
-use crate::rules::Severity;
+use crate::rules::{Finding, Severity};
 use crate::units::human_bytes;
 
 /// Why apply will not carry out a plan.
@@ -57,51 +58,49 @@ pub fn host_overrides(facts: &Facts, profile: &Profile) -> Vec<String> {
     out
 }
 
-/// Every reason to refuse `plan` on the host of `facts` (the facts as read, before the
-/// profile's `[host]`). `ports_held`: the most local ports one destination holds now in
-/// the current range (from the tcp tables), when they were read.
-pub fn refusals(plan: &Plan, facts: &Facts, profile: &Profile, ports_held: Option<u64>) -> Vec<Refusal> {
+/// Why `net.ipv4.tcp_mem = value` would break this host at once: a zero, or a high at or
+/// below the TCP memory in use now (sockstat `mem`: every socket would be refused memory).
+/// The one statement of the check: rule tcp-memory keeps a high it would lower that far,
+/// [`hazards`] makes it an error finding of the plan, and apply refuses on that finding.
+pub fn tcp_mem_breaks(value: &str, facts: &Facts) -> Option<String> {
+    let v: Vec<u64> = value.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    if v.contains(&0) {
+        return Some(format!(
+            "net.ipv4.tcp_mem = {value} has a zero: the kernel would refuse TCP memory to every socket"
+        ));
+    }
+    let used = facts.sockstat.map(|s| s.tcp_mem)?;
+    let high = *v.get(2)?;
+    (high <= used).then(|| {
+        format!(
+            "net.ipv4.tcp_mem high {high} is at or below the {used} pages TCP uses now (sockstat mem): every \
+             socket would be refused memory at once"
+        )
+    })
+}
+
+/// What in `plan` would break the host of `facts` now, as error findings (rule
+/// `guard`): a tcp_mem of [`tcp_mem_breaks`], strict overcommit with a CommitLimit below
+/// Committed_AS, a port range narrowed below the ports one destination holds now
+/// (`ports_held`: the most local ports one destination holds in the current range, from
+/// the tcp tables, when they were read). Added to every plan, so `plan` shows what
+/// `apply` refuses (an error finding) and both decide it here, once.
+pub fn hazards(plan: &Plan, facts: &Facts, ports_held: Option<u64>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let overrides = host_overrides(facts, profile);
-    if !overrides.is_empty() {
-        out.push(Refusal {
-            forceable: false,
-            message: format!(
-                "the profile plans another host: {}; a [host] section (or --set host.*) is for plan, snapshots and \
-                 review, never for apply on this host: remove it",
-                overrides.join("; ")
-            ),
-        });
-    }
-    for f in plan.findings.iter().filter(|f| f.severity == Severity::Error) {
-        out.push(Refusal {
-            forceable: true,
-            message: format!("error finding {}: {}", f.rule, f.message),
-        });
-    }
+    let mut error = |message: String, key: &str| {
+        let mut f = Finding::new(
+            Severity::Error,
+            GUARD,
+            format!("{message}; apply refuses this plan"),
+        );
+        f.key = Some(key.to_string());
+        out.push(f);
+    };
     let recommended = |key: &str| plan.settings.iter().find(|s| s.key == key && s.change);
-    if let Some(s) = recommended("net.ipv4.tcp_mem") {
-        let v: Vec<u64> = s.recommended.split(' ').filter_map(|x| x.parse().ok()).collect();
-        let in_use = facts.sockstat.map(|s| s.tcp_mem);
-        if v.contains(&0) {
-            out.push(Refusal {
-                forceable: true,
-                message: format!(
-                    "net.ipv4.tcp_mem = {} has a zero: the kernel would refuse TCP memory to every socket",
-                    s.recommended
-                ),
-            });
-        } else if let (Some(&high), Some(used)) = (v.get(2), in_use)
-            && high <= used
-        {
-            out.push(Refusal {
-                forceable: true,
-                message: format!(
-                    "net.ipv4.tcp_mem high {high} is at or below the {used} pages TCP uses now (sockstat mem): every \
-                     socket would be refused memory at once"
-                ),
-            });
-        }
+    if let Some(s) = recommended("net.ipv4.tcp_mem")
+        && let Some(why) = tcp_mem_breaks(&s.recommended, facts)
+    {
+        error(why, "net.ipv4.tcp_mem");
     }
     let strict = plan
         .settings
@@ -120,15 +119,15 @@ pub fn refusals(plan: &Plan, facts: &Facts, profile: &Profile, ports_held: Optio
         if let Some(limit) = limit
             && limit < facts.mem.committed_as
         {
-            out.push(Refusal {
-                forceable: true,
-                message: format!(
+            error(
+                format!(
                     "strict overcommit with a CommitLimit of {} is below the {} committed now (Committed_AS): every \
                      new allocation would fail at once",
                     human_bytes(u128::from(limit)),
                     human_bytes(u128::from(facts.mem.committed_as))
                 ),
-            });
+                "vm.overcommit_memory",
+            );
         }
     }
     if let (Some(s), Some(held)) = (recommended("net.ipv4.ip_local_port_range"), ports_held) {
@@ -140,15 +139,43 @@ pub fn refusals(plan: &Plan, facts: &Facts, profile: &Profile, ports_held: Optio
             && next < now
             && next < held
         {
-            out.push(Refusal {
-                forceable: true,
-                message: format!(
+            error(
+                format!(
                     "net.ipv4.ip_local_port_range = {} leaves {next} usable ports, fewer than the {held} one destination \
                      holds now: its next connections would fail (EADDRNOTAVAIL)",
                     s.recommended
                 ),
-            });
+                "net.ipv4.ip_local_port_range",
+            );
         }
+    }
+    out
+}
+
+/// The rule name of [`hazards`]' findings.
+pub const GUARD: &str = "guard";
+
+/// Every reason to refuse `plan` on the host of `facts` (the facts as read, before the
+/// profile's `[host]`): a `[host]` for another machine, and every error finding (those of
+/// [`hazards`] included: the plan carries them).
+pub fn refusals(plan: &Plan, facts: &Facts, profile: &Profile) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    let overrides = host_overrides(facts, profile);
+    if !overrides.is_empty() {
+        out.push(Refusal {
+            forceable: false,
+            message: format!(
+                "the profile plans another host: {}; a [host] section (or --set host.*) is for plan, snapshots and \
+                 review, never for apply on this host: remove it",
+                overrides.join("; ")
+            ),
+        });
+    }
+    for f in plan.findings.iter().filter(|f| f.severity == Severity::Error) {
+        out.push(Refusal {
+            forceable: true,
+            message: format!("error finding {}: {}", f.rule, f.message),
+        });
     }
     out
 }

@@ -138,12 +138,24 @@ Choices (where the spec is silent)
     no average_memory): a warning, and only the high > budget check.
   - Decided before the rules run, from the host (the plan shows each as a 'profile' info
     finding): connections.average_memory = \"observed\" is ceil(sockstat mem * quantum /
-    inuse), refused below 1000 TCP sockets in use; with defaults_at_most, a default the
-    host already has at or below rmem_default / wmem_default is kept and not managed;
+    inuse), refused below 1000 TCP sockets in use, then rounded up to whole quanta and,
+    above 4 quanta, to a quarter of the power of two at or below it (at most 25 % more),
+    so that a plan does not change with every second's traffic (give a size for a plan
+    that never changes); with defaults_at_most, a default the host already has at or
+    below rmem_default / wmem_default is kept and not managed;
     connections.concurrent = \"fit\" is the largest n whose need_pages (n connections plus
     outbound.concurrent, at per_conn_expected, with headroom) is at most
-    floor(budget_pages(n) * 2 / 3), so pressure' holds them and high' keeps the kernel's
-    50 % margin within the budget.
+    floor(budget_pages(n) * 2 / 3), with the budget taken as if Committed_AS were
+    reserved too (memory already promised to processes is not TCP's; not with host.ram,
+    which plans another machine): pressure' holds them and high' = 3/2 pressure' stays
+    within the RAM the reserve, the processes and the control blocks leave. It is also
+    at most what file descriptors allow: n * headroom <= processes * (2147483584 - 1024),
+    fs.nr_open's kernel maximum less the 1024 other files rule file-descriptors counts.
+    None fitting is a validation error.
+  - A high at or below the TCP memory in use now (sockstat mem) would refuse every
+    socket memory at once (apply refuses such a value): when the budget cap would lower
+    high that far, the current high is kept and nothing is lowered, with a warning; a
+    re-run lowers it once the use is below the budget.
   - 'gap' (info): when conns exceeds twice max_connections_worst after the plan, one line
     says the plan relies on most connections holding about average_memory.
 
@@ -266,13 +278,19 @@ pub fn budget_error(facts: &Facts, profile: &Profile) -> Option<String> {
 /// `connections.concurrent = "fit"`: the most inbound connections (besides the profile's
 /// `outbound.concurrent`) whose demand at `per_conn` bytes each, with headroom, sits at
 /// or below two thirds of the TCP budget they leave: pressure' then holds them and high'
-/// keeps the kernel's 50 % margin above it within the budget. The largest `n` with
-/// `need_units(n) ≤ floor(budget_units(n) × 2 / 3)`, found by bisection (both sides are
-/// monotonic in `n`); exact. `facts` are the effective facts.
-pub fn connections_that_fit(facts: &Facts, profile: &Profile, per_conn: u64) -> u64 {
+/// keeps the kernel's 50 % margin above it within the budget. The budget is taken with
+/// `committed` bytes counted as reserved besides `reserved_memory` (the caller passes
+/// Committed_AS: memory already promised to processes is not TCP's), so high' stays
+/// within the RAM left once the reserve, the processes and the control blocks have theirs.
+/// The largest `n` with `need_units(n) ≤ floor(budget_units(n) × 2 / 3)`, found by
+/// bisection (both sides are monotonic in `n`); exact. `facts` are the effective facts.
+pub fn connections_that_fit(facts: &Facts, profile: &Profile, per_conn: u64, committed: u64) -> u64 {
     let q = quantum(&facts.kernel, facts.page_size).max(1);
+    let mut base = profile.clone();
+    let reserved = profile.connections.reserved_memory(facts.mem.mem_total);
+    base.connections.reserved_memory = crate::profile::MemSize::Bytes(reserved.saturating_add(committed));
     let fits = |n: u64| {
-        let mut p = profile.clone();
+        let mut p = base.clone();
         p.connections.concurrent = n;
         let budget = Budget::new(facts, &p, q);
         need_units(p.conns(), per_conn, profile.headroom, q) <= budget.units * 2 / 3
@@ -538,6 +556,62 @@ fn emit(facts: &Facts, out: &mut Outcome, value: [u128; 3], reason: String) {
     }
 }
 
+/// A high the rule would lower to or below what TCP holds now (sockstat `mem`, the check
+/// of [`crate::guard::tcp_mem_breaks`]) would refuse every socket memory at once: the
+/// current high is kept instead (when it is above that use), and nothing else is lowered
+/// (a pressure the need raises is still raised), with a warning. The budget cap waits
+/// until the host's use falls below it; re-running then lowers it.
+fn keep_high_above_use(
+    facts: &Facts,
+    out: &mut Outcome,
+    value: [u128; 3],
+    reason: String,
+) -> ([u128; 3], String) {
+    let (Some(current), Some(ss)) = (facts.triple(KEY), facts.sockstat) else {
+        return (value, reason);
+    };
+    let text = |v: [u128; 3]| format!("{} {} {}", v[0], v[1], v[2]);
+    let now = current.map(|v| v as u128);
+    let breaks = |v: [u128; 3]| crate::guard::tcp_mem_breaks(&text(v), facts).is_some();
+    if value[2] >= now[2] || !breaks(value) || breaks(now) {
+        return (value, reason);
+    }
+    let page = facts.page_size;
+    let u = Unit {
+        quantum: quantum(&facts.kernel, page),
+        page,
+    };
+    // Nothing lowered: each value the larger of the rule's and the current one (both
+    // ordered, so the result is), high the current one.
+    let kept = [value[0].max(now[0]), value[1].max(now[1]), now[2]];
+    // The margin warning was about the high that is not set.
+    let margin_warning = format!("{KEY} high' ");
+    out.findings.retain(|f| !f.message.starts_with(&margin_warning));
+    out.step(format!(
+        "high' {} ≤ sockstat mem {} (TCP memory in use now) → high' = current high {}",
+        value[2], ss.tcp_mem, now[2]
+    ));
+    out.finding(
+        Severity::Warning,
+        ID,
+        format!(
+            "TCP holds {} now (sockstat mem), more than the high of {} this plan would set ({reason}): lowering it \
+             that far would refuse every socket memory at once, so high stays at {}. Once this host's TCP use is \
+             below the new high (the profile's smaller buffers, fewer connections), re-run the plan to lower it.",
+            u.units(ss.tcp_mem as u128),
+            u.units(value[2]),
+            u.units(now[2]),
+        ),
+    );
+    let reason = format!(
+        "high {} kept: TCP holds {} now, above the {} the budget allows",
+        u.bytes(now[2]),
+        u.bytes(ss.tcp_mem as u128),
+        u.bytes(value[2])
+    );
+    (kept, reason)
+}
+
 fn cap_reason(high: u64, budget: &Budget, u: &Unit) -> String {
     format!(
         "high {} exceeds the TCP budget {} ({})",
@@ -583,12 +657,13 @@ fn only_cap(facts: &Facts, out: &mut Outcome, current: [u64; 3], budget: &Budget
          low' = floor({low} × {b} / {high}) = {low2}",
         u.units(high)
     ));
-    emit(
+    let (value, reason) = keep_high_above_use(
         facts,
         out,
         [low2, pressure2, b],
         cap_reason(current[2], budget, u),
     );
+    emit(facts, out, value, reason);
 }
 
 fn run(ctx: &Context, out: &mut Outcome) {
@@ -798,7 +873,7 @@ fn run(ctx: &Context, out: &mut Outcome) {
             );
             need = need_fit;
         } else {
-            let value = infeasible(
+            let capped = infeasible(
                 out,
                 &budget,
                 &demand,
@@ -808,6 +883,13 @@ fn run(ctx: &Context, out: &mut Outcome) {
                 fit.as_ref().map(|(f, _, _, _)| f),
                 c.shrink_buffers_to_fit,
             );
+            let reason = format!(
+                "{} connections need {}; capped at the {} budget",
+                grouped(conns),
+                u.bytes(need),
+                u.bytes(budget.units)
+            );
+            let (value, reason) = keep_high_above_use(facts, out, capped, reason);
             sndbuf_finding(ctx, out, None);
             capacity_steps(
                 out,
@@ -818,22 +900,13 @@ fn run(ctx: &Context, out: &mut Outcome) {
                 c.average_memory,
                 default,
             );
-            emit(
-                facts,
-                out,
-                value,
-                format!(
-                    "{} connections need {}; capped at the {} budget",
-                    grouped(conns),
-                    u.bytes(need),
-                    u.bytes(budget.units)
-                ),
-            );
+            emit(facts, out, value, reason);
             return;
         }
     }
 
     let (value, reason) = size(out, &budget, &u, current, need, conns);
+    let (value, reason) = keep_high_above_use(facts, out, value, reason);
     sndbuf_finding(ctx, out, shrunk);
     capacity_steps(
         out,
@@ -1262,6 +1335,61 @@ reserved_memory = "15GiB"
             !DOC.contains("../shared"),
             "the DOC must not point outside the repository"
         );
+    }
+
+    /// The cap never lowers high to or below what TCP holds now: the kernel would refuse
+    /// every socket memory at once (the check apply refuses on, guard::tcp_mem_breaks).
+    #[test]
+    fn high_is_not_lowered_below_the_memory_in_use() {
+        let sockstat = |mem| crate::host::Sockstat {
+            sockets_used: 702_400,
+            tcp_inuse: 702_311,
+            tcp_orphan: 0,
+            tcp_tw: 0,
+            tcp_alloc: 702_400,
+            tcp_mem: mem,
+        };
+        // The article's proxy at the failure: 11902211 pages in use, above the budget
+        // 11460768: high stays 12358848, with a warning; the margin warning is dropped.
+        let mut facts = proxy_host();
+        facts.sockstat = Some(sockstat(11_902_211));
+        let out = eval(&facts, &profile(CLI_EXAMPLE));
+        assert_eq!(value(&out), "6179424 8239232 12358848");
+        assert_eq!(
+            out.settings[0].reason,
+            "high 47.1 GiB kept: TCP holds 45.4 GiB now, above the 43.7 GiB the budget allows"
+        );
+        assert_eq!(severities(&out), [Severity::Warning, Severity::Info]);
+        let w = message(&out, Severity::Warning);
+        assert!(
+            w.starts_with(
+                "TCP holds 11902211 pages = 45.4 GiB now (sockstat mem), more than the high of 11460768"
+            ) && w.contains("so high stays at 12358848 pages = 47.1 GiB"),
+            "{w}"
+        );
+        assert!(crate::guard::tcp_mem_breaks(value(&out), &facts).is_none());
+        // In use just below the budget: capped as before.
+        facts.sockstat = Some(sockstat(11_460_767));
+        assert_eq!(
+            value(&eval(&facts, &profile(CLI_EXAMPLE))),
+            "6179424 8239232 11460768"
+        );
+        // At the budget exactly: at or below is refused, so kept.
+        facts.sockstat = Some(sockstat(11_460_768));
+        assert_eq!(
+            value(&eval(&facts, &profile(CLI_EXAMPLE))),
+            "6179424 8239232 12358848"
+        );
+        // Without connections (only the cap) the same.
+        facts.sockstat = Some(sockstat(11_902_211));
+        let facts = with(facts, "net.ipv4.tcp_mem", Some("6179424 8239232 99999999"));
+        let out = eval(&facts, &profile("[connections]\nreserved_memory = \"20GiB\"\n"));
+        assert_eq!(value(&out), "6179424 8239232 99999999");
+        // A host already at its high (the kernel refusing now) within the budget: kept as it
+        // is (step 2), so nothing changes for apply to refuse.
+        let facts = with(facts, "net.ipv4.tcp_mem", Some("6179424 8239232 11000000"));
+        let out = eval(&facts, &profile(CLI_EXAMPLE));
+        assert_eq!(value(&out), "6179424 8239232 11000000");
     }
 
     /// arithmetic.md, worked numbers: cli.md's `[connections]` example on the proxy host.
