@@ -162,7 +162,9 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     resolved: false,
                 }),
         } => match profile::builtin_source(name) {
-            Some(text) => Ok(Output::ok(text.to_string())),
+            Some(text) => Ok(Output::ok(format!(
+                "{text}\n# Every field, with its unit and default: sysctune explain profile\n"
+            ))),
             None => Err(Error::input(format!(
                 "unknown profile {name:?}; built-in profiles: {}",
                 profile::builtin_names().join(", ")
@@ -509,6 +511,9 @@ fn profiles_list(format: Format) -> String {
 }
 
 fn explain(topic: &str) -> Result<String> {
+    if topic == "profile" {
+        return Ok(profile::REFERENCE.to_string());
+    }
     if let Some(rule) = rules::find(topic) {
         return Ok(rule_doc(rule));
     }
@@ -530,7 +535,8 @@ fn explain(topic: &str) -> Result<String> {
     }
     let ids: Vec<&str> = rules::RULES.iter().map(|r| r.id()).collect();
     Err(Error::input(format!(
-        "nothing to explain for {topic:?}: give a rule ({}) or a key one of them manages (e.g. net.ipv4.tcp_mem)",
+        "nothing to explain for {topic:?}: give a rule ({}), a key one of them manages (e.g. net.ipv4.tcp_mem), or \
+         profile (every profile field)",
         ids.join(", ")
     )))
 }

@@ -22,6 +22,10 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::units::{self, Dec4};
 
+/// Every profile field, its unit and default (`sysctune explain profile`; checked against
+/// the fields the parser accepts by a test).
+pub const REFERENCE: &str = include_str!("../docs/profile.md");
+
 /// Built-in profiles: (name, TOML source).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("reverse-proxy", include_str!("../profiles/reverse-proxy.toml")),
@@ -1700,6 +1704,96 @@ rtt = "20ms"
         let conns = fds_allow(&p) as u128 + 100;
         let per = (conns * 12).div_ceil(10).div_ceil(4) + 1024;
         assert!(per <= crate::rules::file_descriptors::NR_OPEN_MAX, "{per}");
+    }
+
+    /// The fields the parser accepts in `table` ("" for the top level), from serde's own
+    /// list in the unknown-field error: a field added to a Raw* type shows up here.
+    fn accepted(table: &str) -> Vec<String> {
+        let text = if table.is_empty() {
+            "name = \"x\"\nzz_unknown = 1\n".to_string()
+        } else {
+            format!("name = \"x\"\n[{table}]\nzz_unknown = 1\n")
+        };
+        let e = parse(&text).unwrap_err().to_string();
+        let list = e
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{e}"));
+        let list = list.split('\n').next().unwrap();
+        let fields: Vec<String> = list
+            .split(", ")
+            .map(|f| f.trim().trim_matches('`').to_string())
+            .filter(|f| !f.is_empty())
+            .collect();
+        assert!(fields.len() >= 3, "{table}: {fields:?} from {e}");
+        fields
+    }
+
+    #[test]
+    fn every_accepted_field_is_documented() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let top = accepted("");
+        assert!(top.contains(&"extends".to_string()), "{top:?}");
+        let mut all = Vec::new();
+        for t in &top {
+            if ["host", "connections", "outbound", "memory", "sysctl"].contains(&t.as_str()) {
+                if t != "sysctl" {
+                    all.extend(accepted(t).into_iter().map(|f| format!("{t}.{f}")));
+                }
+            } else {
+                all.push(t.clone());
+            }
+        }
+        for want in [
+            "connections.defaults_at_most",
+            "connections.concurrent",
+            "connections.average_memory",
+            "outbound.loopback",
+        ] {
+            assert!(all.iter().any(|f| f == want), "{want} not in {all:?}");
+        }
+        for field in &all {
+            // a row of the reference: field, type and unit, default, meaning
+            let row = REFERENCE
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{field}` |")))
+                .unwrap_or_else(|| panic!("docs/profile.md has no row for {field}"));
+            assert_eq!(row.matches(" | ").count(), 3, "{row}");
+            assert!(row.split(" | ").all(|cell| !cell.trim().is_empty()), "{row}");
+            // and the README's profile example shows it
+            let key = field.rsplit('.').next().unwrap();
+            assert!(
+                readme
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{key} = "))),
+                "README.md's profile example lacks {field}"
+            );
+        }
+        assert!(REFERENCE.contains("| `sysctl.\"KEY\"` |"));
+        // "fit" and "observed" are explained where they are accepted
+        for word in ["`\"fit\"`", "`\"observed\"`", "Committed_AS", "2147483584"] {
+            assert!(REFERENCE.contains(word), "{word}");
+        }
+    }
+
+    /// Each field of each built-in profile has a comment saying why that value: the
+    /// nearest line above it that is not another field is a comment (fields given
+    /// together, like bandwidth and rtt, share one).
+    #[test]
+    fn every_builtin_field_has_a_comment() {
+        for (name, text) in BUILTIN {
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            let is_field =
+                |l: &str| !l.is_empty() && !l.starts_with('#') && !l.starts_with('[') && l.contains('=');
+            for (i, line) in lines.iter().enumerate().filter(|(_, l)| is_field(l)) {
+                let above = lines[..i].iter().rev().find(|l| !is_field(l));
+                assert!(
+                    above.is_some_and(|l| l.starts_with('#')),
+                    "{name}: line {} {line:?} has no comment saying why",
+                    i + 1
+                );
+            }
+        }
     }
 
     #[test]
