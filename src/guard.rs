@@ -88,11 +88,7 @@ pub fn tcp_mem_breaks(value: &str, facts: &Facts) -> Option<String> {
 pub fn hazards(plan: &Plan, facts: &Facts, ports_held: Option<u64>) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut error = |message: String, key: &str| {
-        let mut f = Finding::new(
-            Severity::Error,
-            GUARD,
-            format!("{message}; apply refuses this plan"),
-        );
+        let mut f = Finding::new(Severity::Error, GUARD, message);
         f.key = Some(key.to_string());
         out.push(f);
     };
@@ -178,4 +174,33 @@ pub fn refusals(plan: &Plan, facts: &Facts, profile: &Profile) -> Vec<Refusal> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::proxy_host;
+
+    #[test]
+    fn tcp_mem_breaks_at_a_zero_or_a_high_at_or_below_the_use() {
+        let mut facts = proxy_host();
+        // without sockstat only a zero is known to break
+        assert!(tcp_mem_breaks("1 2 3", &facts).is_none());
+        assert!(tcp_mem_breaks("0 2 3", &facts).unwrap().contains("has a zero"));
+        facts.sockstat = Some(crate::host::Sockstat {
+            sockets_used: 0,
+            tcp_inuse: 0,
+            tcp_orphan: 0,
+            tcp_tw: 0,
+            tcp_alloc: 0,
+            tcp_mem: 900,
+        });
+        assert!(tcp_mem_breaks("100 200 901", &facts).is_none());
+        assert_eq!(
+            tcp_mem_breaks("100 200 900", &facts).unwrap(),
+            "net.ipv4.tcp_mem high 900 is at or below the 900 pages TCP uses now (sockstat mem): every socket \
+             would be refused memory at once"
+        );
+        assert!(tcp_mem_breaks("100 200 300", &facts).is_some());
+    }
 }
