@@ -151,7 +151,10 @@ Choices (where the spec is silent)
     within the RAM the reserve, the processes and the control blocks leave. It is also
     at most what file descriptors allow: n * headroom <= processes * (2147483584 - 1024),
     fs.nr_open's kernel maximum less the 1024 other files rule file-descriptors counts.
-    None fitting is a validation error.
+    None fitting is a validation error. Not caps: local ports (inbound connections are
+    told apart by the client's address and port), and fs.epoll.max_user_watches (by
+    default 4 % of RAM / ~160 B per watch, eventpoll_init() in fs/eventpoll.c: about
+    RAM / 4 KB, more than the n <= RAM * 2 / 3 / (4096 * headroom) the budget allows).
   - A high at or below the TCP memory in use now (sockstat mem) would refuse every
     socket memory at once (apply refuses such a value): when the budget cap would lower
     high that far, the current high is kept and nothing is lowered, with a warning; a
