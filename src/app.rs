@@ -162,7 +162,9 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     resolved: false,
                 }),
         } => match profile::builtin_source(name) {
-            Some(text) => Ok(Output::ok(text.to_string())),
+            Some(text) => Ok(Output::ok(format!(
+                "{text}\n# Every field, with its unit and default: sysctune explain profile\n"
+            ))),
             None => Err(Error::input(format!(
                 "unknown profile {name:?}; built-in profiles: {}",
                 profile::builtin_names().join(", ")
@@ -257,10 +259,10 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     // A plan that would hurt the host is refused before the lock (nothing written at all),
     // and again under it, on the state it would change.
     let (plan, facts) = make_plan(root, &args.plan)?;
-    let overridden = refuse_what_hurts(root, &plan, &facts, &profile, args.force)?;
+    let overridden = refuse_what_hurts(&plan, &facts, &profile, args.force)?;
     let (_lock, state) = apply::lock(root, &paths, std::time::Duration::from_secs(args.lock_timeout))?;
     let (plan, facts) = make_plan(root, &args.plan)?;
-    let overridden = refuse_what_hurts(root, &plan, &facts, &profile, args.force).map(|o| {
+    let overridden = refuse_what_hurts(&plan, &facts, &profile, args.force).map(|o| {
         let mut all = overridden;
         all.extend(o.into_iter().filter(|m| !all.contains(m)).collect::<Vec<_>>());
         all
@@ -296,18 +298,12 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
 /// The refusals of [`guard::refusals`] for this plan: an error unless every one may be
 /// forced and `--force` is given; then what was overridden.
 fn refuse_what_hurts(
-    root: &Root,
     plan: &plan::Plan,
     facts: &host::Facts,
     profile: &profile::Profile,
     force: bool,
 ) -> Result<Vec<String>> {
-    let ports_held = |lo: u32, hi: u32, reserved: &[(u32, u32)]| -> Result<u64> {
-        let mut scan = host::tcp_table::PortScan::new(lo, hi, reserved);
-        host::tcp_table::scan_tables(root, &mut scan)?;
-        Ok(scan.top(1).first().map_or(0, |d| d.counts.total()))
-    };
-    let refusals = guard::refusals(plan, facts, profile, &ports_held)?;
+    let refusals = guard::refusals(plan, facts, profile);
     if refusals.is_empty() {
         return Ok(Vec::new());
     }
@@ -388,6 +384,12 @@ pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
     })?;
     let mut plan = plan;
     plan.apply_command = crate::hint::apply(Some(root.path()), args);
+    let ports_held = |lo: u32, hi: u32, reserved: &[(u32, u32)]| -> Result<Option<u64>> {
+        let mut scan = host::tcp_table::PortScan::new(lo, hi, reserved);
+        host::tcp_table::scan_tables(root, &mut scan)?;
+        Ok(Some(scan.top(1).first().map_or(0, |d| d.counts.total())))
+    };
+    plan.findings.extend(guard::hazards(&plan, &facts, &ports_held)?);
     Ok((plan, facts))
 }
 
@@ -495,6 +497,9 @@ fn profiles_list(format: Format) -> String {
 }
 
 fn explain(topic: &str) -> Result<String> {
+    if topic == "profile" {
+        return Ok(profile::REFERENCE.to_string());
+    }
     if let Some(rule) = rules::find(topic) {
         return Ok(rule_doc(rule));
     }
@@ -516,7 +521,8 @@ fn explain(topic: &str) -> Result<String> {
     }
     let ids: Vec<&str> = rules::RULES.iter().map(|r| r.id()).collect();
     Err(Error::input(format!(
-        "nothing to explain for {topic:?}: give a rule ({}) or a key one of them manages (e.g. {})",
+        "nothing to explain for {topic:?}: give a rule ({}), a key one of them manages (e.g. {}), or profile \
+         (every profile field)",
         ids.join(", "),
         rules::RULES.iter().flat_map(|r| r.keys()).next().unwrap_or(&"-")
     )))
@@ -588,10 +594,13 @@ pub fn plan_snapshot(
         sysctl_d: &sd,
         set_before: &Default::default(),
     })
-    .map(|mut plan| {
+    .and_then(|mut plan| {
         // Applied on the host itself, from its own root.
         plan.apply_command = crate::hint::apply(None, args);
-        plan
+        // A snapshot holds no tcp tables: the port check waits for apply on the host.
+        plan.findings
+            .extend(guard::hazards(&plan, &facts, &|_, _, _| Ok(None))?);
+        Ok(plan)
     })
 }
 

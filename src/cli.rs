@@ -150,10 +150,11 @@ pub enum Command {
     Man,
     /// A rule's documentation: what it does, why, its arithmetic, references
     #[command(
-        after_help = "Examples:\n  sysctune explain tcp-memory\n  sysctune explain net.ipv4.ip_local_port_range"
+        after_help = "Examples:\n  sysctune explain tcp-memory\n  sysctune explain net.ipv4.ip_local_port_range\n  sysctune explain profile"
     )]
     Explain {
-        /// A rule id (tcp-memory, port-range, ...) or a key (net.ipv4.tcp_mem)
+        /// A rule id (tcp-memory, port-range, ...), a key (net.ipv4.tcp_mem), or `profile`
+        /// (every profile field, its unit and default)
         topic: String,
     },
 }

@@ -12,17 +12,25 @@
 //!   fails: the article's OOM incident); a port range that narrows below the ports one
 //!   destination holds now.
 //!
-//! Everything but `[host]` can be overridden with `--force`; the apply report then says
-//! `"forced": true` and lists what it overrode.
+//! The last three are [`hazards`]: each rule judges its own ([`crate::rules::Rule::hazards`])
+//! and they become error findings every plan carries, so `plan` shows what `apply`
+//! refuses. Everything but `[host]` can be overridden with `--force`; the apply report
+//! then says `"forced": true` and lists what it overrode.
 
 use crate::error::Result;
 use crate::host::Facts;
 use crate::plan::Plan;
 use crate::profile::Profile;
-use crate::rules::{PortsHeld, Proposal, RULES, Severity};
+use crate::rules::{Finding, PortsHeld, Proposal, RULES, Severity};
 use crate::units::human_bytes;
 
-pub use crate::rules::Refusal;
+/// Why apply will not carry out a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `--force` may override it.
+    pub forceable: bool,
+    pub message: String,
+}
 
 /// The profile's `[host]` figures that differ from the host's own.
 pub fn host_overrides(facts: &Facts, profile: &Profile) -> Vec<String> {
@@ -52,16 +60,39 @@ pub fn host_overrides(facts: &Facts, profile: &Profile) -> Vec<String> {
     out
 }
 
+/// What in `plan` would break the host of `facts` (as read, before the profile's `[host]`)
+/// now, as error findings (rule `guard`, with the key): what each rule judges of its own
+/// keys. Added to every plan, so `plan` shows what `apply` refuses, decided once.
+/// `ports_held` scans the tcp tables, only for a rule that asks.
+pub fn hazards(plan: &Plan, facts: &Facts, ports_held: &PortsHeld) -> Result<Vec<Finding>> {
+    let setting = |key: &str| {
+        plan.settings
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| (s.recommended.clone(), s.change))
+    };
+    let proposal = Proposal {
+        facts,
+        setting: &setting,
+        capacity: &plan.capacity,
+        ports_held,
+    };
+    let mut out = Vec::new();
+    for rule in RULES {
+        for h in rule.hazards(&proposal)? {
+            out.push(Finding::new(Severity::Error, GUARD, h.message).measured_key(h.key));
+        }
+    }
+    Ok(out)
+}
+
+/// The rule name of [`hazards`]' findings.
+pub const GUARD: &str = "guard";
+
 /// Every reason to refuse `plan` on the host of `facts` (the facts as read, before the
-/// profile's `[host]`): the profile's `[host]`, the plan's error findings, and what each
-/// rule judges would hurt the host now ([`crate::rules::Rule::refusals`]). `ports_held`
-/// scans the tcp tables, for the rules that ask.
-pub fn refusals(
-    plan: &Plan,
-    facts: &Facts,
-    profile: &Profile,
-    ports_held: &PortsHeld,
-) -> Result<Vec<Refusal>> {
+/// profile's `[host]`): a `[host]` for another machine, and every error finding (those of
+/// [`hazards`] included: the plan carries them).
+pub fn refusals(plan: &Plan, facts: &Facts, profile: &Profile) -> Vec<Refusal> {
     let mut out = Vec::new();
     let overrides = host_overrides(facts, profile);
     if !overrides.is_empty() {
@@ -80,20 +111,5 @@ pub fn refusals(
             message: format!("error finding {}: {}", f.rule, f.message),
         });
     }
-    let setting = |key: &str| {
-        plan.settings
-            .iter()
-            .find(|s| s.key == key)
-            .map(|s| (s.recommended.clone(), s.change))
-    };
-    let proposal = Proposal {
-        facts,
-        setting: &setting,
-        capacity: &plan.capacity,
-        ports_held,
-    };
-    for rule in RULES {
-        out.extend(rule.refusals(&proposal)?);
-    }
-    Ok(out)
+    out
 }

@@ -205,7 +205,7 @@ impl Draft {
 pub fn plan(req: &Request) -> Result<Plan> {
     let facts = effective_facts(req.facts, req.profile);
     // "observed", "fit" and ceilings are decided here, from the host, once.
-    let (resolved, notes) = crate::profile::resolve(req.profile, &facts)?;
+    let (resolved, notes) = crate::rules::demand::resolve(req.profile, &facts)?;
     let profile = &resolved;
     validate_against_host(&facts, profile)?;
     let globs = compile_globs(req.only)?;

@@ -22,6 +22,10 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::units::{self, Dec4};
 
+/// Every profile field, its unit and default (`sysctune explain profile`; checked against
+/// the fields the parser accepts by a test).
+pub const REFERENCE: &str = include_str!("../docs/profile.md");
+
 /// Built-in profiles: (name, TOML source).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("reverse-proxy", include_str!("../profiles/reverse-proxy.toml")),
@@ -1124,103 +1128,6 @@ fn source_from(
     Ok((shown, text, format!("file:{id}"), dir))
 }
 
-/// Fewest TCP sockets in use for `average_memory = "observed"`: below it an average says
-/// more about one process than about the workload.
-pub const OBSERVED_MIN_SOCKETS: u64 = 1000;
-
-/// Resolve what the profile leaves to the host, before the rules run (`facts` are the
-/// effective facts), in this order: `average_memory = "observed"` from sockstat, default
-/// buffers stated as ceilings (`defaults_at_most`), then `concurrent = "fit"` from the
-/// TCP budget. Returns the concrete profile and one line per figure decided, saying
-/// where it came from.
-pub fn resolve(profile: &Profile, facts: &crate::host::Facts) -> Result<(Profile, Vec<String>)> {
-    use crate::rules::tcp_memory;
-    let mut p = profile.clone();
-    let mut notes = Vec::new();
-    let q = tcp_memory::quantum(&facts.kernel, facts.page_size).max(1);
-    let c = &mut p.connections;
-    if c.average_observed {
-        let Some(ss) = facts.sockstat.as_ref() else {
-            return Err(Error::input(
-                "connections.average_memory = \"observed\" needs /proc/net/sockstat, which could not be read; \
-                 give a size instead, e.g. average_memory = \"10KiB\""
-                    .to_string(),
-            ));
-        };
-        if ss.tcp_inuse < OBSERVED_MIN_SOCKETS {
-            return Err(Error::input(format!(
-                "connections.average_memory = \"observed\": this host has {} TCP sockets in use \
-                 (/proc/net/sockstat \"TCP: inuse\"), fewer than the {} an average needs; run it under \
-                 the real load, or give a size, e.g. average_memory = \"10KiB\"",
-                units::grouped(ss.tcp_inuse as u128),
-                units::grouped(OBSERVED_MIN_SOCKETS as u128)
-            )));
-        }
-        let bytes = ss.tcp_mem as u128 * q as u128;
-        let avg = u64::try_from(bytes.div_ceil(ss.tcp_inuse as u128))
-            .unwrap_or(u64::MAX)
-            .max(1);
-        notes.push(format!(
-            "connections.average_memory = \"observed\": {} B ({}) per connection, from /proc/net/sockstat: \
-             mem {} × {q} B / inuse {} (rounded up)",
-            units::grouped(avg as u128),
-            units::human_bytes(avg as u128),
-            units::grouped(ss.tcp_mem as u128),
-            units::grouped(ss.tcp_inuse as u128)
-        ));
-        c.average_memory = Some(avg);
-        c.average_observed = false;
-    }
-    if c.defaults_at_most {
-        for (key, field, given) in [
-            ("net.ipv4.tcp_rmem", "rmem_default", &mut c.rmem_default),
-            ("net.ipv4.tcp_wmem", "wmem_default", &mut c.wmem_default),
-        ] {
-            let current = facts.triple(key).map(|t| t[1]);
-            if let (Some(g), Some(cur)) = (*given, current)
-                && cur <= g
-            {
-                notes.push(format!(
-                    "connections.{field} {} is a ceiling (defaults_at_most): {key}[1] = {cur} B ({}) is \
-                     already at or below it and is left as it is",
-                    units::human_bytes(g as u128),
-                    units::human_bytes(cur as u128)
-                ));
-                *given = None;
-            }
-        }
-        c.defaults_at_most = false;
-    }
-    if p.connections.concurrent_fit {
-        let c = &p.connections;
-        let rmem = c.rmem_default.or(facts.triple("net.ipv4.tcp_rmem").map(|t| t[1]));
-        let wmem = c.wmem_default.or(facts.triple("net.ipv4.tcp_wmem").map(|t| t[1]));
-        let (per_conn, what) = match (c.average_memory, rmem, wmem) {
-            (Some(a), _, _) => (tcp_memory::quantum_up(a, q), "average_memory"),
-            (None, Some(r), Some(w)) => (tcp_memory::per_conn_default(r, w, q), "default buffers"),
-            _ => {
-                return Err(Error::input(
-                    "connections.concurrent = \"fit\" needs a size per connection: give connections.average_memory, \
-                     or rmem_default and wmem_default (tcp_rmem/tcp_wmem are not readable here)"
-                        .to_string(),
-                ));
-            }
-        };
-        let n = tcp_memory::connections_that_fit(facts, &p, per_conn);
-        notes.push(format!(
-            "connections.concurrent = \"fit\": {} connections, the most whose {} × headroom {} sit within \
-             two thirds of the TCP budget (pressure, with the kernel's 50% margin to high); \
-             give a number to plan a fixed load",
-            units::grouped(n as u128),
-            format_args!("{} each ({what})", units::human_bytes(per_conn as u128)),
-            p.headroom
-        ));
-        p.connections.concurrent = n;
-        p.connections.concurrent_fit = false;
-    }
-    Ok((p, notes))
-}
-
 pub fn builtin_names() -> Vec<&'static str> {
     BUILTIN.iter().map(|(n, _)| *n).collect()
 }
@@ -1567,6 +1474,96 @@ rtt = "20ms"
             e.contains("unknown profile \"nope\"") && e.contains("reverse-proxy"),
             "{e}"
         );
+    }
+
+    /// The fields the parser accepts in `table` ("" for the top level), from serde's own
+    /// list in the unknown-field error: a field added to a Raw* type shows up here.
+    fn accepted(table: &str) -> Vec<String> {
+        let text = if table.is_empty() {
+            "name = \"x\"\nzz_unknown = 1\n".to_string()
+        } else {
+            format!("name = \"x\"\n[{table}]\nzz_unknown = 1\n")
+        };
+        let e = parse(&text).unwrap_err().to_string();
+        let list = e
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{e}"));
+        let list = list.split('\n').next().unwrap();
+        let fields: Vec<String> = list
+            .split(", ")
+            .map(|f| f.trim().trim_matches('`').to_string())
+            .filter(|f| !f.is_empty())
+            .collect();
+        assert!(fields.len() >= 3, "{table}: {fields:?} from {e}");
+        fields
+    }
+
+    #[test]
+    fn every_accepted_field_is_documented() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let top = accepted("");
+        assert!(top.contains(&"extends".to_string()), "{top:?}");
+        let mut all = Vec::new();
+        for t in &top {
+            if ["host", "connections", "outbound", "memory", "sysctl"].contains(&t.as_str()) {
+                if t != "sysctl" {
+                    all.extend(accepted(t).into_iter().map(|f| format!("{t}.{f}")));
+                }
+            } else {
+                all.push(t.clone());
+            }
+        }
+        for want in [
+            "connections.defaults_at_most",
+            "connections.concurrent",
+            "connections.average_memory",
+            "outbound.loopback",
+        ] {
+            assert!(all.iter().any(|f| f == want), "{want} not in {all:?}");
+        }
+        for field in &all {
+            // a row of the reference: field, type and unit, default, meaning
+            let row = REFERENCE
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{field}` |")))
+                .unwrap_or_else(|| panic!("docs/profile.md has no row for {field}"));
+            assert_eq!(row.matches(" | ").count(), 3, "{row}");
+            assert!(row.split(" | ").all(|cell| !cell.trim().is_empty()), "{row}");
+            // and the README's profile example shows it
+            let key = field.rsplit('.').next().unwrap();
+            assert!(
+                readme
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{key} = "))),
+                "README.md's profile example lacks {field}"
+            );
+        }
+        assert!(REFERENCE.contains("| `sysctl.\"KEY\"` |"));
+        // "fit" and "observed" are explained where they are accepted
+        for word in ["`\"fit\"`", "`\"observed\"`", "Committed_AS", "2147483584"] {
+            assert!(REFERENCE.contains(word), "{word}");
+        }
+    }
+
+    /// Each field of each built-in profile has a comment saying why that value: the
+    /// nearest line above it that is not another field is a comment (fields given
+    /// together, like bandwidth and rtt, share one).
+    #[test]
+    fn every_builtin_field_has_a_comment() {
+        for (name, text) in BUILTIN {
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            let is_field =
+                |l: &str| !l.is_empty() && !l.starts_with('#') && !l.starts_with('[') && l.contains('=');
+            for (i, line) in lines.iter().enumerate().filter(|(_, l)| is_field(l)) {
+                let above = lines[..i].iter().rev().find(|l| !is_field(l));
+                assert!(
+                    above.is_some_and(|l| l.starts_with('#')),
+                    "{name}: line {} {line:?} has no comment saying why",
+                    i + 1
+                );
+            }
+        }
     }
 
     #[test]

@@ -22,8 +22,8 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::host::{self, Root, tcp_table};
-use crate::profile::OBSERVED_MIN_SOCKETS;
 use crate::report::escape::safe;
+use crate::rules::demand::OBSERVED_MIN_SOCKETS;
 use crate::rules::port_range;
 use crate::units::grouped;
 

@@ -17,8 +17,37 @@ fn run(root: &Path, args: &[&str]) -> common::Run {
 }
 
 /// Refused with `expect` in the message, and the tree (state directory included) untouched.
+/// `plan` with the same arguments says so first: `expect` is in one of its error findings
+/// (the same check decides both).
 fn refused(fixture: &str, args: &[&str], expect: &str) -> tempfile::TempDir {
     let root = copy_root(fixture);
+    if args[0] == "apply" && !args.iter().any(|a| a.starts_with("host.")) {
+        let plan_args: Vec<&str> = ["plan", "--format", "json"]
+            .into_iter()
+            .chain(args[1..].iter().copied().filter(|a| *a != "--force"))
+            .collect();
+        let p = run(root.path(), &plan_args);
+        assert_eq!(p.code, 0, "{plan_args:?}: {}", p.stderr);
+        let v: Value = serde_json::from_str(&p.stdout).unwrap();
+        // as apply quotes them
+        let errors: Vec<String> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "error")
+            .map(|f| {
+                format!(
+                    "error finding {}: {}",
+                    f["rule"].as_str().unwrap(),
+                    f["message"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert!(
+            errors.iter().any(|m| m.contains(expect)),
+            "plan {plan_args:?} does not show {expect:?}: {errors:?}"
+        );
+    }
     let before = tree(root.path());
     let r = run(root.path(), args);
     assert_eq!(r.code, 2, "{args:?}: {} {}", r.stdout, r.stderr);

@@ -1,11 +1,12 @@
 //! Every built-in profile on every fixture host: exit 0, no error finding, no default
-//! buffer raised above the kernel's, and a reviewed snapshot of each plan (text).
+//! buffer raised above the kernel's, apply takes the plan, and a reviewed snapshot of
+//! each plan (text).
 //! A profile is a statement about a workload; it must plan a 2 GiB VM and a 1 TiB host,
 //! a 3.10 kernel and a 6.x one, 4 KiB and 64 KiB pages, without editing.
 
 mod common;
 
-use common::{root, scrub, sysctune};
+use common::{copy_root, root, scrub, sysctune};
 use serde_json::Value;
 
 /// Healthy fixture hosts, with extra arguments (none needed: the 64 KiB-page host's page
@@ -67,6 +68,14 @@ fn every_builtin_plans_every_fixture_host() {
             let t = run(host, profile, extra, "text");
             assert_eq!(t.code, 0, "{what}: {}", t.stderr);
             insta::assert_snapshot!(format!("plan-{profile}-on-{host}"), scrub(&t.stdout));
+            // plan and apply agree: what plans without an error finding, apply takes (on a
+            // copy of the fixture; a [host] page size is another machine, so not there)
+            if extra.is_empty() {
+                let copy = copy_root(host);
+                let c = copy.path().display().to_string();
+                let a = sysctune(&["--root", &c, "apply", "--profile", profile, "--no-live"]);
+                assert_eq!(a.code, 0, "{what}: apply: {}", a.stderr);
+            }
         }
     }
 }
@@ -79,14 +88,94 @@ fn reverse_proxy_says_where_its_figures_came_from() {
     assert_eq!(t.code, 0, "{}", t.stderr);
     let out = t.stdout.replace('\n', " ");
     let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    // 1.9 GiB less 25 % reserved and 1.1 GiB committed leave 303.3 MiB
     assert!(
-        out.contains("connections.concurrent = \"fit\": 59 006 connections"),
+        out.contains("connections.concurrent = \"fit\": 12 131 connections; the limit is the RAM."),
+        "{out}"
+    );
+    assert!(
+        out.contains("reserved_memory 25% of RAM = 491.7 MiB and 1.1 GiB committed to processes now (Committed_AS) leave 303.3 MiB"),
         "{out}"
     );
     assert!(out.contains("wmem_default 32 KiB is a ceiling"), "{out}");
     assert!(
-        out.contains("gap: the profile asks for 59 006 connections, tcp_mem holds"),
+        out.contains("gap: the profile asks for 12 131 connections, tcp_mem holds"),
         "{out}"
+    );
+}
+
+/// "fit" on the 1 TiB host (300 GiB committed): a figure whose tcp_mem high, with the
+/// reserve, the committed memory and the control blocks, stays within the RAM; the cap
+/// and where it came from are in the plan.
+#[test]
+fn fit_stays_within_the_ram_the_host_has_left() {
+    let j = run("big-1t", "reverse-proxy", &[], "json");
+    assert_eq!(j.code, 0, "{}", j.stderr);
+    let plan: Value = serde_json::from_str(&j.stdout).unwrap();
+    let n = plan["demand"]["connections"].as_u64().unwrap();
+    assert_eq!(n, 18_663_519);
+    let tcp_mem = plan["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "net.ipv4.tcp_mem")
+        .unwrap();
+    let high: u64 = tcp_mem["recommended"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ram = plan["host"]["mem_total"].as_u64().unwrap();
+    let committed = plan["host"]["committed_as"].as_u64().unwrap();
+    let taken = high * 4096 + ram / 4 + committed + n * 4096;
+    assert!(taken <= ram, "{taken} > {ram}");
+    // and not far below it: the figure is the most that fits
+    assert!(taken > ram - ram / 1000, "{taken} ≪ {ram}");
+    let fit = plan["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["message"].as_str())
+        .find(|m| m.starts_with("connections.concurrent = \"fit\""))
+        .unwrap();
+    for s in [
+        "18 663 519 connections; the limit is the RAM",
+        "300 GiB committed to processes now (Committed_AS)",
+        "File descriptors allow 1 789 568 800",
+    ] {
+        assert!(fit.contains(s), "{s:?} in {fit}");
+    }
+    // file descriptors cap it when the RAM would hold more (100 TiB planned, 16 B each)
+    let j = run(
+        "big-1t",
+        "reverse-proxy",
+        &[
+            "--set",
+            "host.ram=100TiB",
+            "--set",
+            "connections.average_memory=16",
+            "--set",
+            "connections.control_block=0",
+        ],
+        "json",
+    );
+    assert_eq!(j.code, 0, "{}", j.stderr);
+    let plan: Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(plan["demand"]["connections"], 1_789_568_800u64);
+    let fds = plan["findings"].to_string();
+    assert!(fds.contains("the limit is file descriptors"), "{fds}");
+    assert!(fds.contains("The RAM would hold 11 184 810 666"), "{fds}");
+    // nothing left: an error that says what took the RAM
+    let r = run("strict-over-limit", "reverse-proxy", &[], "text");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("no connection fits")
+            && r.stderr.contains("committed to processes now (Committed_AS)"),
+        "{}",
+        r.stderr
     );
 }
 
@@ -110,9 +199,27 @@ fn observed_average_memory_comes_from_sockstat() {
         .collect();
     assert!(
         msgs.iter()
-            .any(|m| m.contains("\"observed\": 2 458 B") && m.contains("mem 900 × 4096 B / inuse 1 500")),
+            .any(|m| m.contains("\"observed\": 4 KiB per connection")
+                && m.contains("mem 900 × 4096 B / inuse 1 500 = 2 458 B, rounded up to 4 KiB")
+                && m.contains("--set connections.average_memory=4096")),
         "{msgs:?}"
     );
+    // A second later, a few sockets more or less: the same plan (only the measure moves).
+    let later = copy_root("vm-2g");
+    std::fs::write(
+        later.path().join("proc/net/sockstat"),
+        "sockets: used 1530\nTCP: inuse 1490 orphan 0 tw 225 alloc 1510 mem 905\nUDP: inuse 2 mem 1\n",
+    )
+    .unwrap();
+    let l = run(
+        &later.path().display().to_string(),
+        "reverse-proxy",
+        &["--set", "connections.average_memory=observed"],
+        "json",
+    );
+    let lp: Value = serde_json::from_str(&l.stdout).unwrap();
+    assert_eq!(lp["settings"], plan["settings"]);
+    assert_eq!(lp["dropin"], plan["dropin"]);
     // 120 sockets in use: refused, saying why and what would be valid
     let r = run(
         "modern",

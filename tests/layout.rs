@@ -33,11 +33,6 @@ const ALLOWED: &[(&str, &[&str], &str)] = &[
         &["net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports"],
         "Facts::port_range for doctor, until doctor asks rules::port_range",
     ),
-    (
-        "src/profile.rs",
-        &["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"],
-        "resolving \"fit\" reads the default buffers, until it asks rules::tcp_buffers",
-    ),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

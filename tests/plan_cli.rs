@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{profile, root, scrub, sysctune};
+use common::{copy_root, profile, root, scrub, sysctune};
 use serde_json::Value;
 
 fn plan(root_name: &str, profile_arg: &str, extra: &[&str]) -> (common::Run, String) {
@@ -43,7 +43,20 @@ fn setting<'a>(plan: &'a Value, key: &str) -> &'a Value {
 
 #[test]
 fn article_proxy_reproduces_the_worked_numbers() {
-    let p = json("article-proxy", &profile("article-proxy.toml"), &[]);
+    // The fixture is the article's host at its failure: TCP holds 11902211 pages, above
+    // the budget (see the_high_is_not_lowered_below_what_tcp_holds). Here the same host
+    // once its use is below the budget, as arithmetic.md's example assumes.
+    let host = copy_root("article-proxy");
+    std::fs::write(
+        host.path().join("proc/net/sockstat"),
+        "sockets: used 702400\nTCP: inuse 702311 orphan 2010 tw 51234 alloc 702400 mem 2000000\nUDP: inuse 3 mem 2\n",
+    )
+    .unwrap();
+    let p = json(
+        &host.path().display().to_string(),
+        &profile("article-proxy.toml"),
+        &[],
+    );
     assert_eq!(p["schema"], "sysctune/plan/v1");
     let tcp_mem = setting(&p, "net.ipv4.tcp_mem");
     assert_eq!(tcp_mem["current"], "6179424 8239232 12358848");
@@ -91,6 +104,50 @@ fn article_proxy_reproduces_the_worked_numbers() {
             .unwrap()
             .contains("net.ipv4.tcp_mem = 6179424 8239232 11460768\n")
     );
+}
+
+/// Lowering high to the budget while TCP holds more would refuse every socket memory at
+/// once: the plan keeps the high (apply would refuse it otherwise), says why, and the
+/// budget's arithmetic is still shown.
+#[test]
+fn the_high_is_not_lowered_below_what_tcp_holds() {
+    let p = json("article-proxy", &profile("article-proxy.toml"), &["-v"]);
+    let tcp_mem = setting(&p, "net.ipv4.tcp_mem");
+    assert_eq!(tcp_mem["recommended"], "6179424 8239232 12358848");
+    assert_eq!(tcp_mem["change"], false);
+    let warning = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "tcp-memory" && f["severity"] == "warning")
+        .expect("the warning");
+    let w = warning["message"].as_str().unwrap();
+    assert!(
+        w.starts_with(
+            "TCP holds 11902211 pages = 45.4 GiB now (sockstat mem), more than the high of 11460768"
+        ),
+        "{w}"
+    );
+    assert!(!w.contains("is only 39% above"), "{w}");
+    let steps = p["arithmetic"].to_string();
+    assert!(
+        steps.contains("budget = floor(46943305728 / 4096) = 11460768"),
+        "{steps}"
+    );
+    assert!(
+        steps.contains("high' 11460768 ≤ sockstat mem 11902211"),
+        "{steps}"
+    );
+    // and apply takes it
+    let host = copy_root("article-proxy");
+    let r = sysctune(&[
+        "--root",
+        &host.path().display().to_string(),
+        "apply",
+        "--profile",
+        &profile("article-proxy.toml"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 #[test]
@@ -380,8 +437,8 @@ fn kernel_sized_keys_kept_unchanged_are_not_pinned() {
             .unwrap()
             .contains("fs.file-max = 1620000")
     );
-    // Changed (the article's proxy needs more): pinned.
-    let p = json("article-proxy", "reverse-proxy", &[]);
+    // Changed (the 1 TiB host's proxy needs more): pinned.
+    let p = json("big-1t", "reverse-proxy", &[]);
     assert_eq!(setting(&p, "net.ipv4.tcp_mem")["change"], true);
     assert_eq!(setting(&p, "net.ipv4.tcp_mem")["pinned"], true);
 }

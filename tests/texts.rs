@@ -41,6 +41,30 @@ fn explain_every_rule() {
     }
 }
 
+/// `explain profile` is the profile reference in the repository (docs/profile.md, which
+/// a unit test checks against the fields the parser accepts), and `profiles show` points
+/// at it.
+#[test]
+fn explain_profile_prints_the_reference() {
+    let r = sysctune(&["explain", "profile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc = std::fs::read_to_string(common::manifest().join("docs/profile.md")).unwrap();
+    assert_eq!(r.stdout, doc);
+    for name in ["reverse-proxy", "batch-client", "web-server", "database"] {
+        let r = sysctune(&["profiles", "show", name]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout
+                .ends_with("\n# Every field, with its unit and default: sysctune explain profile\n"),
+            "{}",
+            r.stdout
+        );
+        // still a profile
+        let t: toml::Table = toml::from_str(&r.stdout).unwrap();
+        assert_eq!(t["name"].as_str(), Some(name));
+    }
+}
+
 #[test]
 fn apply_rollback_and_status_texts() {
     let root = copy_root("article-batch");

@@ -3,6 +3,7 @@
 //! profile), never `/proc`, so every rule is tested with plain values at the bottom of its
 //! own file. Each rule's `DOC` is what `sysctune explain RULE` prints.
 
+pub mod demand;
 pub mod file_descriptors;
 pub mod oom;
 pub mod overcommit;
@@ -81,6 +82,12 @@ impl Finding {
             threshold: None,
             unit: None,
         }
+    }
+
+    /// The key the finding is about.
+    pub fn measured_key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_string());
+        self
     }
 
     /// The figures behind the finding: `value` against `threshold`, in `unit`.
@@ -249,19 +256,21 @@ impl Serialize for Capacity {
     }
 }
 
-/// Why apply will not carry out a plan.
+/// What would break the host at once if the plan were carried out now (a tcp_mem high
+/// below what TCP holds, strict overcommit below Committed_AS, a range narrower than the
+/// ports in use): the plan shows it as an error finding, and apply refuses it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// `--force` may override it.
-    pub forceable: bool,
+pub struct Hazard {
+    pub key: &'static str,
     pub message: String,
 }
 
 /// The most local ports one destination holds now in `lo..=hi` less the reserved ranges,
-/// from the tcp tables (a scan of every socket).
-pub type PortsHeld<'a> = dyn Fn(u32, u32, &[(u32, u32)]) -> crate::error::Result<u64> + 'a;
+/// from the tcp tables (a scan of every socket); `None` where there are no tables to read
+/// (a snapshot).
+pub type PortsHeld<'a> = dyn Fn(u32, u32, &[(u32, u32)]) -> crate::error::Result<Option<u64>> + 'a;
 
-/// What a rule may judge before apply writes: the plan's values against the host as it is.
+/// What a rule judges for its hazards: the plan's values against the host as it is.
 pub struct Proposal<'a> {
     /// The facts as read, before the profile's `[host]`.
     pub facts: &'a Facts,
@@ -289,8 +298,8 @@ pub trait Rule: Sync {
     fn review(&self, _ctx: &Context, _capacity: &Capacity) -> Vec<Finding> {
         Vec::new()
     }
-    /// What would hurt the host now if apply carried the plan out.
-    fn refusals(&self, _p: &Proposal) -> crate::error::Result<Vec<Refusal>> {
+    /// What would break the host now if apply carried the plan out ([`Hazard`]).
+    fn hazards(&self, _p: &Proposal) -> crate::error::Result<Vec<Hazard>> {
         Ok(Vec::new())
     }
 }

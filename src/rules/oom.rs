@@ -136,8 +136,8 @@ impl Rule for Oom {
 mod tests {
     use super::super::testing::*;
     use super::super::{Outcome, Severity};
-    use crate::host::Facts;
     use super::*;
+    use crate::host::Facts;
 
     fn run(facts: &Facts, toml: &str) -> Outcome {
         evaluate_short(&Oom, facts, toml)

@@ -5,7 +5,7 @@ use crate::keys;
 use crate::profile::Overcommit as Mode;
 use crate::units::human_bytes;
 
-use super::{Context, Measure, Outcome, Proposal, Refusal, Rule, Severity, Unit, Values};
+use super::{Context, Hazard, Measure, Outcome, Proposal, Rule, Severity, Unit, Values};
 
 pub const DOC: &str = "\
 What it does
@@ -222,8 +222,8 @@ impl Rule for Overcommit {
         vec![(&COMMIT_LIMIT, Some(commit_limit_with(ctx.facts, v)))]
     }
 
-    fn refusals(&self, p: &Proposal) -> crate::error::Result<Vec<Refusal>> {
-        Ok(refusal(p).into_iter().collect())
+    fn hazards(&self, p: &Proposal) -> crate::error::Result<Vec<Hazard>> {
+        Ok(hazard(p).into_iter().collect())
     }
 }
 
@@ -247,7 +247,7 @@ pub fn commit_limit_with(f: &Facts, values: &Values) -> u64 {
 
 /// Strict overcommit (2) with a CommitLimit below what is committed now (Committed_AS):
 /// every new allocation would fail at once, the article's OOM incident.
-fn refusal(p: &Proposal) -> Option<Refusal> {
+fn hazard(p: &Proposal) -> Option<Hazard> {
     let strict = match (p.setting)(MODE) {
         Some((v, _)) => v == "2",
         None => p.facts.value(MODE) == Some("2"),
@@ -257,8 +257,8 @@ fn refusal(p: &Proposal) -> Option<Refusal> {
         .any(|k| (p.setting)(k).is_some_and(|(_, change)| change));
     let limit = p.capacity.get(COMMIT_LIMIT.name).recommended?;
     let committed = p.facts.mem.committed_as;
-    (strict && changes && limit < committed).then(|| Refusal {
-        forceable: true,
+    (strict && changes && limit < committed).then(|| Hazard {
+        key: MODE,
         message: format!(
             "strict overcommit with a CommitLimit of {} is below the {} committed now (Committed_AS): every new \
              allocation would fail at once",

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Context, Measure, Outcome, Proposal, Refusal, Rule, Severity, Unit, Values};
+use super::{Context, Hazard, Measure, Outcome, Proposal, Rule, Severity, Unit, Values};
 use crate::host::Facts;
 use crate::keys;
 use crate::units::{Dec4, grouped};
@@ -291,7 +291,7 @@ impl Rule for PortRange {
         capacity(ctx, v)
     }
 
-    fn refusals(&self, p: &Proposal) -> crate::error::Result<Vec<Refusal>> {
+    fn hazards(&self, p: &Proposal) -> crate::error::Result<Vec<Hazard>> {
         narrows(p).map(|r| r.into_iter().collect())
     }
 }
@@ -367,7 +367,7 @@ fn capacity(ctx: &Context, v: &Values) -> Vec<(&'static Measure, Option<u64>)> {
 
 /// A range that narrows below the ports one destination holds now: its next connections
 /// would fail (EADDRNOTAVAIL).
-fn narrows(p: &Proposal) -> crate::error::Result<Option<Refusal>> {
+fn narrows(p: &Proposal) -> crate::error::Result<Option<Hazard>> {
     let Some((value, true)) = (p.setting)(RANGE) else {
         return Ok(None);
     };
@@ -379,9 +379,11 @@ fn narrows(p: &Proposal) -> crate::error::Result<Option<Refusal>> {
     if next >= now {
         return Ok(None);
     }
-    let held = (p.ports_held)(lo, hi, &reserved(p.facts))?;
-    Ok((next < held).then(|| Refusal {
-        forceable: true,
+    let Some(held) = (p.ports_held)(lo, hi, &reserved(p.facts))? else {
+        return Ok(None);
+    };
+    Ok((next < held).then(|| Hazard {
+        key: RANGE,
         message: format!(
             "{RANGE} = {value} leaves {next} usable ports, fewer than the {held} one destination holds now: its \
              next connections would fail (EADDRNOTAVAIL)"

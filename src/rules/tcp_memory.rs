@@ -3,7 +3,7 @@
 
 use super::tcp_buffers::{bdp_bytes, max_target};
 use super::{
-    Capacity, Context, Finding, Measure, Outcome, Proposal, Refusal, Rule, Severity, Shrink, Unit as Shown,
+    Capacity, Context, Finding, Hazard, Measure, Outcome, Proposal, Rule, Severity, Shrink, Unit as Shown,
     Values,
 };
 use crate::host::Facts;
@@ -139,12 +139,27 @@ Choices
     no average_memory): a warning, and only the high > budget check.
   - Decided before the rules run, from the host (the plan shows each as a 'profile' info
     finding): connections.average_memory = \"observed\" is ceil(sockstat mem * quantum /
-    inuse), refused below 1000 TCP sockets in use; with defaults_at_most, a default the
-    host already has at or below rmem_default / wmem_default is kept and not managed;
+    inuse), refused below 1000 TCP sockets in use, then rounded up to whole quanta and,
+    above 4 quanta, to a quarter of the power of two at or below it (at most 25 % more),
+    so that a plan does not change with every second's traffic (give a size for a plan
+    that never changes); with defaults_at_most, a default the host already has at or
+    below rmem_default / wmem_default is kept and not managed;
     connections.concurrent = \"fit\" is the largest n whose need_pages (n connections plus
     outbound.concurrent, at per_conn_expected, with headroom) is at most
-    floor(budget_pages(n) * 2 / 3), so pressure' holds them and high' keeps the kernel's
-    50 % margin within the budget.
+    floor(budget_pages(n) * 2 / 3), with the budget taken as if Committed_AS were
+    reserved too (memory already promised to processes is not TCP's; not with host.ram,
+    which plans another machine): pressure' holds them and high' = 3/2 pressure' stays
+    within the RAM the reserve, the processes and the control blocks leave. It is also
+    at most what file descriptors allow: n * headroom <= processes * (2147483584 - 1024),
+    fs.nr_open's kernel maximum less the 1024 other files rule file-descriptors counts.
+    None fitting is a validation error. Not caps: local ports (inbound connections are
+    told apart by the client's address and port), and fs.epoll.max_user_watches (by
+    default 4 % of RAM / ~160 B per watch, eventpoll_init() in fs/eventpoll.c: about
+    RAM / 4 KB, more than the n <= RAM * 2 / 3 / (4096 * headroom) the budget allows).
+  - A high at or below the TCP memory in use now (sockstat mem) would refuse every
+    socket memory at once (apply refuses such a value): when the budget cap would lower
+    high that far, the current high is kept and nothing is lowered, with a warning; a
+    re-run lowers it once the use is below the budget.
   - 'gap' (info): when conns exceeds twice max_connections_worst after the plan, one line
     says the plan relies on most connections holding about average_memory.
 
@@ -199,8 +214,8 @@ impl Rule for TcpMemory {
         gap(ctx.profile, capacity).into_iter().collect()
     }
 
-    fn refusals(&self, p: &Proposal) -> crate::error::Result<Vec<Refusal>> {
-        Ok(refusal(p).into_iter().collect())
+    fn hazards(&self, p: &Proposal) -> crate::error::Result<Vec<Hazard>> {
+        Ok(hazard(p).into_iter().collect())
     }
 }
 
@@ -309,31 +324,31 @@ fn gap(profile: &Profile, capacity: &Capacity) -> Option<Finding> {
     ))
 }
 
-/// A tcp_mem with a zero, or whose high is at or below the TCP memory in use now
-/// (sockstat `mem`): every socket would be refused memory at once.
-fn refusal(p: &Proposal) -> Option<Refusal> {
-    let (value, change) = (p.setting)(KEY)?;
-    if !change {
-        return None;
+/// Why `net.ipv4.tcp_mem = value` would break this host at once: a zero, or a high at or
+/// below the TCP memory in use now (sockstat `mem`: every socket would be refused memory).
+/// The one statement of the check: the rule keeps a high it would lower that far, and the
+/// plan's hazard (an error finding apply refuses on) is this.
+pub fn breaks(value: &str, facts: &Facts) -> Option<String> {
+    let v: Vec<u64> = value.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    if v.contains(&0) {
+        return Some(format!(
+            "{KEY} = {value} has a zero: the kernel would refuse TCP memory to every socket"
+        ));
     }
-    let v: Vec<u64> = value.split(' ').filter_map(|x| x.parse().ok()).collect();
-    let in_use = p.facts.sockstat.map(|s| s.tcp_mem);
-    let message = if v.contains(&0) {
-        format!("{KEY} = {value} has a zero: the kernel would refuse TCP memory to every socket")
-    } else {
-        let (high, used) = (*v.get(2)?, in_use?);
-        if high > used {
-            return None;
-        }
+    let used = facts.sockstat.map(|s| s.tcp_mem)?;
+    let high = *v.get(2)?;
+    (high <= used).then(|| {
         format!(
             "{KEY} high {high} is at or below the {used} pages TCP uses now (sockstat mem): every socket would be \
              refused memory at once"
         )
-    };
-    Some(Refusal {
-        forceable: true,
-        message,
     })
+}
+
+fn hazard(p: &Proposal) -> Option<Hazard> {
+    let (value, change) = (p.setting)(KEY)?;
+    let message = breaks(&value, p.facts).filter(|_| change)?;
+    Some(Hazard { key: KEY, message })
 }
 
 /// tcp_mem's unit, in bytes: 4096 on kernels 4.10-5.19 with pages larger than 4 KiB
@@ -411,13 +426,19 @@ pub fn budget_error(facts: &Facts, profile: &Profile) -> Option<String> {
 /// `connections.concurrent = "fit"`: the most inbound connections (besides the profile's
 /// `outbound.concurrent`) whose demand at `per_conn` bytes each, with headroom, sits at
 /// or below two thirds of the TCP budget they leave: pressure' then holds them and high'
-/// keeps the kernel's 50 % margin above it within the budget. The largest `n` with
-/// `need_units(n) ≤ floor(budget_units(n) × 2 / 3)`, found by bisection (both sides are
-/// monotonic in `n`); exact. `facts` are the effective facts.
-pub fn connections_that_fit(facts: &Facts, profile: &Profile, per_conn: u64) -> u64 {
+/// keeps the kernel's 50 % margin above it within the budget. The budget is taken with
+/// `committed` bytes counted as reserved besides `reserved_memory` (the caller passes
+/// Committed_AS: memory already promised to processes is not TCP's), so high' stays
+/// within the RAM left once the reserve, the processes and the control blocks have theirs.
+/// The largest `n` with `need_units(n) ≤ floor(budget_units(n) × 2 / 3)`, found by
+/// bisection (both sides are monotonic in `n`); exact. `facts` are the effective facts.
+pub fn connections_that_fit(facts: &Facts, profile: &Profile, per_conn: u64, committed: u64) -> u64 {
     let q = quantum(&facts.kernel, facts.page_size).max(1);
+    let mut base = profile.clone();
+    let reserved = profile.connections.reserved_memory(facts.mem.mem_total);
+    base.connections.reserved_memory = crate::profile::MemSize::Bytes(reserved.saturating_add(committed));
     let fits = |n: u64| {
-        let mut p = profile.clone();
+        let mut p = base.clone();
         p.connections.concurrent = n;
         let budget = Budget::new(facts, &p, q);
         need_units(p.conns(), per_conn, profile.headroom, q) <= budget.units * 2 / 3
@@ -683,6 +704,62 @@ fn emit(facts: &Facts, out: &mut Outcome, value: [u128; 3], reason: String) {
     }
 }
 
+/// A high the rule would lower to or below what TCP holds now (sockstat `mem`, the check
+/// of [`breaks`]) would refuse every socket memory at once: the
+/// current high is kept instead (when it is above that use), and nothing else is lowered
+/// (a pressure the need raises is still raised), with a warning. The budget cap waits
+/// until the host's use falls below it; re-running then lowers it.
+fn keep_high_above_use(
+    facts: &Facts,
+    out: &mut Outcome,
+    value: [u128; 3],
+    reason: String,
+) -> ([u128; 3], String) {
+    let (Some(current), Some(ss)) = (facts.triple(KEY), facts.sockstat) else {
+        return (value, reason);
+    };
+    let text = |v: [u128; 3]| format!("{} {} {}", v[0], v[1], v[2]);
+    let now = current.map(|v| v as u128);
+    let breaks = |v: [u128; 3]| breaks(&text(v), facts).is_some();
+    if value[2] >= now[2] || !breaks(value) || breaks(now) {
+        return (value, reason);
+    }
+    let page = facts.page_size;
+    let u = Unit {
+        quantum: quantum(&facts.kernel, page),
+        page,
+    };
+    // Nothing lowered: each value the larger of the rule's and the current one (both
+    // ordered, so the result is), high the current one.
+    let kept = [value[0].max(now[0]), value[1].max(now[1]), now[2]];
+    // The margin warning was about the high that is not set.
+    let margin_warning = format!("{KEY} high' ");
+    out.findings.retain(|f| !f.message.starts_with(&margin_warning));
+    out.step(format!(
+        "high' {} ≤ sockstat mem {} (TCP memory in use now) → high' = current high {}",
+        value[2], ss.tcp_mem, now[2]
+    ));
+    out.finding(
+        Severity::Warning,
+        ID,
+        format!(
+            "TCP holds {} now (sockstat mem), more than the high of {} this plan would set ({reason}): lowering it \
+             that far would refuse every socket memory at once, so high stays at {}. Once this host's TCP use is \
+             below the new high (the profile's smaller buffers, fewer connections), re-run the plan to lower it.",
+            u.units(ss.tcp_mem as u128),
+            u.units(value[2]),
+            u.units(now[2]),
+        ),
+    );
+    let reason = format!(
+        "high {} kept: TCP holds {} now, above the {} the budget allows",
+        u.bytes(now[2]),
+        u.bytes(ss.tcp_mem as u128),
+        u.bytes(value[2])
+    );
+    (kept, reason)
+}
+
 fn cap_reason(high: u64, budget: &Budget, u: &Unit) -> String {
     format!(
         "high {} exceeds the TCP budget {} ({})",
@@ -728,12 +805,13 @@ fn only_cap(facts: &Facts, out: &mut Outcome, current: [u64; 3], budget: &Budget
          low' = floor({low} × {b} / {high}) = {low2}",
         u.units(high)
     ));
-    emit(
+    let (value, reason) = keep_high_above_use(
         facts,
         out,
         [low2, pressure2, b],
         cap_reason(current[2], budget, u),
     );
+    emit(facts, out, value, reason);
 }
 
 fn run(ctx: &Context, out: &mut Outcome) {
@@ -943,7 +1021,7 @@ fn run(ctx: &Context, out: &mut Outcome) {
             );
             need = need_fit;
         } else {
-            let value = infeasible(
+            let capped = infeasible(
                 out,
                 &budget,
                 &demand,
@@ -953,6 +1031,13 @@ fn run(ctx: &Context, out: &mut Outcome) {
                 fit.as_ref().map(|(f, _, _, _)| f),
                 c.shrink_buffers_to_fit,
             );
+            let reason = format!(
+                "{} connections need {}; capped at the {} budget",
+                grouped(conns),
+                u.bytes(need),
+                u.bytes(budget.units)
+            );
+            let (value, reason) = keep_high_above_use(facts, out, capped, reason);
             sndbuf_finding(ctx, out, None);
             capacity_steps(
                 out,
@@ -963,22 +1048,13 @@ fn run(ctx: &Context, out: &mut Outcome) {
                 c.average_memory,
                 default,
             );
-            emit(
-                facts,
-                out,
-                value,
-                format!(
-                    "{} connections need {}; capped at the {} budget",
-                    grouped(conns),
-                    u.bytes(need),
-                    u.bytes(budget.units)
-                ),
-            );
+            emit(facts, out, value, reason);
             return;
         }
     }
 
     let (value, reason) = size(out, &budget, &u, current, need, conns);
+    let (value, reason) = keep_high_above_use(facts, out, value, reason);
     sndbuf_finding(ctx, out, shrunk);
     capacity_steps(
         out,
@@ -1407,6 +1483,61 @@ reserved_memory = "15GiB"
             !DOC.contains("../shared"),
             "the DOC must not point outside the repository"
         );
+    }
+
+    /// The cap never lowers high to or below what TCP holds now: the kernel would refuse
+    /// every socket memory at once (the check apply refuses on, breaks).
+    #[test]
+    fn high_is_not_lowered_below_the_memory_in_use() {
+        let sockstat = |mem| crate::host::Sockstat {
+            sockets_used: 702_400,
+            tcp_inuse: 702_311,
+            tcp_orphan: 0,
+            tcp_tw: 0,
+            tcp_alloc: 702_400,
+            tcp_mem: mem,
+        };
+        // The article's proxy at the failure: 11902211 pages in use, above the budget
+        // 11460768: high stays 12358848, with a warning; the margin warning is dropped.
+        let mut facts = proxy_host();
+        facts.sockstat = Some(sockstat(11_902_211));
+        let out = eval(&facts, &profile(CLI_EXAMPLE));
+        assert_eq!(value(&out), "6179424 8239232 12358848");
+        assert_eq!(
+            out.settings[0].reason,
+            "high 47.1 GiB kept: TCP holds 45.4 GiB now, above the 43.7 GiB the budget allows"
+        );
+        assert_eq!(severities(&out), [Severity::Warning, Severity::Info]);
+        let w = message(&out, Severity::Warning);
+        assert!(
+            w.starts_with(
+                "TCP holds 11902211 pages = 45.4 GiB now (sockstat mem), more than the high of 11460768"
+            ) && w.contains("so high stays at 12358848 pages = 47.1 GiB"),
+            "{w}"
+        );
+        assert!(breaks(value(&out), &facts).is_none());
+        // In use just below the budget: capped as before.
+        facts.sockstat = Some(sockstat(11_460_767));
+        assert_eq!(
+            value(&eval(&facts, &profile(CLI_EXAMPLE))),
+            "6179424 8239232 11460768"
+        );
+        // At the budget exactly: at or below is refused, so kept.
+        facts.sockstat = Some(sockstat(11_460_768));
+        assert_eq!(
+            value(&eval(&facts, &profile(CLI_EXAMPLE))),
+            "6179424 8239232 12358848"
+        );
+        // Without connections (only the cap) the same.
+        facts.sockstat = Some(sockstat(11_902_211));
+        let facts = with(facts, "net.ipv4.tcp_mem", Some("6179424 8239232 99999999"));
+        let out = eval(&facts, &profile("[connections]\nreserved_memory = \"20GiB\"\n"));
+        assert_eq!(value(&out), "6179424 8239232 99999999");
+        // A host already at its high (the kernel refusing now) within the budget: kept as it
+        // is (step 2), so nothing changes for apply to refuse.
+        let facts = with(facts, "net.ipv4.tcp_mem", Some("6179424 8239232 11000000"));
+        let out = eval(&facts, &profile(CLI_EXAMPLE));
+        assert_eq!(value(&out), "6179424 8239232 11000000");
     }
 
     /// The worked numbers of the DOC: the article's proxy profile on the proxy host.
@@ -2032,5 +2163,28 @@ reserved_memory = "15GiB"
                 }
             }
         }
+    }
+
+    #[test]
+    fn breaks_at_a_zero_or_a_high_at_or_below_the_use() {
+        let mut facts = proxy_host();
+        // without sockstat only a zero is known to break
+        assert!(breaks("1 2 3", &facts).is_none());
+        assert!(breaks("0 2 3", &facts).unwrap().contains("has a zero"));
+        facts.sockstat = Some(crate::host::Sockstat {
+            sockets_used: 0,
+            tcp_inuse: 0,
+            tcp_orphan: 0,
+            tcp_tw: 0,
+            tcp_alloc: 0,
+            tcp_mem: 900,
+        });
+        assert!(breaks("100 200 901", &facts).is_none());
+        assert_eq!(
+            breaks("100 200 900", &facts).unwrap(),
+            "net.ipv4.tcp_mem high 900 is at or below the 900 pages TCP uses now (sockstat mem): every socket \
+             would be refused memory at once"
+        );
+        assert!(breaks("100 200 300", &facts).is_some());
     }
 }
