@@ -174,6 +174,11 @@ pub struct DoctorArgs {
     /// much they moved since then, with their rates
     #[arg(long, value_name = "FILE")]
     pub since: Option<PathBuf>,
+    /// Where the TCP sockets are read from: auto is a NETLINK_SOCK_DIAG dump filtered in the
+    /// kernel to the ports of ip_local_port_range on a live host (--root /), /proc/net/tcp and
+    /// tcp6 under any other root or where netlink is refused (said in the notes)
+    #[arg(long, value_enum, value_name = "FROM", default_value = "auto")]
+    pub sockets: crate::doctor::Sockets,
 }
 
 #[derive(Subcommand, Debug)]
