@@ -31,7 +31,13 @@ counts=("$@")
 if [ "${SYSCTUNE_BENCH_INSIDE:-}" != 1 ]; then
   cd "$here"
   cargo build --release --quiet
-  exec env SYSCTUNE_BENCH_INSIDE=1 RUNS="$runs" unshare -m -n bash "$0" "${counts[@]}"
+  echo "doctor on live sockets: $runs runs after 1 warm-up, $(nproc) CPUs ($(uname -r)), a new namespace per count"
+  /usr/bin/time -f %M true 2> /dev/null || echo "(no GNU time: peak RSS not measured; apt-get install time)"
+  printf '%8s %-15s %7s %7s %7s %9s\n' sockets command "min s" "med s" "max s" "RSS MiB"
+  for count in "${counts[@]}"; do
+    SYSCTUNE_BENCH_INSIDE=1 RUNS="$runs" unshare -m -n bash "$0" "$count"
+  done
+  exit
 fi
 
 # Inside the namespaces from here on.
@@ -92,9 +98,6 @@ print("%.2f %.2f %.2f" % (r[0], statistics.median(r), r[-1]))
 PY
 }
 
-echo "doctor on live sockets: ip_local_port_range $lo $hi, $runs runs after 1 warm-up, $(nproc) CPUs ($(uname -r))"
-[ -n "$time_bin" ] || echo "(no GNU time: peak RSS not measured; apt-get install time)"
-printf '%8s %-15s %7s %7s %7s %9s\n' sockets command "min s" "med s" "max s" "RSS MiB"
 for count in "${counts[@]}"; do
   conns=$(( count / 2 ))
   rm -f "$tmp/ready"
@@ -127,8 +130,8 @@ for count in "${counts[@]}"; do
   read -r _ nl_ss _ <<< "$(ratio "$tmp/nl" "$tmp/ss")"
   read -r _ proc_nl _ <<< "$(ratio "$tmp/proc" "$tmp/nl")"
   verdict=$(awk -v a="$nl_ss" -v b="$proc_nl" 'BEGIN { print (a <= 1.2 && b >= 2) ? "met" : "MISSED" }')
-  printf '%8s sockstat inuse %s, %s in the range; median per-round ratio: netlink/ss %s (target <= 1.2), proc/netlink %s (target >= 2): %s\n' \
-    "" "$inuse" "$in_range" "$nl_ss" "$proc_nl" "$verdict"
+  printf '%8s sockstat inuse %s, %s in the range %s-%s; median per-round ratio: netlink/ss %s (target <= 1.2), proc/netlink %s (target >= 2): %s\n' \
+    "" "$inuse" "$in_range" "$lo" "$hi" "$nl_ss" "$proc_nl" "$verdict"
   kill "$holder"
   wait "$holder" 2> /dev/null || true
   holder=

@@ -93,6 +93,17 @@ pub enum Sockets {
     Proc,
 }
 
+/// Where the sockets of a report came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `/proc/net/tcp` and `tcp6`: every socket.
+    #[default]
+    Proc,
+    /// A NETLINK_SOCK_DIAG dump of the sockets with a local port in the range.
+    Netlink,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
@@ -160,7 +171,7 @@ pub struct PortFacts {
     /// Where the sockets came from: `netlink` (a NETLINK_SOCK_DIAG dump of the sockets
     /// with a local port in the range, filtered in the kernel) or `proc`
     /// (`/proc/net/tcp` and `tcp6`, every socket).
-    pub source: &'static str,
+    pub source: Source,
     /// What was read: the tables (`/proc/net/tcp`, lines, the header included) or the
     /// dumps (`netlink:tcp`, `netlink:tcp6`, sockets).
     pub tables: Vec<TableRead>,
@@ -230,8 +241,8 @@ pub struct Extra {
     /// /proc/net/netstat and /proc/net/snmp, merged by prefix.
     pub counters: Counters,
     pub since: Option<Since>,
-    /// Where the sockets came from: `netlink` or `proc`.
-    pub source: &'static str,
+    /// Where the sockets came from.
+    pub source: Source,
     /// Said in the report's notes (why netlink was not used).
     pub notes: Vec<String>,
 }
@@ -267,11 +278,11 @@ pub fn read_sockets(
     hi: u32,
     reserved: &[(u32, u32)],
     want: Sockets,
-) -> Result<(PortScan, Vec<TableRead>, &'static str, Option<String>)> {
+) -> Result<(PortScan, Vec<TableRead>, Source, Option<String>)> {
     let proc = |note: Option<String>| -> Result<_> {
         let mut scan = PortScan::new(lo, hi, reserved);
         let tables = tcp_table::scan_tables(root, &mut scan)?;
-        Ok((scan, tables, "proc", note))
+        Ok((scan, tables, Source::Proc, note))
     };
     let netlink_error = |e: String| Error::host(std::path::Path::new("netlink"), e);
     match (want, root.is_host()) {
@@ -284,7 +295,7 @@ pub fn read_sockets(
         (Sockets::Netlink | Sockets::Auto, true) => {
             let mut scan = PortScan::new(lo, hi, reserved);
             match sock_diag::scan_sockets(lo, hi, &mut scan) {
-                Ok(read) => Ok((scan, read, "netlink", None)),
+                Ok(read) => Ok((scan, read, Source::Netlink, None)),
                 Err(DiagError::Unavailable(why)) if want == Sockets::Auto => proc(Some(format!(
                     "{why}: the sockets were read from /proc/net/tcp and tcp6 instead (every socket \
                      formatted as text, slower on a big host)"
@@ -301,7 +312,7 @@ pub fn run(root: &Root, top: usize, since: Option<Since>, sockets: Sockets) -> R
     let extra_keys: Vec<String> = EXTRA_KEYS.iter().map(|k| k.to_string()).collect();
     let facts = crate::host::read(root, &extra_keys)?;
     let mut notes = Vec::new();
-    let mut source = "proc";
+    let mut source = Source::Proc;
     let scanned = match facts.port_range() {
         Some((lo, hi)) => {
             let (scan, tables, from, note) = read_sockets(root, lo, hi, &facts.reserved_ports(), sockets)?;

@@ -880,7 +880,7 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
                 None => format!("{} (missing)", t.path),
             })
             .collect();
-        let from = if p.source == "netlink" {
+        let from = if p.source == crate::doctor::Source::Netlink {
             format!(
                 "with a local port in {}-{} (netlink sock_diag, filtered in the kernel)",
                 p.range[0], p.range[1]
