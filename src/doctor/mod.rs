@@ -296,7 +296,7 @@ pub fn read_sockets(
             let mut scan = PortScan::new(lo, hi, reserved);
             match sock_diag::scan_sockets(lo, hi, &mut scan) {
                 Ok(read) => Ok((scan, read, Source::Netlink, None)),
-                Err(DiagError::Unavailable(why)) if want == Sockets::Auto => proc(Some(format!(
+                Err(DiagError::Unavailable(why, _)) if want == Sockets::Auto => proc(Some(format!(
                     "{why}: the sockets were read from /proc/net/tcp and tcp6 instead (every socket \
                      formatted as text, slower on a big host)"
                 ))),

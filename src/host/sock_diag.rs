@@ -83,8 +83,8 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiagError {
     /// Netlink sock_diag cannot be used here (no permission, no kernel support): read
-    /// `/proc/net/tcp` instead. The text says what refused.
-    Unavailable(String),
+    /// `/proc/net/tcp` instead. The text says what refused, with the kernel's error.
+    Unavailable(String, Errno),
     /// The kernel's answer was wrong or broke off: an error, not a fallback.
     Failed(String),
 }
@@ -92,7 +92,7 @@ pub enum DiagError {
 impl std::fmt::Display for DiagError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DiagError::Unavailable(s) | DiagError::Failed(s) => f.write_str(s),
+            DiagError::Unavailable(s, _) | DiagError::Failed(s) => f.write_str(s),
         }
     }
 }
@@ -113,7 +113,7 @@ fn unavailable(e: Errno) -> bool {
 fn classify(what: &str, e: Errno) -> DiagError {
     let text = format!("NETLINK_SOCK_DIAG {what}: {} ({e:?})", e.desc());
     if unavailable(e) {
-        DiagError::Unavailable(text)
+        DiagError::Unavailable(text, e)
     } else {
         DiagError::Failed(text)
     }
@@ -282,8 +282,9 @@ pub fn datagram(
 }
 
 /// Dump the TCP sockets of both families with local port in `lo..=hi` into `scan`; what
-/// was read, one entry per family. On [`DiagError::Unavailable`] the scan may hold part
-/// of a dump: start a new one for the fallback.
+/// was read, one entry per family (`lines`: the sockets; `None` for IPv6 where the kernel
+/// has no IPv6 diag, as a missing `tcp6`). On [`DiagError::Unavailable`] the scan may
+/// hold part of a dump: start a new one for the fallback.
 pub fn scan_sockets(lo: u32, hi: u32, scan: &mut PortScan) -> Result<Vec<TableRead>, DiagError> {
     let (lo, hi) = (lo.min(65535) as u16, hi.min(65535) as u16);
     let fd: OwnedFd = socket(
@@ -311,7 +312,7 @@ pub fn scan_sockets(lo: u32, hi: u32, scan: &mut PortScan) -> Result<Vec<TableRe
             Err(e) => return Err(classify("sendto()", e)),
         }
         let mut sockets = 0;
-        loop {
+        let lines = loop {
             let n = match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_TRUNC) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
@@ -337,13 +338,21 @@ pub fn scan_sockets(lo: u32, hi: u32, scan: &mut PortScan) -> Result<Vec<TableRe
                     family_name(family)
                 )));
             }
-            if datagram(&buf[..n], seq, family, scan, &mut sockets)? {
-                break;
+            match datagram(&buf[..n], seq, family, scan, &mut sockets) {
+                Ok(false) => {}
+                Ok(true) => break Some(sockets),
+                // a kernel without IPv6 diag: no IPv6 sockets, like a missing tcp6
+                Err(DiagError::Unavailable(_, Errno::ENOENT | Errno::EAFNOSUPPORT | Errno::EOPNOTSUPP))
+                    if family == AF_INET6 && sockets == 0 =>
+                {
+                    break None;
+                }
+                Err(e) => return Err(e),
             }
-        }
+        };
         read.push(TableRead {
             path: format!("netlink:{name}"),
-            lines: Some(sockets),
+            lines,
         });
     }
     scan.sort_spill();
@@ -505,8 +514,12 @@ mod tests {
     fn errors_and_malformed_replies_are_errors() {
         let scan = || PortScan::new(40000, 40009, &[]);
         let run = |d: &[u8]| datagram(d, 1, AF_INET, &mut scan(), &mut 0);
-        assert!(matches!(run(&error(1, 1)), Err(DiagError::Unavailable(e)) if e.contains("EPERM")));
-        assert!(matches!(run(&error(1, 2)), Err(DiagError::Unavailable(e)) if e.contains("ENOENT")));
+        assert!(
+            matches!(run(&error(1, 1)), Err(DiagError::Unavailable(e, Errno::EPERM)) if e.contains("EPERM"))
+        );
+        assert!(
+            matches!(run(&error(1, 2)), Err(DiagError::Unavailable(e, Errno::ENOENT)) if e.contains("ENOENT"))
+        );
         assert!(matches!(run(&error(1, 22)), Err(DiagError::Failed(e)) if e.contains("EINVAL")));
         assert!(matches!(run(&done(1, -16)), Err(DiagError::Failed(e)) if e.contains("EBUSY")));
         let ok = sock(AF_INET, 1, &LO, 40001, &LO, 8080);
@@ -565,7 +578,7 @@ mod tests {
                 let n: u64 = read.iter().map(|r| r.lines.unwrap()).sum();
                 assert_eq!(n, scan.sockets);
             }
-            Err(DiagError::Unavailable(why)) => eprintln!("sock_diag unavailable here: {why}"),
+            Err(DiagError::Unavailable(why, _)) => eprintln!("sock_diag unavailable here: {why}"),
             Err(DiagError::Failed(e)) => panic!("{e}"),
         }
     }
