@@ -342,3 +342,22 @@ fn since_a_previous_document_gives_deltas() {
         run.stderr
     );
 }
+
+#[test]
+fn a_fixture_root_reads_its_tables_and_refuses_netlink() {
+    // auto and proc read ROOT/proc/net/tcp: a root is never the running kernel's sockets
+    for sockets in [&[][..], &["--sockets", "auto"], &["--sockets", "proc"]] {
+        let (_, r) = json(&fixture("doctor-ports"), sockets);
+        assert_eq!(r["facts"]["ports"]["source"], "proc", "{sockets:?}");
+        assert_eq!(r["notes"], Value::Array(vec![]), "{sockets:?}");
+    }
+    let run = doctor(&fixture("doctor-ports"), &["--sockets", "netlink"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("--sockets netlink reads the running kernel's sockets, not those of --root"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}

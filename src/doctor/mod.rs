@@ -1,9 +1,13 @@
 //! `sysctune doctor`: live diagnosis of the failures of the article, each finding with
 //! its numbers and the fix.
 //!
-//! Reads `ROOT/proc/net/sockstat`, `ROOT/proc/net/tcp` and `tcp6` (streamed, see
-//! [`crate::host::tcp_table`]), `ROOT/proc/net/netstat` and `snmp` (the kernel's
-//! counters), `ROOT/proc/meminfo` and the sysctls under `ROOT/proc/sys`. Every check is a
+//! Reads `ROOT/proc/net/sockstat`, the TCP sockets, `ROOT/proc/net/netstat` and `snmp`
+//! (the kernel's counters), `ROOT/proc/meminfo` and the sysctls under `ROOT/proc/sys`.
+//! The sockets come, on a live host (`--root /`), from a NETLINK_SOCK_DIAG dump that the
+//! kernel filters to the local ports of `ip_local_port_range` (see
+//! [`crate::host::sock_diag`]), as `ss` reads them; under any other root, and where
+//! netlink is refused, from `ROOT/proc/net/tcp` and `tcp6` (streamed, see
+//! [`crate::host::tcp_table`]). `--sockets netlink|proc` forces one. Every check is a
 //! pure function of those figures, one file per check under `src/doctor/`, with its
 //! thresholds, its explanation and its tests.
 //!
@@ -24,6 +28,12 @@
 //! - Missing `tcp6` (IPv6 disabled) is not a finding; both tables missing is an info.
 //!   Missing `netstat` is an info of `counters`.
 //! - Exit code 1 when any finding is a warning or an error, 0 otherwise.
+//! - The netlink dump leaves out the sockets on ports outside the range. No finding
+//!   needs them: `ports` counts only sockets holding a port of the range and the
+//!   listeners inside it, and `time-wait` takes the whole TIME_WAIT count from sockstat
+//!   `tw`. The findings are the same from either source (tests/doctor_sockets_real.rs);
+//!   the facts `sockets`, `states`, `inbound` and `not_ephemeral` count only what was
+//!   read, and `source` says which (sockstat `inuse` and `tw` have the totals).
 
 pub mod commit;
 pub mod counters;
@@ -41,8 +51,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::host::netstat::{self, Counters};
+use crate::host::sock_diag::{self, DiagError};
 use crate::host::tcp_table::{self, PortScan, STATE_NAMES, TableRead};
-use crate::host::{Facts, Sockstat, fs};
+use crate::host::{Facts, Root, Sockstat, fs};
 use crate::rules::port_range::{Millis, TimeWait, available};
 use crate::rules::{Finding, Severity};
 
@@ -69,6 +80,30 @@ pub const EXTRA_KEYS: [&str; 3] = [
     "net.ipv4.tcp_max_tw_buckets",
 ];
 
+/// Where the TCP sockets are read from (`doctor --sockets`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sockets {
+    /// Netlink on a live host (`--root /`), falling back to /proc/net/tcp where it is
+    /// refused; /proc/net/tcp under any other root.
+    #[default]
+    Auto,
+    /// NETLINK_SOCK_DIAG only: an error where it cannot be used.
+    Netlink,
+    /// `ROOT/proc/net/tcp` and `tcp6` only.
+    Proc,
+}
+
+/// Where the sockets of a report came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `/proc/net/tcp` and `tcp6`: every socket.
+    #[default]
+    Proc,
+    /// A NETLINK_SOCK_DIAG dump of the sockets with a local port in the range.
+    Netlink,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,
@@ -82,6 +117,9 @@ pub struct Report {
     /// The previous document of `--since`, `null` without it.
     pub since: Option<Since>,
     pub facts: DoctorFacts,
+    /// How the figures were read where it is worth saying (netlink refused, so the
+    /// sockets came from /proc/net/tcp).
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -130,8 +168,14 @@ pub struct PortFacts {
     /// Distinct local ports of the range held across all destinations: the pool a bind()
     /// before connect() draws from.
     pub pool_held: u64,
+    /// Where the sockets came from: `netlink` (a NETLINK_SOCK_DIAG dump of the sockets
+    /// with a local port in the range, filtered in the kernel) or `proc`
+    /// (`/proc/net/tcp` and `tcp6`, every socket).
+    pub source: Source,
+    /// What was read: the tables (`/proc/net/tcp`, lines, the header included) or the
+    /// dumps (`netlink:tcp`, `netlink:tcp6`, sockets).
     pub tables: Vec<TableRead>,
-    /// Socket lines read, all states.
+    /// Sockets read, all states (with `netlink`: those with a local port in the range).
     pub sockets: u64,
     /// Sockets by state name (states with none left out).
     pub states: BTreeMap<&'static str, u64>,
@@ -197,6 +241,10 @@ pub struct Extra {
     /// /proc/net/netstat and /proc/net/snmp, merged by prefix.
     pub counters: Counters,
     pub since: Option<Since>,
+    /// Where the sockets came from.
+    pub source: Source,
+    /// Said in the report's notes (why netlink was not used).
+    pub notes: Vec<String>,
 }
 
 /// Seconds since the epoch, now.
@@ -222,14 +270,54 @@ pub fn read_counters(root: &crate::host::Root) -> Result<Counters> {
     Ok(out)
 }
 
-/// Read everything under `root` and diagnose. `top`: destinations kept in the facts.
-pub fn run(root: &crate::host::Root, top: usize, since: Option<Since>) -> Result<Report> {
+/// The TCP sockets of the range `lo..=hi` (and more, from /proc/net/tcp) as `want` says:
+/// the scan, what was read, the source, and a note when netlink was refused.
+pub fn read_sockets(
+    root: &Root,
+    lo: u32,
+    hi: u32,
+    reserved: &[(u32, u32)],
+    want: Sockets,
+) -> Result<(PortScan, Vec<TableRead>, Source, Option<String>)> {
+    let proc = |note: Option<String>| -> Result<_> {
+        let mut scan = PortScan::new(lo, hi, reserved);
+        let tables = tcp_table::scan_tables(root, &mut scan)?;
+        Ok((scan, tables, Source::Proc, note))
+    };
+    let netlink_error = |e: String| Error::host(std::path::Path::new("netlink"), e);
+    match (want, root.is_host()) {
+        (Sockets::Proc, _) | (Sockets::Auto, false) => proc(None),
+        (Sockets::Netlink, false) => Err(Error::input(format!(
+            "--sockets netlink reads the running kernel's sockets, not those of --root {}: use --sockets \
+             proc (or auto) with --root",
+            root.shown("/").display()
+        ))),
+        (Sockets::Netlink | Sockets::Auto, true) => {
+            let mut scan = PortScan::new(lo, hi, reserved);
+            match sock_diag::scan_sockets(lo, hi, &mut scan) {
+                Ok(read) => Ok((scan, read, Source::Netlink, None)),
+                Err(DiagError::Unavailable(why, _)) if want == Sockets::Auto => proc(Some(format!(
+                    "{why}: the sockets were read from /proc/net/tcp and tcp6 instead (every socket \
+                     formatted as text, slower on a big host)"
+                ))),
+                Err(e) => Err(netlink_error(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Read everything under `root` and diagnose. `top`: destinations kept in the facts;
+/// `sockets`: where the TCP sockets come from.
+pub fn run(root: &Root, top: usize, since: Option<Since>, sockets: Sockets) -> Result<Report> {
     let extra_keys: Vec<String> = EXTRA_KEYS.iter().map(|k| k.to_string()).collect();
     let facts = crate::host::read(root, &extra_keys)?;
+    let mut notes = Vec::new();
+    let mut source = Source::Proc;
     let scanned = match facts.port_range() {
         Some((lo, hi)) => {
-            let mut scan = PortScan::new(lo, hi, &facts.reserved_ports());
-            let tables = tcp_table::scan_tables(root, &mut scan)?;
+            let (scan, tables, from, note) = read_sockets(root, lo, hi, &facts.reserved_ports(), sockets)?;
+            source = from;
+            notes.extend(note);
             Some((scan, tables))
         }
         None => None,
@@ -238,6 +326,8 @@ pub fn run(root: &crate::host::Root, top: usize, since: Option<Since>) -> Result
         time: now(),
         counters: read_counters(root)?,
         since,
+        source,
+        notes,
     };
     Ok(diagnose(
         &facts,
@@ -324,6 +414,7 @@ pub fn diagnose(
                 max_new_per_second_with_reuse: reuse_any.then(|| r.max_new_per_second(usable)),
                 reuse: r,
                 pool_held: model.pool_held,
+                source: extra.source,
                 tables: tables.to_vec(),
                 sockets: scan.sockets,
                 states,
@@ -438,6 +529,7 @@ pub fn diagnose(
             files,
             counters,
         },
+        notes: extra.notes.clone(),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod fs;
 pub mod meminfo;
 pub mod netstat;
+pub mod sock_diag;
 pub mod sockstat;
 pub mod tcp_table;
 

@@ -347,8 +347,9 @@ impl PortScan {
         }
     }
 
-    /// Sort the spill lists into runs, one per destination (cheap when already sorted).
-    fn sort_spill(&mut self) {
+    /// Sort the spill lists into runs, one per destination (cheap when already sorted):
+    /// after the last socket of a table or a dump.
+    pub(crate) fn sort_spill(&mut self) {
         self.spill4.sort_unstable();
         self.spill6.sort_unstable();
         self.spill_destinations = self.spill4.chunk_by(|a, b| a >> 16 == b >> 16).count()
@@ -493,9 +494,6 @@ impl PortScan {
             endpoint(local).ok_or_else(|| bad("local_address is not HEXADDR:HEXPORT"))?;
         let (remote_addr, remote_port) =
             endpoint(remote).ok_or_else(|| bad("rem_address is not HEXADDR:HEXPORT"))?;
-        if local_addr.len() != remote_addr.len() {
-            return Err(bad("local and remote addresses of different families"));
-        }
         let state = match state {
             [a, b] => (hex(*a).zip(hex(*b))).map(|(a, b)| a << 4 | b),
             _ => None,
@@ -503,6 +501,27 @@ impl PortScan {
         .filter(|s| (1..=12).contains(s))
         .ok_or_else(|| bad("state is not a TCP state 01..0C"))?;
 
+        self.socket(state, local_addr, local_port, remote_addr, remote_port)
+            .map_err(bad)
+    }
+
+    /// Count one socket, from a table line or a netlink message: its state (1..=12),
+    /// local and remote address and port. The order matters as in a table: listeners
+    /// first (see the module documentation). Err: what is wrong with it.
+    pub(crate) fn socket(
+        &mut self,
+        state: u8,
+        local_addr: RawAddr,
+        local_port: u16,
+        remote_addr: RawAddr,
+        remote_port: u16,
+    ) -> Result<(), &'static str> {
+        if !(1..=12).contains(&state) {
+            return Err("state is not a TCP state 01..0C");
+        }
+        if local_addr.len() != remote_addr.len() {
+            return Err("local and remote addresses of different families");
+        }
         self.sockets += 1;
         self.states[state as usize] += 1;
         if state == LISTEN {
@@ -535,7 +554,7 @@ impl PortScan {
                 (Some(s4), Some(a4)) => self.count4(s4, a4, remote_port, state),
                 _ => self.count6(s, a, remote_port, state),
             },
-            _ => return Err(bad("local and remote addresses of different families")),
+            _ => return Err("local and remote addresses of different families"),
         }
         Ok(())
     }
@@ -555,8 +574,9 @@ fn set_bit(bits: &mut PortBits, port: u16, on: bool) {
     }
 }
 
-/// A parsed address in natural byte order.
-enum RawAddr {
+/// A parsed address in natural byte order: IPv4 as its numeric value (127.0.0.1 is
+/// 0x7F000001), IPv6 as its 16 bytes.
+pub(crate) enum RawAddr {
     V4(u32),
     V6([u8; 16]),
 }

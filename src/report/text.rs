@@ -863,12 +863,19 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
                 None => format!("{} (missing)", t.path),
             })
             .collect();
+        let from = if p.source == crate::doctor::Source::Netlink {
+            format!(
+                "with a local port in {}-{} (netlink sock_diag, filtered in the kernel)",
+                p.range[0], p.range[1]
+            )
+        } else {
+            format!("in {}", read.join(", "))
+        };
         rows.push((
             "TCP sockets",
             format!(
-                "{} in {}: {} hold an ephemeral port ({} destination(s)), {} inbound",
+                "{} {from}: {} hold an ephemeral port ({} destination(s)), {} inbound",
                 grouped(p.sockets as u128),
-                read.join(", "),
                 grouped(p.outbound as u128),
                 grouped(p.destinations as u128),
                 grouped(p.inbound as u128),
@@ -1021,6 +1028,12 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
                     grouped((p.destinations - p.top.len() as u64) as u128)
                 ))
             );
+        }
+    }
+    for note in &r.notes {
+        let lines = wrap(&safe(&format!("note: {note}")), style.width.saturating_sub(2));
+        for line in lines {
+            let _ = writeln!(out, "{}", style.dim(&line));
         }
     }
     out
