@@ -22,15 +22,15 @@ impl Style {
         Style { color: false, width }
     }
 
+    /// `--color always|never|auto`; auto is anstream's judgement of stdout: a terminal,
+    /// and neither `NO_COLOR` nor `TERM=dumb` (`CLICOLOR_FORCE` forces colour).
     pub fn detect(choice: &str) -> Self {
-        let tty = std::io::stdout().is_terminal();
+        let stdout = std::io::stdout();
+        let tty = stdout.is_terminal();
         let color = match choice {
             "always" => true,
             "never" => false,
-            _ => {
-                tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
-            }
+            _ => !matches!(anstream::AutoStream::choice(&stdout), anstream::ColorChoice::Never),
         };
         Style {
             color,
@@ -38,30 +38,30 @@ impl Style {
         }
     }
 
-    fn paint(&self, code: &str, text: &str) -> String {
+    fn paint(&self, style: anstyle::Style, text: &str) -> String {
         if self.color && !text.is_empty() {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            format!("{}{text}{}", style.render(), style.render_reset())
         } else {
             text.to_string()
         }
     }
     pub fn bold(&self, t: &str) -> String {
-        self.paint("1", t)
+        self.paint(anstyle::Style::new().bold(), t)
     }
     pub fn red(&self, t: &str) -> String {
-        self.paint("31", t)
+        self.paint(anstyle::AnsiColor::Red.on_default(), t)
     }
     pub fn green(&self, t: &str) -> String {
-        self.paint("32", t)
+        self.paint(anstyle::AnsiColor::Green.on_default(), t)
     }
     pub fn yellow(&self, t: &str) -> String {
-        self.paint("33", t)
+        self.paint(anstyle::AnsiColor::Yellow.on_default(), t)
     }
     pub fn cyan(&self, t: &str) -> String {
-        self.paint("36", t)
+        self.paint(anstyle::AnsiColor::Cyan.on_default(), t)
     }
     pub fn dim(&self, t: &str) -> String {
-        self.paint("2", t)
+        self.paint(anstyle::Style::new().dimmed(), t)
     }
 }
 
