@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, RollbackArgs, Shell};
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::host::Root;
 use crate::report::{self, Style, text};
 use crate::{apply, doctor, guard, host, keys, plan, profile, rules, snapshot, sysctl_d};
@@ -14,7 +15,7 @@ pub struct Output {
     pub stdout: String,
     /// Errors that did not stop the command (one snapshot of many failed).
     pub stderr: String,
-    pub code: i32,
+    pub exit: Exit,
 }
 
 impl Output {
@@ -22,7 +23,7 @@ impl Output {
         Output {
             stdout,
             stderr: String::new(),
-            code: 0,
+            exit: Exit::Ok,
         }
     }
 }
@@ -103,7 +104,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     }
                 },
                 stderr: String::new(),
-                code: report.exit_code(),
+                exit: report.exit(),
             })
         }
         Command::Rollback(state) => {
@@ -134,7 +135,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output {
                 stdout,
                 stderr: String::new(),
-                code: report.exit_code(),
+                exit: report.exit(),
             })
         }
         Command::Recommend => {
@@ -242,7 +243,7 @@ fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style
     Output {
         stdout,
         stderr: String::new(),
-        code: if exit_code && plan.changed { 1 } else { 0 },
+        exit: Exit::attention_if(exit_code && plan.changed),
     }
 }
 
@@ -702,17 +703,15 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     } else {
         String::new()
     };
-    let code = if failed > 0 {
-        2
-    } else if args.exit_code && changed {
-        1
+    let exit = if failed > 0 {
+        Exit::Failed
     } else {
-        0
+        Exit::attention_if(args.exit_code && changed)
     };
     Ok(Output {
         stdout,
         stderr: String::new(),
-        code,
+        exit,
     })
 }
 

@@ -31,11 +31,6 @@ impl Error {
     pub fn io(path: &Path, err: &std::io::Error) -> Self {
         Error::host(path, describe_io(err))
     }
-
-    /// Every error is exit code 2 (README, "Exit codes").
-    pub fn exit_code(&self) -> i32 {
-        2
-    }
 }
 
 /// io::Error's Display adds "(os error N)"; operators want the plain reason.

@@ -13,6 +13,7 @@ pub mod crash;
 pub mod doctor;
 pub mod dropin;
 pub mod error;
+pub mod exit;
 pub mod fleet;
 pub mod guard;
 pub mod hint;

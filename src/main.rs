@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use clap::Parser;
+use sysctune::exit::Exit;
 use sysctune::report::escape::safe_lines;
 
 /// Write to stderr, ignoring failure: with stderr closed or full there is nowhere left to
@@ -38,14 +39,18 @@ fn main() {
         // --help and --version go to stdout as clap prints them; errors are escaped like ours.
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            std::process::exit(e.exit_code());
+            std::process::exit(Exit::Ok.code());
         }
         Err(e) => {
             let text = e.render().to_string();
             say(&text);
             // clap's usage errors exit 2, like every sysctune error.
-            error_json(json_asked(), text.trim_start_matches("error: "), 2);
-            std::process::exit(2);
+            error_json(
+                json_asked(),
+                text.trim_start_matches("error: "),
+                Exit::Failed.code(),
+            );
+            std::process::exit(Exit::Failed.code());
         }
     };
     let json = cli.global.format() == sysctune::cli::Format::Json;
@@ -63,22 +68,22 @@ fn main() {
                         "sysctune: error: writing output: {}\n",
                         sysctune::error::describe_io(&e)
                     ));
-                    2
+                    Exit::Failed.code()
                 }
-                _ => out.code,
+                _ => out.exit.code(),
             }
         }
         Ok(Err(e)) => {
             say(&format!("sysctune: error: {e}\n"));
-            error_json(json, &e.to_string(), e.exit_code());
-            e.exit_code()
+            error_json(json, &e.to_string(), Exit::Failed.code());
+            Exit::Failed.code()
         }
         Err(panic) => {
             let message =
                 format!("internal error: {panic}; please report it with the command that caused it");
             say(&format!("sysctune: {message}\n"));
-            error_json(json, &message, 2);
-            2
+            error_json(json, &message, Exit::Failed.code());
+            Exit::Failed.code()
         }
     };
     std::process::exit(code);

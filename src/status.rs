@@ -61,9 +61,9 @@ pub struct KeyStatus {
 }
 
 impl Status {
-    /// 0 in sync, 1 drift.
-    pub fn exit_code(&self) -> i32 {
-        if self.in_sync { 0 } else { 1 }
+    /// Drift needs attention.
+    pub fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::attention_if(!self.in_sync)
     }
 }
 

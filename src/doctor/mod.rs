@@ -534,13 +534,9 @@ pub fn diagnose(
 }
 
 impl Report {
-    /// 1 when any finding is a warning or an error (cli.md, "Exit codes").
-    pub fn exit_code(&self) -> i32 {
-        if self.findings.iter().any(|f| f.severity > Severity::Info) {
-            1
-        } else {
-            0
-        }
+    /// A warning or an error finding needs attention.
+    pub fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::attention_if(self.findings.iter().any(|f| f.severity > Severity::Info))
     }
 }
 

@@ -30,7 +30,10 @@ impl Style {
         let color = match choice {
             "always" => true,
             "never" => false,
-            _ => !matches!(anstream::AutoStream::choice(&stdout), anstream::ColorChoice::Never),
+            _ => !matches!(
+                anstream::AutoStream::choice(&stdout),
+                anstream::ColorChoice::Never
+            ),
         };
         Style {
             color,
