@@ -174,6 +174,10 @@ pub struct DoctorArgs {
     /// much they moved since then, with their rates
     #[arg(long, value_name = "FILE")]
     pub since: Option<PathBuf>,
+    /// Where `apply` keeps its record, as a path inside the root: the plan drift of the facts
+    /// and metrics (what `sysctune status` reports)
+    #[arg(long, value_name = "DIR", default_value = crate::apply::DEFAULT_STATE_DIR)]
+    pub state_dir: String,
 }
 
 #[derive(Subcommand, Debug)]

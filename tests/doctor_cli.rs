@@ -342,3 +342,72 @@ fn since_a_previous_document_gives_deltas() {
         run.stderr
     );
 }
+
+#[test]
+fn plan_drift_in_facts_and_metrics() {
+    let dir = copy_root("article-batch");
+    let r = dir.path().display().to_string();
+    let metrics = |r: &str| doctor(r, &["--format", "prometheus"]).stdout;
+    let has = |m: &str, line: &str| assert!(m.lines().any(|l| l == line), "{line} not in\n{m}");
+    // nothing applied: in sync, no profile
+    let m = metrics(&r);
+    has(&m, "sysctune_status_readable 1");
+    has(&m, "sysctune_in_sync 1");
+    has(&m, "sysctune_drift_keys 0");
+    assert!(!m.contains("sysctune_applied_info"), "{m}");
+
+    let apply = sysctune(&["--root", &r, "apply", "--profile", "batch-client"]);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let m = metrics(&r);
+    has(&m, "sysctune_in_sync 1");
+    has(&m, "sysctune_drift_keys 0");
+    has(&m, "sysctune_dropin_current 1");
+    has(&m, "sysctune_applied_info{profile=\"batch-client\"} 1");
+    let stamp: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("sysctune_applied_timestamp_seconds "))
+        .expect("applied timestamp")
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(stamp <= now && now - stamp < 600, "{stamp} vs {now}");
+
+    // a live value changed behind sysctune's back: one key drifts
+    let range = dir.path().join("proc/sys/net/ipv4/ip_local_port_range");
+    std::fs::write(&range, "32768\t60999\n").unwrap();
+    let m = metrics(&r);
+    has(&m, "sysctune_in_sync 0");
+    has(&m, "sysctune_drift_keys 1");
+    let (_, j) = json(&r, &[]);
+    let d = &j["facts"]["drift"];
+    assert_eq!(d["profile"], "batch-client");
+    assert_eq!(
+        d["drifting_keys"],
+        serde_json::json!(["net.ipv4.ip_local_port_range"])
+    );
+    assert_eq!(d["in_sync"], false);
+    let text = doctor(&r, &[])
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("applied profile batch-client applied ")
+            && text.contains(": 1 of 8 keys out of sync (net.ipv4.ip_local_port_range)"),
+        "{text}"
+    );
+
+    // a garbled record: doctor still runs, and says the status is unknown
+    let record = dir.path().join("var/lib/sysctune/applied.conf");
+    std::fs::write(&record, "garbage\n").unwrap();
+    let run = doctor(&r, &["--format", "prometheus"]);
+    assert!(run.code < 2, "{}", run.stderr);
+    has(&run.stdout, "sysctune_status_readable 0");
+    assert!(!run.stdout.contains("sysctune_in_sync"), "{}", run.stdout);
+    let (_, j) = json(&r, &[]);
+    let e = j["facts"]["drift"]["error"].as_str().unwrap();
+    assert!(e.contains("applied.conf"), "{e}");
+}

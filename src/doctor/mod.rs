@@ -27,6 +27,7 @@
 
 pub mod commit;
 pub mod counters;
+pub mod drift;
 pub mod files;
 pub mod oom;
 pub mod orphans;
@@ -108,6 +109,8 @@ pub struct DoctorFacts {
     pub files: Option<FileFacts>,
     /// The watched counters of /proc/net/netstat (since boot), by name.
     pub counters: BTreeMap<String, u64>,
+    /// Plan drift, as `sysctune status` judges it ([`drift`]).
+    pub drift: drift::DriftFacts,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -197,6 +200,8 @@ pub struct Extra {
     /// /proc/net/netstat and /proc/net/snmp, merged by prefix.
     pub counters: Counters,
     pub since: Option<Since>,
+    /// What `status` says of the last apply.
+    pub drift: drift::DriftFacts,
 }
 
 /// Seconds since the epoch, now.
@@ -222,8 +227,9 @@ pub fn read_counters(root: &crate::host::Root) -> Result<Counters> {
     Ok(out)
 }
 
-/// Read everything under `root` and diagnose. `top`: destinations kept in the facts.
-pub fn run(root: &crate::host::Root, top: usize, since: Option<Since>) -> Result<Report> {
+/// Read everything under `root` and diagnose. `top`: destinations kept in the facts;
+/// `state_dir`: where `apply` keeps its record, inside the root (for plan drift).
+pub fn run(root: &crate::host::Root, top: usize, since: Option<Since>, state_dir: &str) -> Result<Report> {
     let extra_keys: Vec<String> = EXTRA_KEYS.iter().map(|k| k.to_string()).collect();
     let facts = crate::host::read(root, &extra_keys)?;
     let scanned = match facts.port_range() {
@@ -238,6 +244,7 @@ pub fn run(root: &crate::host::Root, top: usize, since: Option<Since>) -> Result
         time: now(),
         counters: read_counters(root)?,
         since,
+        drift: drift::read(root, state_dir),
     };
     Ok(diagnose(
         &facts,
@@ -437,6 +444,7 @@ pub fn diagnose(
             },
             files,
             counters,
+            drift: extra.drift.clone(),
         },
     }
 }

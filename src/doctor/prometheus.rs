@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, counters::WATCHED};
+use super::{Report, counters::WATCHED, drift::DriftFacts};
 use crate::rules::Severity;
 
 /// One family being written.
@@ -256,6 +256,7 @@ pub fn render(r: &Report) -> String {
         );
         o.gauge("file_handles_max", "fs.file-max.", files.max);
     }
+    drift(&mut o, &f.drift);
     for c in WATCHED {
         let Some(&v) = f.counters.get(c.name) else {
             continue;
@@ -275,6 +276,57 @@ pub fn render(r: &Report) -> String {
         }
     }
     o.text
+}
+
+/// Plan drift, as `sysctune status` judges it: one series each (the profile is a label of
+/// one `_info` series), so the cardinality does not grow with the keys.
+fn drift(o: &mut Out, d: &DriftFacts) {
+    let readable = d.error.is_none();
+    o.gauge(
+        "status_readable",
+        "1 when sysctune could read its apply record (the drift figures below are known), 0 when it could not (see doctor --format json, facts.drift.error).",
+        u8::from(readable),
+    );
+    if !readable {
+        return;
+    }
+    o.gauge(
+        "in_sync",
+        "1 when sysctune status would exit 0: live values, boot and the drop-in agree and the applied profile recommends what is applied (also 1 when nothing was applied); 0 when changes are pending.",
+        u8::from(d.in_sync),
+    );
+    o.gauge(
+        "drift_keys",
+        "Keys sysctune manages that are out of sync (sysctune status marks them !).",
+        d.drifting,
+    );
+    o.gauge(
+        "managed_keys",
+        "Keys sysctune status compares: the drop-in's, those set live, the applied profile's.",
+        d.keys,
+    );
+    if let Some(current) = d.dropin_current {
+        o.gauge(
+            "dropin_current",
+            "1 when the drop-in is what the applied profile writes on this host now, 0 when an apply would change it.",
+            u8::from(current),
+        );
+    }
+    if let Some(profile) = &d.profile {
+        o.family(
+            "applied_info",
+            "gauge",
+            "The profile of the last sysctune apply that changed something (1; absent when nothing was applied).",
+        );
+        o.sample("applied_info", &[("profile", profile)], 1);
+    }
+    if let Some(t) = d.timestamp {
+        o.gauge(
+            "applied_timestamp_seconds",
+            "When the last sysctune apply that changed something ran, seconds since the epoch.",
+            t,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -966,6 +966,9 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
             ),
         ));
     }
+    if let Some(line) = crate::doctor::drift::line(&f.drift) {
+        rows.push(("applied", line));
+    }
     let _ = writeln!(out, "{}", style.bold("Facts"));
     let name_w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, value) in &rows {
