@@ -16,6 +16,7 @@
 //! | `commit` ([`commit`]) | Committed_AS against CommitLimit, only when `vm.overcommit_memory = 2` | ≥ 90 % | above 100 % (allocations are refused) |
 //! | `oom` ([`oom`]) | MemAvailable against MemTotal, only without swap | below 10 % | below 5 % |
 //! | `file-descriptors` ([`files`]) | `fs.file-nr` allocated against `fs.file-max` | ≥ 80 % | ≥ 95 % |
+//! | `processes` ([`processes`]) | each process's open descriptors against its soft `RLIMIT_NOFILE`; the processes holding the most sockets and the ports they hold | ≥ 80 % | ≥ 95 % (EMFILE "Too many open files") |
 //! | `counters` ([`counters`]) | the kernel's incident counters (`TCPAbortOnMemory`, `ListenOverflows`, ...) | moved since `--since` | |
 //!
 //! Choices:
@@ -32,6 +33,7 @@ pub mod files;
 pub mod oom;
 pub mod orphans;
 pub mod ports;
+pub mod processes;
 pub mod prometheus;
 pub mod tcp_memory;
 pub mod time_wait;
@@ -109,6 +111,8 @@ pub struct DoctorFacts {
     pub files: Option<FileFacts>,
     /// The watched counters of /proc/net/netstat (since boot), by name.
     pub counters: BTreeMap<String, u64>,
+    /// Which processes hold the sockets, and their descriptor limits ([`processes`]).
+    pub processes: processes::ProcessFacts,
     /// Plan drift, as `sysctune status` judges it ([`drift`]).
     pub drift: drift::DriftFacts,
 }
@@ -202,6 +206,8 @@ pub struct Extra {
     pub since: Option<Since>,
     /// What `status` says of the last apply.
     pub drift: drift::DriftFacts,
+    /// The processes read, their sockets matched in the TCP tables.
+    pub processes: processes::ProcessFacts,
 }
 
 /// Seconds since the epoch, now.
@@ -227,6 +233,17 @@ pub fn read_counters(root: &crate::host::Root) -> Result<Counters> {
     Ok(out)
 }
 
+/// The processes under `root` and the TCP sockets each holds, `top` kept in the facts.
+pub fn read_processes(
+    root: &crate::host::Root,
+    range: Option<(u32, u32)>,
+    top: usize,
+) -> Result<processes::ProcessFacts> {
+    let scan = crate::host::processes::scan(root);
+    let held = crate::host::socket_owners::match_tcp(root, &scan.processes, range)?;
+    Ok(processes::facts(scan, &held, top))
+}
+
 /// Read everything under `root` and diagnose. `top`: destinations kept in the facts;
 /// `state_dir`: where `apply` keeps its record, inside the root (for plan drift).
 pub fn run(root: &crate::host::Root, top: usize, since: Option<Since>, state_dir: &str) -> Result<Report> {
@@ -245,6 +262,7 @@ pub fn run(root: &crate::host::Root, top: usize, since: Option<Since>, state_dir
         counters: read_counters(root)?,
         since,
         drift: drift::read(root, state_dir),
+        processes: read_processes(root, facts.port_range(), top)?,
     };
     Ok(diagnose(
         &facts,
@@ -405,6 +423,9 @@ pub fn diagnose(
         None => check_files(files),
     });
 
+    // processes
+    findings.extend(processes::check_processes(&extra.processes));
+
     // past incidents
     findings.extend(check_counters(&counters, extra.since.as_ref()));
 
@@ -444,6 +465,7 @@ pub fn diagnose(
             },
             files,
             counters,
+            processes: extra.processes.clone(),
             drift: extra.drift.clone(),
         },
     }

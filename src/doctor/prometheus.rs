@@ -256,6 +256,7 @@ pub fn render(r: &Report) -> String {
         );
         o.gauge("file_handles_max", "fs.file-max.", files.max);
     }
+    processes(&mut o, &f.processes);
     drift(&mut o, &f.drift);
     for c in WATCHED {
         let Some(&v) = f.counters.get(c.name) else {
@@ -276,6 +277,62 @@ pub fn render(r: &Report) -> String {
         }
     }
     o.text
+}
+
+/// The processes of the facts (the `--top` ones: flagged first, then by sockets), labelled
+/// by pid and comm, and what the scan read.
+fn processes(o: &mut Out, p: &super::processes::ProcessFacts) {
+    o.gauge(
+        "processes_read",
+        "Processes whose descriptors and limits sysctune doctor read.",
+        p.scan.read,
+    );
+    o.gauge(
+        "processes_unread",
+        "Processes doctor could not read (another user's without CAP_SYS_PTRACE, or malformed); exited ones left out.",
+        p.scan.denied + p.scan.malformed,
+    );
+    o.gauge(
+        "processes_scan_capped",
+        "1 when doctor stopped reading processes at its bound (see doctor --format json, facts.processes.capped).",
+        u8::from(p.scan.capped.is_some()),
+    );
+    if p.top.is_empty() {
+        return;
+    }
+    let label = |f: &super::processes::ProcessFact| (f.pid.to_string(), f.comm.clone());
+    type Value = fn(&super::processes::ProcessFact) -> Option<u64>;
+    let families: [(&str, &str, Value); 4] = [
+        (
+            "process_open_fds",
+            "Open descriptors of the processes holding the most sockets (and of any near its limit).",
+            |f| Some(f.fds),
+        ),
+        (
+            "process_max_fds",
+            "Their soft RLIMIT_NOFILE (absent when unlimited): at it, socket(), accept() and open() fail with EMFILE.",
+            |f| f.nofile_soft,
+        ),
+        (
+            "process_sockets",
+            "Their socket descriptors, of any family.",
+            |f| Some(f.sockets),
+        ),
+        (
+            "process_tcp_sockets",
+            "Their TCP sockets found in /proc/net/tcp and tcp6.",
+            |f| Some(f.tcp),
+        ),
+    ];
+    for (name, help, value) in families {
+        o.family(name, "gauge", help);
+        for f in &p.top {
+            if let Some(v) = value(f) {
+                let (pid, comm) = label(f);
+                o.sample(name, &[("pid", &pid), ("comm", &comm)], v);
+            }
+        }
+    }
 }
 
 /// Plan drift, as `sysctune status` judges it: one series each (the profile is a label of

@@ -5,6 +5,8 @@
 pub mod fs;
 pub mod meminfo;
 pub mod netstat;
+pub mod processes;
+pub mod socket_owners;
 pub mod sockstat;
 pub mod tcp_table;
 
