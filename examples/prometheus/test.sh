@@ -80,7 +80,7 @@ holder=$!
 for _ in $(seq 100); do [ -s "$TMPD/holder.pid" ] && break; sleep 0.1; done
 [ -s "$TMPD/holder.pid" ] || { echo "the socket holder did not start"; exit 1; }
 rc=0
-"$SYSCTUNE" doctor > "$TMPD/doctor.txt" || rc=$?
+"$SYSCTUNE" doctor --top 100 > "$TMPD/doctor.txt" || rc=$?
 "$SYSCTUNE" doctor --format prometheus > "$TMPD/live.prom" || true
 TEXTFILE_DIR="$TEXTFILE_DIR" SYSCTUNE="$SYSCTUNE" sh -c "$EXEC_START"
 # A doctor that fails (exit 2) must leave the old file as it was and no temporary file.
@@ -102,7 +102,10 @@ promtool check metrics < "$tmp/live.prom" > "$tmp/lint" 2>&1 || { cat "$tmp/lint
 ok "promtool check metrics: doctor on the live kernel in a network namespace"
 grep -q "destination=\"127.0.0.1\",port=\"$holder_port\"" "$tmp/live.prom" \
   || fail "the live metrics do not name 127.0.0.1:$holder_port"
-ok "the live metrics name the destination 127.0.0.1:$holder_port"
+grep -q "^sysctune_process_open_fds{pid=\"$holder_pid\",comm=\"python3\"} " "$tmp/live.prom" \
+  || fail "the live metrics do not name PID $holder_pid python3"
+grep -q -E "PID $holder_pid python3 holds|^  $holder_pid +python3 " "$tmp/doctor.txt" || { cat "$tmp/doctor.txt"; fail "doctor does not name PID $holder_pid"; }
+ok "the live metrics name the destination 127.0.0.1:$holder_port and PID $holder_pid python3"
 [ "$(ls "$textfile")" = "sysctune.prom" ] || fail "the textfile directory holds $(ls "$textfile" | tr '\n' ' ')"
 grep -q '^sysctune_partial' "$textfile/sysctune.prom" && fail "a failed doctor replaced the file"
 cmp -s <(grep '^# TYPE' "$tmp/live.prom") <(grep '^# TYPE' "$textfile/sysctune.prom") \
@@ -131,7 +134,9 @@ timeout 30 python3 "$tmp/scrape.py" "http://127.0.0.1:$port/metrics" > "$tmp/scr
   || { cat "$tmp/exporter.log"; fail "node_exporter did not answer on 127.0.0.1:$port"; }
 grep -q '^node_textfile_scrape_error 0$' "$tmp/scrape.txt" || { cat "$tmp/scrape.txt"; fail "node_exporter reports a textfile error"; }
 for want in '^sysctune_doctor_status ' '^sysctune_local_ports_usable_ports ' "^sysctune_local_ports_held_ports{destination=\"127.0.0.1\",port=\"$holder_port\"" \
-    '^sysctune_netstat_tcp_abort_on_memory_total ' '^sysctune_in_sync 1$' '^sysctune_drift_keys 0$'; do
+    '^sysctune_netstat_tcp_abort_on_memory_total ' '^sysctune_in_sync 1$' '^sysctune_drift_keys 0$' \
+    "^sysctune_process_max_fds{comm=\"python3\",pid=\"$holder_pid\"} 64$" \
+    "^sysctune_process_tcp_sockets{comm=\"python3\",pid=\"$holder_pid\"} 57$"; do
   grep -q "$want" "$tmp/scrape.txt" || { grep sysctune_ "$tmp/scrape.txt" | head -50; fail "the scrape has no $want"; }
 done
 promtool check metrics < "$tmp/scrape.txt" > "$tmp/lint" 2>&1 || { cat "$tmp/lint"; fail "promtool check metrics on the scrape"; }
