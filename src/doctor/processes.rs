@@ -250,6 +250,9 @@ pub fn check_processes(facts: &ProcessFacts) -> Vec<Finding> {
     }
     if flagged.is_empty() {
         let message = match (facts.top.first(), s.read) {
+            (_, 0) if s.found == 0 && !s.notes.is_empty() => {
+                format!("processes not checked: {}.", s.notes.join("; "))
+            }
             (_, 0) if s.found == 0 => {
                 "no processes under /proc: which process holds the sockets not checked.".to_string()
             }
@@ -395,6 +398,15 @@ mod tests {
         assert_eq!(
             m[0].message,
             "no processes under /proc: which process holds the sockets not checked."
+        );
+        let unreadable = ProcessScan {
+            notes: vec!["/srv/img/proc: is a FIFO (named pipe), not a directory".into()],
+            ..ProcessScan::default()
+        };
+        let m = check_processes(&facts(unreadable, &[], 5));
+        assert_eq!(
+            m[0].message,
+            "processes not checked: /srv/img/proc: is a FIFO (named pipe), not a directory."
         );
         let mut s = scan(vec![proc(5, "idle", 3, 0, Some(1024))]);
         s.found = 9;
