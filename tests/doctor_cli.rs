@@ -299,6 +299,36 @@ fn prometheus_exposition_is_well_formed() {
             run.stdout
         );
     }
+    // the processes, bounded by --top, flagged first
+    let run = doctor(
+        &fixture("doctor-ports"),
+        &["--format", "prometheus", "--top", "2"],
+    );
+    let series: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("sysctune_process_open_fds{"))
+        .collect();
+    assert_eq!(
+        series,
+        [
+            "sysctune_process_open_fds{pid=\"812\",comm=\"fetcher\"} 41",
+            "sysctune_process_open_fds{pid=\"700\",comm=\"api\"} 6"
+        ]
+    );
+    for sample in [
+        "sysctune_process_max_fds{pid=\"812\",comm=\"fetcher\"} 48",
+        "sysctune_process_tcp_sockets{pid=\"812\",comm=\"fetcher\"} 37",
+        "sysctune_processes_read 4",
+        "sysctune_processes_scan_capped 0",
+        "sysctune_doctor_check_severity{check=\"processes\"} 1",
+    ] {
+        assert!(
+            run.stdout.lines().any(|l| l == sample),
+            "{sample} not in\n{}",
+            run.stdout
+        );
+    }
     // only doctor writes metrics
     let plan = sysctune(&[
         "--root",
