@@ -276,7 +276,7 @@ pub fn check_processes(facts: &ProcessFacts) -> Vec<Finding> {
     let mut unread = Vec::new();
     if s.denied > 0 {
         unread.push(format!(
-            "{} not readable by this user (another user's descriptors need root or CAP_SYS_PTRACE)",
+            "{} not readable by this user (another user's descriptors need CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, as root has them)",
             s.denied
         ));
     }
@@ -422,7 +422,7 @@ mod tests {
         );
         assert_eq!(
             m[1].message,
-            "of 9 processes, 2 not readable by this user (another user's descriptors need root or CAP_SYS_PTRACE); \
+            "of 9 processes, 2 not readable by this user (another user's descriptors need CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, as root has them); \
              1 skipped: PID 7 skipped: limits: line 1: expected the header; the scan stopped early: 2097152 \
              descriptors read."
         );

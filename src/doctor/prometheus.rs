@@ -289,7 +289,7 @@ fn processes(o: &mut Out, p: &super::processes::ProcessFacts) {
     );
     o.gauge(
         "processes_unread",
-        "Processes doctor could not read (another user's without CAP_SYS_PTRACE, or malformed); exited ones left out.",
+        "Processes doctor could not read (another user's without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, or malformed); exited ones left out.",
         p.scan.denied + p.scan.malformed,
     );
     o.gauge(

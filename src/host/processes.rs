@@ -65,7 +65,7 @@ pub struct ProcessScan {
     /// Processes that exited while they were read.
     pub exited: u64,
     /// Processes whose descriptors this user may not read (another user's, without
-    /// CAP_SYS_PTRACE).
+    /// CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE).
     pub denied: u64,
     /// Processes skipped because what was there is not what the kernel writes.
     pub malformed: u64,
