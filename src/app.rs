@@ -125,7 +125,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 Some(path) => Some(doctor::counters::read_since(path, doctor::now())?),
                 None => None,
             };
-            let report = doctor::run(root, top, since, args.sockets)?;
+            let report = doctor::run(root, top, since, args.sockets, &args.state_dir)?;
             let stdout = match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes: refused by check_flags before this.

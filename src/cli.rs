@@ -119,7 +119,7 @@ pub enum Command {
     Status(StateArgs),
     /// Live diagnosis: ports per destination, orphans, TCP memory, commit, OOM risk, open files
     #[command(
-        after_help = "Checks (warning / error):\n  ports             sockets holding ephemeral ports per destination address:port, of the\n                    usable ip_local_port_range (50% / 90%)\n  orphans           sockstat orphan of net.ipv4.tcp_max_orphans (50% / 90%)\n  tcp-memory        sockstat mem of net.ipv4.tcp_mem (pressure / high)\n  commit            Committed_AS of CommitLimit in strict mode (90% / over)\n  oom               MemAvailable of MemTotal without swap (below 10% / below 5%)\n  file-descriptors  fs.file-nr of fs.file-max (80% / 95%)\n\nSockets: on a live host (--root /) a NETLINK_SOCK_DIAG dump that the kernel filters to the\nlocal ports of ip_local_port_range, as ss reads them; /proc/net/tcp and tcp6 under another root\nor where netlink is refused (said in the notes).\n\nExit codes: 0 healthy, 1 a warning or an error was found, 2 unreadable or garbled host data.\n\nExamples:\n  sysctune doctor\n  sysctune doctor --format json --top 50\n  sysctune doctor --sockets proc\n  sysctune --root /srv/snapshot doctor"
+        after_help = "Checks (warning / error):\n  ports             sockets holding ephemeral ports per destination address:port, of the\n                    usable ip_local_port_range (50% / 90%)\n  orphans           sockstat orphan of net.ipv4.tcp_max_orphans (50% / 90%)\n  tcp-memory        sockstat mem of net.ipv4.tcp_mem (pressure / high)\n  commit            Committed_AS of CommitLimit in strict mode (90% / over)\n  oom               MemAvailable of MemTotal without swap (below 10% / below 5%)\n  file-descriptors  fs.file-nr of fs.file-max (80% / 95%)\n  processes         each process's open fds of its soft RLIMIT_NOFILE (80% / 95%), and\n                    the processes holding the most sockets, with their ports\n\nSockets: on a live host (--root /) a NETLINK_SOCK_DIAG dump that the kernel filters to the\nlocal ports of ip_local_port_range, as ss reads them; /proc/net/tcp and tcp6 under another root\nor where netlink is refused (said in the notes).\n\nExit codes: 0 healthy, 1 a warning or an error was found, 2 unreadable or garbled host data.\n\nExamples:\n  sysctune doctor\n  sysctune doctor --format json --top 50\n  sysctune doctor --sockets proc\n  sysctune --root /srv/snapshot doctor"
     )]
     Doctor(DoctorArgs),
     /// Which built-in profile fits what this host is doing, with --set overrides and the evidence
@@ -180,6 +180,10 @@ pub struct DoctorArgs {
     /// tcp6 under any other root or where netlink is refused (said in the notes)
     #[arg(long, value_enum, value_name = "FROM", default_value = "auto")]
     pub sockets: crate::doctor::Sockets,
+    /// Where `apply` keeps its record, as a path inside the root: the plan drift of the facts
+    /// and metrics (what `sysctune status` reports)
+    #[arg(long, value_name = "DIR", default_value = crate::apply::DEFAULT_STATE_DIR)]
+    pub state_dir: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -158,6 +158,45 @@ pub fn utc(secs: u64) -> String {
     )
 }
 
+/// The inverse of [`utc`]: `2026-12-01T21:45:00Z` → seconds since the epoch; `None` for
+/// anything else (an `applied.conf` edited by hand, a time before 1970).
+pub fn parse_utc(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let part = &s[from..to];
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // civil date to days (H. Hinnant's days_from_civil)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    let secs = u64::try_from(secs).ok()?;
+    // 31 February is not a date: it must print back the same
+    (utc(secs) == s).then_some(secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +204,18 @@ mod tests {
     #[test]
     fn utc_dates() {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_utc("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(parse_utc("2026-12-01T21:45:00Z"), Some(1_796_161_500));
+        for bad in [
+            "2026-02-31T00:00:00Z",
+            "2026-12-01 21:45:00Z",
+            "1969-12-31T23:59:59Z",
+            "",
+            "2026-12-01T21:45:00+01",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(utc(1_796_161_500), "2026-12-01T21:45:00Z");
     }

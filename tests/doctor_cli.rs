@@ -4,6 +4,8 @@
 mod common;
 
 use common::{copy_root, root, scrub, sysctune};
+use std::process::Command;
+
 use serde_json::Value;
 
 fn doctor(root_dir: &str, extra: &[&str]) -> common::Run {
@@ -78,6 +80,7 @@ fn healthy_has_only_info() {
             "commit",
             "oom",
             "file-descriptors",
+            "processes",
             "counters"
         ]
     );
@@ -296,6 +299,36 @@ fn prometheus_exposition_is_well_formed() {
             run.stdout
         );
     }
+    // the processes, bounded by --top, flagged first
+    let run = doctor(
+        &fixture("doctor-ports"),
+        &["--format", "prometheus", "--top", "2"],
+    );
+    let series: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("sysctune_process_open_fds{"))
+        .collect();
+    assert_eq!(
+        series,
+        [
+            "sysctune_process_open_fds{pid=\"812\",comm=\"fetcher\"} 41",
+            "sysctune_process_open_fds{pid=\"700\",comm=\"api\"} 6"
+        ]
+    );
+    for sample in [
+        "sysctune_process_max_fds{pid=\"812\",comm=\"fetcher\"} 48",
+        "sysctune_process_tcp_sockets{pid=\"812\",comm=\"fetcher\"} 37",
+        "sysctune_processes_read 4",
+        "sysctune_processes_scan_capped 0",
+        "sysctune_doctor_check_severity{check=\"processes\"} 1",
+    ] {
+        assert!(
+            run.stdout.lines().any(|l| l == sample),
+            "{sample} not in\n{}",
+            run.stdout
+        );
+    }
     // only doctor writes metrics
     let plan = sysctune(&[
         "--root",
@@ -360,4 +393,210 @@ fn a_fixture_root_reads_its_tables_and_refuses_netlink() {
         run.stderr
     );
     assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+#[test]
+fn plan_drift_in_facts_and_metrics() {
+    let dir = copy_root("article-batch");
+    let r = dir.path().display().to_string();
+    let metrics = |r: &str| doctor(r, &["--format", "prometheus"]).stdout;
+    let has = |m: &str, line: &str| assert!(m.lines().any(|l| l == line), "{line} not in\n{m}");
+    // nothing applied: in sync, no profile
+    let m = metrics(&r);
+    has(&m, "sysctune_status_readable 1");
+    has(&m, "sysctune_in_sync 1");
+    has(&m, "sysctune_drift_keys 0");
+    assert!(!m.contains("sysctune_applied_info"), "{m}");
+
+    let apply = sysctune(&["--root", &r, "apply", "--profile", "batch-client"]);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let m = metrics(&r);
+    has(&m, "sysctune_in_sync 1");
+    has(&m, "sysctune_drift_keys 0");
+    has(&m, "sysctune_dropin_current 1");
+    has(&m, "sysctune_applied_info{profile=\"batch-client\"} 1");
+    let stamp: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("sysctune_applied_timestamp_seconds "))
+        .expect("applied timestamp")
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(stamp <= now && now - stamp < 600, "{stamp} vs {now}");
+
+    // a live value changed behind sysctune's back: one key drifts
+    let range = dir.path().join("proc/sys/net/ipv4/ip_local_port_range");
+    std::fs::write(&range, "32768\t60999\n").unwrap();
+    let m = metrics(&r);
+    has(&m, "sysctune_in_sync 0");
+    has(&m, "sysctune_drift_keys 1");
+    let (_, j) = json(&r, &[]);
+    let d = &j["facts"]["drift"];
+    assert_eq!(d["profile"], "batch-client");
+    assert_eq!(
+        d["drifting_keys"],
+        serde_json::json!(["net.ipv4.ip_local_port_range"])
+    );
+    assert_eq!(d["in_sync"], false);
+    let text = doctor(&r, &[])
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("applied profile batch-client applied ")
+            && text.contains(": 1 of 8 keys out of sync (net.ipv4.ip_local_port_range)"),
+        "{text}"
+    );
+
+    // a garbled record: doctor still runs, and says the status is unknown
+    let record = dir.path().join("var/lib/sysctune/applied.conf");
+    std::fs::write(&record, "garbage\n").unwrap();
+    let run = doctor(&r, &["--format", "prometheus"]);
+    assert!(run.code < 2, "{}", run.stderr);
+    has(&run.stdout, "sysctune_status_readable 0");
+    assert!(!run.stdout.contains("sysctune_in_sync"), "{}", run.stdout);
+    let (_, j) = json(&r, &[]);
+    let e = j["facts"]["drift"]["error"].as_str().unwrap();
+    assert!(e.contains("applied.conf"), "{e}");
+}
+
+#[test]
+fn processes_named_with_their_sockets_and_limits() {
+    let (code, j) = json(&fixture("doctor-ports"), &[]);
+    assert_eq!(code, 1);
+    let p = &j["facts"]["processes"];
+    assert_eq!((p["found"].as_u64(), p["read"].as_u64()), (Some(4), Some(4)));
+    let top: Vec<(u64, &str)> = p["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["pid"].as_u64().unwrap(), t["comm"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        top,
+        [(812, "fetcher"), (700, "api"), (1, "systemd"), (640, "sshd")]
+    );
+    let fetcher = &p["top"][0];
+    assert_eq!(fetcher["fds"], 41);
+    assert_eq!(fetcher["sockets"], 37);
+    assert_eq!(fetcher["tcp"], 37);
+    assert_eq!(fetcher["ephemeral"], 37);
+    assert_eq!(fetcher["nofile_soft"], 48);
+    assert_eq!(fetcher["percent"], 85.4);
+    assert_eq!(fetcher["cmdline"], "/usr/bin/fetcher --serve");
+    let api = &p["top"][1];
+    assert_eq!(api["listening"], serde_json::json!([40050]));
+    assert_eq!(
+        api["ephemeral"], 0,
+        "the connection api accepted holds no port of its own"
+    );
+    let f = findings(&j, "processes");
+    assert_eq!(f[0]["severity"], "warning");
+    assert_eq!(
+        (f[0]["value"].as_u64(), f[0]["threshold"].as_u64()),
+        (Some(41), Some(48))
+    );
+    let m = f[0]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("PID 812 fetcher holds 41 open descriptors of soft NOFILE 48 (85.4%"),
+        "{m}"
+    );
+}
+
+#[test]
+fn hostile_process_entries_are_skipped_with_a_note() {
+    use std::os::unix::fs::symlink;
+    let dir = copy_root("doctor-ports");
+    let proc_dir = dir.path().join("proc");
+    let good = proc_dir.join("640");
+    let make = |pid: &str| {
+        let p = proc_dir.join(pid);
+        common::copy_dir(&good, &p);
+        p
+    };
+    // a PID directory that is a FIFO, one that is a symlink loop, one pointing out of the root
+    nix::unistd::mkfifo(
+        &proc_dir.join("900"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    symlink("901", proc_dir.join("901")).unwrap();
+    symlink("/", proc_dir.join("902")).unwrap();
+    // limits malformed, a FIFO, a symlink out of the root
+    std::fs::write(make("903").join("limits"), "Limit  Soft Limit\nMax open files\n").unwrap();
+    let fifo = make("904").join("limits");
+    std::fs::remove_file(&fifo).unwrap();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let out = make("905").join("limits");
+    std::fs::remove_file(&out).unwrap();
+    symlink("/proc/self/limits", &out).unwrap();
+    // fd/ a symlink loop; an fd entry that is a regular file; 20 000 descriptors
+    let fd = make("906").join("fd");
+    std::fs::remove_dir_all(&fd).unwrap();
+    symlink("fd", &fd).unwrap();
+    std::fs::write(make("907").join("fd/9"), "not a link").unwrap();
+    let many = make("908").join("fd");
+    for i in 10..20_010 {
+        symlink(format!("socket:[{}]", 500_000 + i), many.join(i.to_string())).unwrap();
+    }
+    // a PID directory without limits
+    std::fs::remove_file(make("909").join("limits")).unwrap();
+
+    let r = dir.path().display().to_string();
+    // bounded: a hang would be a failure, not a stuck CI
+    let run = Command::new("timeout")
+        .args([
+            "60",
+            env!("CARGO_BIN_EXE_sysctune"),
+            "--root",
+            &r,
+            "--format",
+            "json",
+            "doctor",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    let j: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let p = &j["facts"]["processes"];
+    assert_eq!(p["found"], 14);
+    // 4 good ones, 908 with its 20 004 descriptors, 902 (/ inside the root) has no limits
+    assert_eq!(p["read"], 5, "{p}");
+    assert_eq!(p["malformed"], 9, "{p}");
+    let notes: Vec<&str> = p["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let joined = notes.join("\n");
+    for want in [
+        "PID 900 skipped: ",
+        "proc/900: is a FIFO (named pipe), not a directory",
+        "PID 901 skipped: ",
+        "too many levels of symbolic links",
+        "PID 903 skipped: ",
+        "proc/903/limits: line 2: expected \"Max NAME SOFT HARD UNITS\", found \"Max open files\"",
+        "proc/904/limits: is a FIFO (named pipe), not a regular file",
+        "proc/905/limits: is a symlink",
+        "proc/906/fd: is a symlink, not a directory",
+    ] {
+        assert!(joined.contains(want), "{want} not in\n{joined}");
+    }
+    assert_eq!(notes.len(), 8, "notes are bounded");
+    let busiest = &p["top"][0];
+    assert_eq!(
+        (busiest["pid"].as_u64(), busiest["fds"].as_u64()),
+        (Some(908), Some(20_004))
+    );
+    let text = doctor(&r, &[]).stdout;
+    assert!(
+        text.contains("of 14 processes, 9 skipped: PID 900 skipped:"),
+        "{text}"
+    );
 }

@@ -484,3 +484,136 @@ fn tcp_max_tw_buckets_50_names_the_overflow() {
         "{tw:?}"
     );
 }
+
+/// A python3 process holding `N` loopback connections (both ends) and a listener under a
+/// soft `ulimit -n` of 64, then waiting to be killed (60 s at most).
+const HOLDER: &str = r#"
+import os, socket, sys, time
+n = int(sys.argv[1])
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(n + 8)
+port = srv.getsockname()[1]
+held = []
+for _ in range(n):
+    held.append(socket.create_connection(("127.0.0.1", port)))
+    held.append(srv.accept()[0])
+fds = len(os.listdir("/proc/self/fd")) - 1  # less listdir's own
+with open(sys.argv[2] + ".tmp", "w") as f:
+    f.write("%d %d %d\n" % (os.getpid(), port, fds))
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+time.sleep(60)
+"#;
+
+const PROCS_SCRIPT: &str = r#"
+set -eu
+bin=$1; dir=$2; host_ns=$3; n=$4
+if [ "$(readlink /proc/self/ns/net)" = "$host_ns" ]; then
+  echo "refusing to run: not in a new network namespace" >&2
+  exit 99
+fi
+ip link set lo up
+( ulimit -S -n 64; exec python3 "$dir/holder.py" "$n" "$dir/holder" ) &
+holder=$!
+for _ in $(seq 200); do [ -s "$dir/holder" ] && break; sleep 0.05; done
+[ -s "$dir/holder" ] || { echo "the holder did not start" >&2; kill "$holder"; exit 1; }
+code=0
+"$bin" --root / --format json doctor --state-dir "$dir/state" > "$dir/out.json" || code=$?
+echo "$code" > "$dir/code"
+"$bin" --root / --color never doctor --top 100 --state-dir "$dir/state" > "$dir/out.txt" || true
+# Processes that exit while doctor reads them: short-lived ones started all the time
+# (bounded: 3 s), and doctor run meanwhile; none may be an error.
+( end=$(( $(date +%s) + 3 )); while [ "$(date +%s)" -lt "$end" ]; do sleep 0.01 & sleep 0.002 & wait; done ) &
+churn=$!
+codes=""
+for _ in 1 2 3 4 5; do
+  c=0
+  "$bin" --root / --format json doctor --state-dir "$dir/state" > "$dir/churn.json" 2> "$dir/churn.err" || c=$?
+  codes="$codes $c"
+done
+echo "$codes" > "$dir/churn_codes"
+wait "$churn" || true
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+"#;
+
+#[test]
+fn a_process_near_its_nofile_limit_is_named_with_its_pid() {
+    if !common::namespaces(&["-n"], true, "the real-kernel doctor tests") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("procs.sh"), PROCS_SCRIPT).unwrap();
+    std::fs::write(d.join("holder.py"), HOLDER).unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    // 29 connections: 58 sockets and the listener, with stdin/out/err 62 of 64 (96.9 %)
+    let out = Command::new("timeout")
+        .args(["120", "unshare", "-n", "sh"])
+        .arg(d.join("procs.sh"))
+        .arg(env!("CARGO_BIN_EXE_sysctune"))
+        .arg(d)
+        .arg(&host_ns)
+        .arg("29")
+        .env("COLUMNS", "110")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "namespace script failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let holder = read(d, "holder");
+    let v: Vec<u64> = holder.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let (pid, port, fds) = (v[0], v[1], v[2]);
+    let report: Value = serde_json::from_str(&read(d, "out.json")).unwrap();
+    assert_eq!(read(d, "code").trim(), "1");
+    let procs = report["facts"]["processes"]["top"].as_array().unwrap();
+    let p = procs
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("PID {pid} not in {procs:?}"));
+    assert_eq!(p["comm"], "python3");
+    assert_eq!(p["fds"], fds, "doctor's count against the process's own");
+    assert_eq!(p["nofile_soft"], 64);
+    assert_eq!(p["sockets"], 59);
+    assert_eq!(p["tcp"], 59);
+    assert_eq!(p["listening"], serde_json::json!([port]));
+    // the 29 client ends; the 29 accepted ends are on the listener's port
+    assert_eq!(p["ephemeral"], 29);
+    assert_eq!(p["severity"], "error");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "processes" && f["severity"] == "error")
+        .expect("an error finding of processes");
+    let m = finding["message"].as_str().unwrap();
+    let want = format!("PID {pid} python3 holds {fds} open descriptors of soft NOFILE 64 (");
+    assert!(m.starts_with(&want), "{m}");
+    assert!(m.contains("59 sockets (59 TCP: listening on "), "{m}");
+    assert!(m.contains("EMFILE"), "{m}");
+    // named in a finding, or (another process on this machine near its limit too, at most
+    // 5 are named) in the table
+    let text = read(d, "out.txt");
+    let row = process_row(&text, pid);
+    assert!(
+        text.contains(&format!("PID {pid} python3 holds"))
+            || row.is_some_and(|r| r.contains("python3") && r.contains(" 64 ")),
+        "{text}"
+    );
+    // processes exiting while doctor read them: skipped, never an error
+    assert_eq!(
+        read(d, "churn_codes").trim(),
+        "1 1 1 1 1",
+        "{}",
+        read(d, "churn.err")
+    );
+}
+
+/// The row of the processes table for `pid`.
+fn process_row(text: &str, pid: u64) -> Option<&str> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
+}

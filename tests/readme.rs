@@ -36,3 +36,29 @@ fn readme_examples_are_true() {
     }
     assert!(checked >= 2, "no README examples found");
 }
+
+/// The README's `yaml` blocks of alerts are excerpts of the alert rules, verbatim.
+#[test]
+fn readme_rule_excerpts_are_the_rules() {
+    let readme = std::fs::read_to_string(common::manifest().join("README.md")).unwrap();
+    let rules =
+        std::fs::read_to_string(common::manifest().join("examples/prometheus/sysctune.rules.yml")).unwrap();
+    let mut checked = 0;
+    let mut rest = readme.as_str();
+    while let Some(start) = rest.find("```yaml\n") {
+        let body = &rest[start + "```yaml\n".len()..];
+        let end = body.find("\n```").expect("closed block");
+        if !body[..end].trim_start().starts_with("- alert:") {
+            rest = &body[end..];
+            continue;
+        }
+        assert!(
+            rules.contains(&body[..end]),
+            "README excerpt not in examples/prometheus/sysctune.rules.yml:\n{}",
+            &body[..end]
+        );
+        rest = &body[end..];
+        checked += 1;
+    }
+    assert!(checked >= 2, "no rule excerpts found");
+}

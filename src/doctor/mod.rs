@@ -20,6 +20,7 @@
 //! | `commit` ([`commit`]) | Committed_AS against CommitLimit, only when `vm.overcommit_memory = 2` | ≥ 90 % | above 100 % (allocations are refused) |
 //! | `oom` ([`oom`]) | MemAvailable against MemTotal, only without swap | below 10 % | below 5 % |
 //! | `file-descriptors` ([`files`]) | `fs.file-nr` allocated against `fs.file-max` | ≥ 80 % | ≥ 95 % |
+//! | `processes` ([`processes`]) | each process's open descriptors against its soft `RLIMIT_NOFILE`; the processes holding the most sockets and the ports they hold | ≥ 80 % | ≥ 95 % (EMFILE "Too many open files") |
 //! | `counters` ([`counters`]) | the kernel's incident counters (`TCPAbortOnMemory`, `ListenOverflows`, ...) | moved since `--since` | |
 //!
 //! Choices:
@@ -37,10 +38,12 @@
 
 pub mod commit;
 pub mod counters;
+pub mod drift;
 pub mod files;
 pub mod oom;
 pub mod orphans;
 pub mod ports;
+pub mod processes;
 pub mod prometheus;
 pub mod tcp_memory;
 pub mod time_wait;
@@ -146,6 +149,10 @@ pub struct DoctorFacts {
     pub files: Option<FileFacts>,
     /// The watched counters of /proc/net/netstat (since boot), by name.
     pub counters: BTreeMap<String, u64>,
+    /// Which processes hold the sockets, and their descriptor limits ([`processes`]).
+    pub processes: processes::ProcessFacts,
+    /// Plan drift, as `sysctune status` judges it ([`drift`]).
+    pub drift: drift::DriftFacts,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -245,6 +252,10 @@ pub struct Extra {
     pub source: Source,
     /// Said in the report's notes (why netlink was not used).
     pub notes: Vec<String>,
+    /// What `status` says of the last apply.
+    pub drift: drift::DriftFacts,
+    /// The processes read, their sockets matched in the TCP tables.
+    pub processes: processes::ProcessFacts,
 }
 
 /// Seconds since the epoch, now.
@@ -306,9 +317,27 @@ pub fn read_sockets(
     }
 }
 
+/// The processes under `root` and the TCP sockets each holds, `top` kept in the facts.
+pub fn read_processes(
+    root: &crate::host::Root,
+    range: Option<(u32, u32)>,
+    top: usize,
+) -> Result<processes::ProcessFacts> {
+    let scan = crate::host::processes::scan(root);
+    let held = crate::host::socket_owners::match_tcp(root, &scan.processes, range)?;
+    Ok(processes::facts(scan, &held, top))
+}
+
 /// Read everything under `root` and diagnose. `top`: destinations kept in the facts;
-/// `sockets`: where the TCP sockets come from.
-pub fn run(root: &Root, top: usize, since: Option<Since>, sockets: Sockets) -> Result<Report> {
+/// `sockets`: where the TCP sockets come from; `state_dir`: where `apply` keeps its
+/// record, inside the root (for plan drift).
+pub fn run(
+    root: &Root,
+    top: usize,
+    since: Option<Since>,
+    sockets: Sockets,
+    state_dir: &str,
+) -> Result<Report> {
     let extra_keys: Vec<String> = EXTRA_KEYS.iter().map(|k| k.to_string()).collect();
     let facts = crate::host::read(root, &extra_keys)?;
     let mut notes = Vec::new();
@@ -328,6 +357,8 @@ pub fn run(root: &Root, top: usize, since: Option<Since>, sockets: Sockets) -> R
         since,
         source,
         notes,
+        drift: drift::read(root, state_dir),
+        processes: read_processes(root, facts.port_range(), top)?,
     };
     Ok(diagnose(
         &facts,
@@ -489,6 +520,9 @@ pub fn diagnose(
         None => check_files(files),
     });
 
+    // processes
+    findings.extend(processes::check_processes(&extra.processes));
+
     // past incidents
     findings.extend(check_counters(&counters, extra.since.as_ref()));
 
@@ -528,6 +562,8 @@ pub fn diagnose(
             },
             files,
             counters,
+            processes: extra.processes.clone(),
+            drift: extra.drift.clone(),
         },
         notes: extra.notes.clone(),
     }

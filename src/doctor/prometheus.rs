@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, counters::WATCHED};
+use super::{Report, counters::WATCHED, drift::DriftFacts};
 use crate::rules::Severity;
 
 /// One family being written.
@@ -256,6 +256,8 @@ pub fn render(r: &Report) -> String {
         );
         o.gauge("file_handles_max", "fs.file-max.", files.max);
     }
+    processes(&mut o, &f.processes);
+    drift(&mut o, &f.drift);
     for c in WATCHED {
         let Some(&v) = f.counters.get(c.name) else {
             continue;
@@ -275,6 +277,113 @@ pub fn render(r: &Report) -> String {
         }
     }
     o.text
+}
+
+/// The processes of the facts (the `--top` ones: flagged first, then by sockets), labelled
+/// by pid and comm, and what the scan read.
+fn processes(o: &mut Out, p: &super::processes::ProcessFacts) {
+    o.gauge(
+        "processes_read",
+        "Processes whose descriptors and limits sysctune doctor read.",
+        p.scan.read,
+    );
+    o.gauge(
+        "processes_unread",
+        "Processes doctor could not read (another user's without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, or malformed); exited ones left out.",
+        p.scan.denied + p.scan.malformed,
+    );
+    o.gauge(
+        "processes_scan_capped",
+        "1 when doctor stopped reading processes at its bound (see doctor --format json, facts.processes.capped).",
+        u8::from(p.scan.capped.is_some()),
+    );
+    if p.top.is_empty() {
+        return;
+    }
+    let label = |f: &super::processes::ProcessFact| (f.pid.to_string(), f.comm.clone());
+    type Value = fn(&super::processes::ProcessFact) -> Option<u64>;
+    let families: [(&str, &str, Value); 4] = [
+        (
+            "process_open_fds",
+            "Open descriptors of the processes holding the most sockets (and of any near its limit).",
+            |f| Some(f.fds),
+        ),
+        (
+            "process_max_fds",
+            "Their soft RLIMIT_NOFILE (absent when unlimited): at it, socket(), accept() and open() fail with EMFILE.",
+            |f| f.nofile_soft,
+        ),
+        (
+            "process_sockets",
+            "Their socket descriptors, of any family.",
+            |f| Some(f.sockets),
+        ),
+        (
+            "process_tcp_sockets",
+            "Their TCP sockets found in /proc/net/tcp and tcp6.",
+            |f| Some(f.tcp),
+        ),
+    ];
+    for (name, help, value) in families {
+        o.family(name, "gauge", help);
+        for f in &p.top {
+            if let Some(v) = value(f) {
+                let (pid, comm) = label(f);
+                o.sample(name, &[("pid", &pid), ("comm", &comm)], v);
+            }
+        }
+    }
+}
+
+/// Plan drift, as `sysctune status` judges it: one series each (the profile is a label of
+/// one `_info` series), so the cardinality does not grow with the keys.
+fn drift(o: &mut Out, d: &DriftFacts) {
+    let readable = d.error.is_none();
+    o.gauge(
+        "status_readable",
+        "1 when sysctune could read its apply record (the drift figures below are known), 0 when it could not (see doctor --format json, facts.drift.error).",
+        u8::from(readable),
+    );
+    if !readable {
+        return;
+    }
+    o.gauge(
+        "in_sync",
+        "1 when sysctune status would exit 0: live values, boot and the drop-in agree and the applied profile recommends what is applied (also 1 when nothing was applied); 0 when changes are pending.",
+        u8::from(d.in_sync),
+    );
+    o.gauge(
+        "drift_keys",
+        "Keys sysctune manages that are out of sync (sysctune status marks them !).",
+        d.drifting,
+    );
+    o.gauge(
+        "managed_keys",
+        "Keys sysctune status compares: the drop-in's, those set live, the applied profile's.",
+        d.keys,
+    );
+    if let Some(current) = d.dropin_current {
+        o.gauge(
+            "dropin_current",
+            "1 when the drop-in is what the applied profile writes on this host now, 0 when an apply would change it.",
+            u8::from(current),
+        );
+    }
+    if let Some(profile) = &d.profile {
+        o.family(
+            "applied_info",
+            "gauge",
+            "The profile of the last sysctune apply that changed something (1; absent when nothing was applied).",
+        );
+        o.sample("applied_info", &[("profile", profile)], 1);
+    }
+    if let Some(t) = d.timestamp {
+        o.gauge(
+            "applied_timestamp_seconds",
+            "When the last sysctune apply that changed something ran, seconds since the epoch.",
+            t,
+        );
+    }
 }
 
 #[cfg(test)]

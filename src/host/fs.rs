@@ -477,12 +477,8 @@ impl Root {
                 self.shown(&w.inside_with(&name)).display(),
                 describe(node_of(&st))
             ))),
-            Walked::Dir(mut w) => {
-                let inside = w.inside();
-                let fd = match w.dirs.pop() {
-                    Some(fd) => fd,
-                    None => self.fd.try_clone().map_err(|e| Error::io(&self.path, &e))?,
-                };
+            Walked::Dir(w) => {
+                let (fd, inside) = self.walked_dir(w)?;
                 Ok(Some(Dir {
                     root: self,
                     fd,
@@ -490,6 +486,142 @@ impl Root {
                 }))
             }
         }
+    }
+}
+
+impl Root {
+    /// The last directory of a walk (the root itself when the walk is empty) and its path
+    /// inside the root.
+    fn walked_dir(&self, mut w: Walk<'_>) -> Result<(OwnedFd, String)> {
+        let inside = w.inside();
+        let fd = match w.dirs.pop() {
+            Some(fd) => fd,
+            None => self.fd.try_clone().map_err(|e| Error::io(&self.path, &e))?,
+        };
+        Ok((fd, inside))
+    }
+
+    /// The directory at `inside` for reading names and links in it (symlinks on the way
+    /// followed inside the root, as [`Root::list`]); `None` when it does not exist. What
+    /// is read in it is read relative to its descriptor and never through a symlink: the
+    /// entries of `/proc/PID/fd` are links whose targets (`socket:[INODE]`) are read with
+    /// readlinkat, not followed.
+    pub fn open_dir(&self, inside: &str) -> Result<Option<ReadDir<'_>>> {
+        match self.walk(inside, READING)? {
+            Walked::Missing(_) => Ok(None),
+            Walked::Entry(_, _, st) => Err(Error::host(
+                &self.shown(inside),
+                format!("is {}, not a directory", describe(node_of(&st))),
+            )),
+            Walked::Dir(w) => {
+                let (fd, inside) = self.walked_dir(w)?;
+                Ok(Some(ReadDir {
+                    root: self,
+                    fd,
+                    inside,
+                }))
+            }
+        }
+    }
+}
+
+/// A directory under the root, for reading: names listed in bounded numbers, links read
+/// without following them, files read only when regular and not symlinks.
+pub struct ReadDir<'r> {
+    root: &'r Root,
+    fd: OwnedFd,
+    inside: String,
+}
+
+impl ReadDir<'_> {
+    /// The directory as resolved inside the root.
+    pub fn inside(&self) -> &str {
+        &self.inside
+    }
+
+    /// `name` in this directory on this machine, for messages.
+    pub fn shown(&self, name: &str) -> PathBuf {
+        self.root
+            .shown(&format!("{}/{name}", self.inside.trim_end_matches('/')))
+    }
+
+    /// Call `f` with each name (`.` and `..` left out), in directory order, at most `cap`
+    /// of them; `true` when more were left. The errno is the kernel's (ENOENT or ESRCH:
+    /// the process of a `/proc/PID` directory exited).
+    pub fn each_name(&self, cap: usize, mut f: impl FnMut(&OsStr)) -> std::result::Result<bool, Errno> {
+        let fd = openat(
+            &self.fd,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut d = nix::dir::Dir::from_fd(fd)?;
+        let mut seen = 0;
+        for entry in d.iter() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if seen == cap {
+                return Ok(true);
+            }
+            seen += 1;
+            f(OsStr::from_bytes(name));
+        }
+        Ok(false)
+    }
+
+    /// The target of the symlink `name`, not followed. EINVAL: `name` is not a symlink.
+    pub fn read_link(&self, name: &OsStr) -> std::result::Result<OsString, Errno> {
+        readlinkat(&self.fd, name)
+    }
+
+    /// The subdirectory `name`, never through a symlink; `None` when it does not exist.
+    pub fn open_dir(&self, name: &str) -> Result<Option<ReadDir<'_>>> {
+        let shown = self.shown(name);
+        let fd = match openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => return Err(Error::host(&shown, "is a symlink, not a directory")),
+            Err(Errno::ENOTDIR) => {
+                let what = fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_or("not a directory", |st| describe(node_of(&st)));
+                return Err(Error::host(&shown, format!("is {what}, not a directory")));
+            }
+            Err(e) => return Err(Error::host(&shown, errno_text(e))),
+        };
+        let inside = format!("{}/{name}", self.inside.trim_end_matches('/'));
+        self.root.check_fd(fd.as_fd(), &inside)?;
+        Ok(Some(ReadDir {
+            root: self.root,
+            fd,
+            inside,
+        }))
+    }
+
+    /// Read the regular file `name` (never through a symlink), at most `cap` bytes; `None`
+    /// when it does not exist.
+    pub fn read(&self, name: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+        let shown = self.shown(name);
+        let st = match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(Error::host(&shown, errno_text(e))),
+        };
+        if is_symlink(&st) {
+            return Err(Error::host(
+                &shown,
+                "is a symlink; sysctune reads this file only as a regular file",
+            ));
+        }
+        let f = open_regular(self.fd.as_fd(), OsStr::new(name), &st, &shown, name, name)?;
+        read_capped(f, cap, &shown).map(Some)
     }
 }
 

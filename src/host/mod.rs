@@ -5,7 +5,9 @@
 pub mod fs;
 pub mod meminfo;
 pub mod netstat;
+pub mod processes;
 pub mod sock_diag;
+pub mod socket_owners;
 pub mod sockstat;
 pub mod tcp_table;
 

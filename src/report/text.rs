@@ -956,6 +956,31 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
             ),
         ));
     }
+    let ps = &f.processes.scan;
+    if ps.found > 0 {
+        let mut parts = vec![format!("{} read", grouped(ps.read as u128))];
+        for (n, what) in [
+            (ps.exited, "exited while read"),
+            (ps.denied, "not readable"),
+            (ps.malformed, "skipped"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{} {what}", grouped(n as u128)));
+            }
+        }
+        let mut line = format!(
+            "{}; {} descriptors",
+            parts.join(", "),
+            grouped(ps.fds_read as u128)
+        );
+        if ps.capped.is_some() {
+            line.push_str(" (capped)");
+        }
+        rows.push(("processes", line));
+    }
+    if let Some(line) = crate::doctor::drift::line(&f.drift) {
+        rows.push(("applied", line));
+    }
     let _ = writeln!(out, "{}", style.bold("Facts"));
     let name_w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, value) in &rows {
@@ -979,7 +1004,7 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
             "SYN_SENT",
             "CLOSING",
         ];
-        let cells: Vec<[String; 8]> = p
+        let cells: Vec<Vec<String>> = p
             .top
             .iter()
             .map(|d| {
@@ -993,32 +1018,10 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
                     grouped(d.syn_sent as u128),
                     grouped(d.other as u128),
                 ]
+                .into()
             })
             .collect();
-        let widths: Vec<usize> = (0..8)
-            .map(|i| {
-                cells
-                    .iter()
-                    .map(|c| c[i].chars().count())
-                    .chain([head[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |c: &[String]| {
-            let mut s = String::from(" ");
-            for (i, cell) in c.iter().enumerate() {
-                s.push(' ');
-                s.push_str(&pad(cell, widths[i]));
-                s.push(' ');
-            }
-            s.trim_end().to_string()
-        };
-        let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
-        let _ = writeln!(out, "{}", style.bold(&line(&head)));
-        for c in &cells {
-            let _ = writeln!(out, "{}", line(c));
-        }
+        table(&mut out, style, &head, &cells);
         if p.destinations > p.top.len() as u64 {
             let _ = writeln!(
                 out,
@@ -1030,6 +1033,64 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
             );
         }
     }
+
+    let procs = &f.processes;
+    if !procs.top.is_empty() {
+        out.push('\n');
+        let head = [
+            "PID",
+            "COMMAND",
+            "SOCKETS",
+            "TCP",
+            "LISTENING",
+            "EPHEMERAL",
+            "FDS",
+            "SOFT NOFILE",
+            "USE",
+        ];
+        let dash = || "-".to_string();
+        let cells: Vec<Vec<String>> = procs
+            .top
+            .iter()
+            .map(|p| {
+                let mut listening: Vec<String> = p.listening.iter().map(|l| l.to_string()).collect();
+                if p.listeners > p.listening.len() as u64 {
+                    listening.push("…".into());
+                }
+                vec![
+                    p.pid.to_string(),
+                    safe(&p.comm).into_owned(),
+                    grouped(p.sockets as u128),
+                    grouped(p.tcp as u128),
+                    if listening.is_empty() {
+                        dash()
+                    } else {
+                        listening.join(",")
+                    },
+                    grouped(p.ephemeral as u128),
+                    format!(
+                        "{}{}",
+                        grouped(p.fds as u128),
+                        if p.fds_capped { "+" } else { "" }
+                    ),
+                    p.nofile_soft.map_or("unlimited".into(), |s| grouped(s as u128)),
+                    p.nofile_soft
+                        .map_or_else(dash, |s| percent(p.fds as u128, s as u128)),
+                ]
+            })
+            .collect();
+        table(&mut out, style, &head, &cells);
+        if procs.others > 0 {
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.dim(&format!(
+                    "… and {} more processes holding sockets (--top N)",
+                    grouped(procs.others as u128)
+                ))
+            );
+        }
+    }
     for note in &r.notes {
         let lines = wrap(&safe(&format!("note: {note}")), style.width.saturating_sub(2));
         for line in lines {
@@ -1037,4 +1098,32 @@ pub fn doctor(r: &crate::doctor::Report, style: &Style) -> String {
         }
     }
     out
+}
+
+/// A table of left-aligned columns, the head in bold.
+fn table(out: &mut String, style: &Style, head: &[&str], cells: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..head.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].chars().count())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |c: &[String]| {
+        let mut s = String::from(" ");
+        for (i, cell) in c.iter().enumerate() {
+            s.push(' ');
+            s.push_str(&pad(cell, widths[i]));
+            s.push(' ');
+        }
+        s.trim_end().to_string()
+    };
+    let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
+    let _ = writeln!(out, "{}", style.bold(&line(&head)));
+    for c in cells {
+        let _ = writeln!(out, "{}", line(c));
+    }
 }

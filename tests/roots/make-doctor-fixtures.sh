@@ -40,11 +40,54 @@ MEMTOTAL_KB=16265236 MEMAVAIL_KB=9000000 COMMITLIMIT_KB=8132616 COMMITTED_KB=330
   make doctor-healthy
 counters "$here/doctor-healthy" 0 0 0 0 0 0 0
 
+# /proc/PID of a process as the kernel shows it: comm, stat, cmdline, limits (soft and hard
+# "Max open files"), and fd/0, fd/1, ... as symlinks to the targets given (socket:[INODE]
+# for a socket; the inodes are those bench/gen-tcp-table.py gives the spec's lines, from
+# 20001 in order).
+process() {
+  local root=$1 pid=$2 comm=$3 soft=$4 hard=$5; shift 5
+  local dir="$root/proc/$pid" fd=0 target
+  mkdir -p "$dir/fd"
+  printf '%s\n' "$comm" > "$dir/comm"
+  printf '%s (%s) S 1 %s %s 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0 18446744073709551615\n' "$pid" "$comm" "$pid" "$pid" > "$dir/stat"
+  printf '/usr/bin/%s\0--serve\0' "$comm" > "$dir/cmdline"
+  {
+    printf '%-26s%-21s%-21s%-10s\n' Limit "Soft Limit" "Hard Limit" Units
+    printf '%-26s%-21s%-21s%-10s\n' "Max cpu time" unlimited unlimited seconds "Max file size" unlimited unlimited bytes \
+      "Max data size" unlimited unlimited bytes "Max stack size" 8388608 unlimited bytes \
+      "Max core file size" 0 unlimited bytes "Max resident set" unlimited unlimited bytes \
+      "Max processes" 63354 63354 processes "Max open files" "$soft" "$hard" files \
+      "Max locked memory" 8388608 8388608 bytes "Max address space" unlimited unlimited bytes \
+      "Max file locks" unlimited unlimited locks "Max pending signals" 63354 63354 signals \
+      "Max msgqueue size" 819200 819200 bytes
+    printf '%-26s%-21s%-21s\n' "Max nice priority" 0 0 "Max realtime priority" 0 0
+    printf '%-26s%-21s%-21s%-10s\n' "Max realtime timeout" unlimited unlimited us
+  } > "$dir/limits"
+  for target in "$@"; do
+    ln -s "$target" "$dir/fd/$fd"
+    fd=$((fd + 1))
+  done
+}
+sockets() { local from=$1 to=$2 i; for ((i = from; i <= to; i++)); do printf 'socket:[%d] ' "$i"; done; }
+
 MEMTOTAL_KB=16265236 MEMAVAIL_KB=9000000 COMMITLIMIT_KB=8132616 COMMITTED_KB=3306488 \
   TCP_INUSE=120 TCP_ORPHAN=0 TCP_TW=126 TCP_ALLOC=130 TCP_MEM=60 \
   make doctor-ports kernel.hostname=batch-a net.ipv4.ip_local_port_range="40000 40099" \
   net.ipv4.ip_local_reserved_ports=8080,40090-40099
 counters "$here/doctor-ports" 0 0 0 0 0 0 0
+# Processes of doctor-ports: sshd on 22; api on 40050 with the connection it accepted;
+# fetcher with the 35 connections to 10.0.0.5:8080 and the 2 to 127.0.0.1:9000 (TIME_WAIT
+# sockets have no owner), 41 descriptors of a soft NOFILE of 48: 85.4%, a warning; systemd
+# with a unix socket (not in /proc/net/tcp).
+stdio=(/dev/null /dev/null /dev/null)
+# shellcheck disable=SC2046
+{
+  process "$here/doctor-ports" 1 systemd 1024 524288 "${stdio[@]}" 'socket:[9001]' 'anon_inode:[eventpoll]'
+  process "$here/doctor-ports" 640 sshd 1024 524288 "${stdio[@]}" 'socket:[20001]'
+  process "$here/doctor-ports" 700 api 65536 65536 "${stdio[@]}" 'socket:[20002]' 'socket:[20003]' 'anon_inode:[eventpoll]'
+  process "$here/doctor-ports" 812 fetcher 48 4096 /dev/pts/0 /dev/pts/0 /dev/pts/0 'anon_inode:[eventpoll]' \
+    $(sockets 20054 20088) $(sockets 20165 20166)
+}
 
 MEMTOTAL_KB=16265236 MEMAVAIL_KB=1300000 COMMITLIMIT_KB=517584 COMMITTED_KB=3306488 \
   TCP_INUSE=820000 TCP_ORPHAN=1200 TCP_TW=300 TCP_ALLOC=821000 TCP_MEM=800000 \
