@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::host::Facts;
 use crate::keys::{self, Kubernetes, Scope};
 use crate::profile::Profile;
-use crate::rules::{self, Context, Finding, Row, Severity, Values, overcommit, tcp_memory};
+use crate::rules::{self, Code, Context, Finding, Row, Severity, Values, overcommit, tcp_memory};
 use crate::sysctl_d::{self, Assignment, Kind, Origin, SysctlD};
 
 pub const SCHEMA: &str = "sysctune/plan/v1";
@@ -197,7 +197,7 @@ struct Draft {
 }
 
 impl Draft {
-    fn note(&mut self, severity: Severity, rule: &str, message: String) {
+    fn note(&mut self, severity: Severity, rule: Code, message: String) {
         self.findings.push((Finding::new(severity, rule, message), None));
     }
 }
@@ -216,10 +216,10 @@ pub fn plan(req: &Request) -> Result<Plan> {
         arithmetic: Vec::new(),
     };
     for w in &facts.warnings {
-        draft.note(Severity::Warning, "host", w.clone());
+        draft.note(Severity::Warning, Code::Host, w.clone());
     }
     for n in notes {
-        draft.note(Severity::Info, "profile", n);
+        draft.note(Severity::Info, Code::Profile, n);
     }
     let mut ctx = Context {
         facts: &facts,
@@ -246,7 +246,11 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .map(|s| s.key.as_str())
         .collect();
     if !namespaced.is_empty() {
-        findings.push(Finding::new(Severity::Info, "scope", scope_message(&namespaced)));
+        findings.push(Finding::new(
+            Severity::Info,
+            Code::Scope,
+            scope_message(&namespaced),
+        ));
     }
 
     // Capacity, from the current values and from the recommended ones. A key that another
@@ -380,7 +384,7 @@ fn pin(facts: &Facts, profile: &Profile, draft: &mut Draft) -> Result<()> {
         if facts.sysctl.get(key).is_some_and(|v| v.is_none()) {
             draft.note(
                 Severity::Warning,
-                PIN,
+                Code::Pin,
                 format!(
                     "{key} does not exist on this kernel ({}); writing it will fail",
                     facts.kernel
@@ -400,7 +404,7 @@ fn pin(facts: &Facts, profile: &Profile, draft: &mut Draft) -> Result<()> {
             rules_for_key = prev.rules.clone();
             rules_for_key.push(PIN.to_string());
             if let Some(message) = differs {
-                draft.note(Severity::Warning, PIN, message);
+                draft.note(Severity::Warning, Code::Pin, message);
             }
         }
         draft.managed.insert(
@@ -441,7 +445,7 @@ fn one_of_each_reset(profile: &Profile, draft: &mut Draft) -> Result<()> {
         draft.managed.remove(drop);
         draft.note(
             Severity::Warning,
-            PIN,
+            Code::Pin,
             format!("{keep} is pinned, so {drop} is not managed: writing one resets the other to 0"),
         );
     }
@@ -688,9 +692,9 @@ fn scope_message(namespaced: &[&str]) -> String {
 }
 
 /// The rule id of findings about the sysctl.d files.
-pub const SYSCTL_D: &str = "sysctl.d";
+pub const SYSCTL_D: Code = Code::SysctlD;
 /// The rule id of drift findings (live value ≠ boot value).
-pub const DRIFT: &str = "drift";
+pub const DRIFT: Code = Code::Drift;
 
 /// Findings about boot: notes on the files, drift (live ≠ boot value now), and whether the
 /// drop-in with `content` would be read at boot and win for each managed key, for

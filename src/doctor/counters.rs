@@ -17,6 +17,7 @@
 //! A counter lower than in the `--since` document means the host rebooted (or the
 //! document is another host's): it is judged since boot.
 
+use crate::rules::Code;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -197,7 +198,7 @@ fn rate(d: u64, s: u64) -> String {
 /// Findings of the counters: one per counter that counted something (since boot, or since
 /// the `--since` document), or one info saying none did.
 pub fn check_counters(now: &BTreeMap<String, u64>, since: Option<&Since>) -> Vec<Finding> {
-    let id = "counters";
+    let id = Code::Counters;
     let mut out = Vec::new();
     if now.is_empty() {
         return vec![Finding::new(

@@ -58,7 +58,7 @@ use crate::host::sock_diag::{self, DiagError};
 use crate::host::tcp_table::{self, PortScan, STATE_NAMES, TableRead};
 use crate::host::{Facts, Root, Sockstat, fs};
 use crate::rules::port_range::{Millis, TimeWait, available};
-use crate::rules::{Finding, Severity};
+use crate::rules::{Code, Finding, Severity};
 
 pub use commit::{COMMIT_WARNING_PERCENT, check_commit};
 pub use counters::{Since, check_counters};
@@ -461,7 +461,7 @@ pub fn diagnose(
         _ => {
             findings.push(Finding::new(
                 Severity::Info,
-                "ports",
+                Code::Ports,
                 match facts.value(RANGE) {
                     None => format!("{RANGE} is absent on this kernel: ephemeral ports not checked."),
                     Some(v) => format!("{RANGE} is {v:?}, not two ports: ephemeral ports not checked."),

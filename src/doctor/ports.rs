@@ -22,6 +22,7 @@
 //! port connect() could have picked, listeners and the connections accepted on them left
 //! out).
 
+use crate::rules::Code;
 use serde::Serialize;
 
 use super::{DestinationFact, grade, percent, percent_f64};
@@ -163,7 +164,7 @@ pub fn check_ports(
     over: &[Severity],
     destinations: u64,
 ) -> Vec<Finding> {
-    let id = "ports";
+    let id = Code::Ports;
     let (lo, hi) = model.range;
     let usable = model.usable;
     let range = format!("ip_local_port_range {lo} {hi}");

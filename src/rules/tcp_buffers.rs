@@ -1,7 +1,7 @@
 //! Rule `tcp-buffers`: sizes `net.ipv4.tcp_rmem` and `net.ipv4.tcp_wmem` (min default max,
 //! in bytes) from the profile's default buffers and the bandwidth-delay product. See [`DOC`].
 
-use super::{Context, Outcome, Rule, Severity};
+use super::{Code, Context, Outcome, Rule, Severity};
 use crate::keys;
 use crate::units::human_bytes;
 
@@ -60,7 +60,7 @@ References
   the article 'OOM killer under high concurrency' (2018): defaults halved to 43/32 KiB.
 ";
 
-const ID: &str = "tcp-buffers";
+const ID: Code = Code::TcpBuffers;
 /// The kernel's limit for each value of tcp_rmem / tcp_wmem (INT_MAX).
 const MAX_BUFFER: u128 = 2147483647;
 /// min' when the current min is above default'.
@@ -69,8 +69,8 @@ const MIN_BUFFER: u128 = 4096;
 pub struct TcpBuffers;
 
 impl Rule for TcpBuffers {
-    fn id(&self) -> &'static str {
-        ID
+    fn code(&self) -> Code {
+        Code::TcpBuffers
     }
 
     fn keys(&self) -> &'static [&'static str] {

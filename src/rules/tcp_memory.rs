@@ -3,8 +3,8 @@
 
 use super::tcp_buffers::{bdp_bytes, max_target};
 use super::{
-    Capacity, Context, Finding, Hazard, Measure, Outcome, Proposal, Rule, Severity, Shrink, Unit as Shown,
-    Values,
+    Capacity, Code, Context, Finding, Hazard, Measure, Outcome, Proposal, Rule, Severity, Shrink,
+    Unit as Shown, Values,
 };
 use crate::host::Facts;
 use crate::keys;
@@ -173,7 +173,7 @@ References
   memory' at ~700 000 connections, fixed by halving the default buffers to 43/32 KiB.
 ";
 
-const ID: &str = "tcp-memory";
+const ID: Code = Code::TcpMemory;
 const KEY: &str = "net.ipv4.tcp_mem";
 /// The smallest default buffer the rule will shrink to (tcp_rmem[0] on x86-64).
 const MIN_BUFFER: u64 = 4096;
@@ -188,8 +188,8 @@ const MAX_BUFFER: u128 = 2147483647;
 pub struct TcpMemory;
 
 impl Rule for TcpMemory {
-    fn id(&self) -> &'static str {
-        ID
+    fn code(&self) -> Code {
+        Code::TcpMemory
     }
 
     fn keys(&self) -> &'static [&'static str] {
