@@ -2,6 +2,7 @@
 //! [`Facts`]. This is the only module of the planning path that touches the filesystem;
 //! everything downstream works on `Facts`.
 
+pub mod facts;
 pub mod fs;
 pub mod meminfo;
 pub mod netstat;
@@ -11,63 +12,15 @@ pub mod tcp_table;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 use crate::keys;
 
+pub use facts::{Facts, MemInfo, Sockstat, parse_ints};
 pub use fs::Root;
-pub use meminfo::MemInfo;
-pub use sockstat::Sockstat;
 
-/// Everything the rules may know about a host. Pure data: built by [`read`] or by hand
-/// in tests.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Facts {
-    pub hostname: Option<String>,
-    /// Kernel release (`uname -r`), "unknown" when `proc/sys/kernel/osrelease` is missing.
-    pub kernel: String,
-    /// In bytes: this machine's on the live host; for an image, its kernel's (see
-    /// [`read`]).
-    pub page_size: u64,
-    pub mem: MemInfo,
-    /// Live values, normalised to single spaces; `None` when the kernel lacks the key.
-    pub sysctl: BTreeMap<String, Option<String>>,
-    pub sockstat: Option<Sockstat>,
-    /// The kernel's tick rate, `CONFIG_HZ` in `ROOT/boot/config-RELEASE`; `None` when that
-    /// file or line is absent. It sets how late the timer wheel ends TIME_WAIT.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hz: Option<u64>,
-    /// Things that could not be read but are not needed (they become findings).
-    pub warnings: Vec<String>,
-}
-
+// Doctor asks for these two; they stay beside the readers until it asks
+// rules::port_range instead (tests/layout.rs allows the two keys here).
 impl Facts {
-    /// The live value of `key`, `None` when absent or not read.
-    pub fn value(&self, key: &str) -> Option<&str> {
-        self.sysctl.get(key).and_then(|v| v.as_deref())
-    }
-
-    pub fn ints(&self, key: &str) -> Option<Vec<i128>> {
-        parse_ints(self.value(key)?)
-    }
-
-    pub fn int(&self, key: &str) -> Option<i128> {
-        self.ints(key).filter(|v| v.len() == 1).map(|v| v[0])
-    }
-
-    pub fn u64(&self, key: &str) -> Option<u64> {
-        self.int(key).and_then(|v| u64::try_from(v).ok())
-    }
-
-    pub fn triple(&self, key: &str) -> Option<[u64; 3]> {
-        let v = self.ints(key)?;
-        match v[..] {
-            [a, b, c] => Some([a.try_into().ok()?, b.try_into().ok()?, c.try_into().ok()?]),
-            _ => None,
-        }
-    }
-
     pub fn port_range(&self) -> Option<(u32, u32)> {
         let v = self.ints("net.ipv4.ip_local_port_range")?;
         match v[..] {
@@ -81,10 +34,6 @@ impl Facts {
             .and_then(|v| keys::parse_port_list(v).ok())
             .unwrap_or_default()
     }
-}
-
-pub fn parse_ints(value: &str) -> Option<Vec<i128>> {
-    value.split_whitespace().map(|f| f.parse().ok()).collect()
 }
 
 /// The network namespace sysctune runs in (`net:[4026531840]`) when `root` is this
