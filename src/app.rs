@@ -354,12 +354,6 @@ fn run_rollback(root: &Root, args: &RollbackArgs) -> Result<apply::RollbackRepor
     )
 }
 
-/// Read the drop-in's current content (symlinks followed inside the root, as a boot would);
-/// `None` when absent.
-pub fn read_dropin(root: &Root, shown: &str) -> Result<Option<String>> {
-    root.read_text(shown, host::fs::MAX_CONFIG)
-}
-
 pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Facts)> {
     let profile = profile::load(&args.profile, &args.sets)?;
     profile::check_pins(&profile, &args.allow_keys)?;
@@ -367,8 +361,8 @@ pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
     let shown = args.dropin.clone();
     let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
     let facts = host::read(root, &extra)?;
-    let current = read_dropin(root, &shown)?;
-    let sysctl_d = sysctl_d::read(root)?;
+    let current = host::sysctl_d::read_dropin(root, &shown)?;
+    let sysctl_d = host::sysctl_d::read(root)?;
     apply::inside_root("--state-dir", &args.state_dir)?;
     let set_before = apply::read_applied(root, &args.state_dir)?
         .map(|a| a.set)
@@ -435,7 +429,7 @@ fn show(
         .cloned()
         .collect();
     let facts = host::read(root, &extra)?;
-    let sd = sysctl_d::read(root)?;
+    let sd = host::sysctl_d::read(root)?;
     let mut list: Vec<String> = if canonical.is_empty() {
         facts
             .sysctl

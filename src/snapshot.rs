@@ -64,7 +64,7 @@ pub struct SnapFile {
 /// Take a snapshot of the host under `root`.
 pub fn take(root: &host::Root, extra_keys: &[String]) -> Result<Snapshot> {
     let facts = host::read(root, extra_keys)?;
-    let sd = sysctl_d::read(root)?;
+    let sd = host::sysctl_d::read(root)?;
     Ok(Snapshot {
         schema: SCHEMA.to_string(),
         host: SnapHost {
@@ -108,7 +108,7 @@ impl Snapshot {
         }
     }
 
-    /// The sysctl.d files as `sysctl_d::read` would have given them on the host.
+    /// The sysctl.d files as `host::sysctl_d::read` would have given them on the host.
     pub fn sysctl_d(&self) -> SysctlD {
         let listing: Vec<Listed> = self
             .sysctl_d

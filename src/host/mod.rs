@@ -8,6 +8,7 @@ pub mod meminfo;
 pub mod netstat;
 pub mod sock_diag;
 pub mod sockstat;
+pub mod sysctl_d;
 pub mod tcp_table;
 
 use std::collections::BTreeMap;
