@@ -360,9 +360,11 @@ pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Fact
     apply::inside_root("--dropin", &args.dropin)?;
     let shown = args.dropin.clone();
     let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
-    let facts = host::read(root, &extra)?;
-    let current = host::sysctl_d::read_dropin(root, &shown)?;
-    let sysctl_d = host::sysctl_d::read(root)?;
+    let host::Observed {
+        facts,
+        sysctl_d,
+        dropin: current,
+    } = host::read(root, &extra, Some(&shown))?;
     apply::inside_root("--state-dir", &args.state_dir)?;
     let set_before = apply::read_applied(root, &args.state_dir)?
         .map(|a| a.set)
@@ -428,8 +430,9 @@ fn show(
         .filter(|k| keys::info(k).is_none())
         .cloned()
         .collect();
-    let facts = host::read(root, &extra)?;
-    let sd = host::sysctl_d::read(root)?;
+    let host::Observed {
+        facts, sysctl_d: sd, ..
+    } = host::read(root, &extra, None)?;
     let mut list: Vec<String> = if canonical.is_empty() {
         facts
             .sysctl
@@ -570,21 +573,18 @@ pub fn plan_snapshot(
     prof: &profile::Profile,
     args: &PlanArgs,
 ) -> Result<plan::Plan> {
-    let mut facts = snap.facts();
-    for (key, _) in &prof.sysctl {
-        if !facts.sysctl.contains_key(key) {
-            facts.warnings.push(format!(
-                "{key} is not in the snapshot, so its current value is unknown (take it with `sysctune snapshot --key {key}`)"
-            ));
-        }
-    }
-    let sd = snap.sysctl_d();
+    let pins: Vec<String> = prof.sysctl.iter().map(|(k, _)| k.clone()).collect();
+    let host::Observed {
+        facts,
+        sysctl_d: sd,
+        dropin,
+    } = snap.observed(&pins, &args.dropin);
     plan::plan(&plan::Request {
         facts: &facts,
         profile: prof,
         only: &args.only,
         dropin_path: &args.dropin,
-        dropin_current: snap.file(&args.dropin),
+        dropin_current: dropin.as_deref(),
         sysctl_d: &sd,
         set_before: &Default::default(),
     })

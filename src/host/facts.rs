@@ -6,15 +6,28 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Everything the rules may know about a host. Pure data: built by [`super::read`] or by
-/// hand in tests.
+use crate::sysctl_d::SysctlD;
+
+/// What planning needs of a host: read under a root by [`super::read`], or rebuilt from
+/// a snapshot (`Snapshot::observed`), so both are planned by one path.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub facts: Facts,
+    /// Its sysctl.d files and `/etc/sysctl.conf`.
+    pub sysctl_d: SysctlD,
+    /// The text of sysctune's drop-in; `None` when it is absent or none was named.
+    pub dropin: Option<String>,
+}
+
+/// Everything the rules may know about a host. Pure data: built by [`super::read_facts`]
+/// or by hand in tests.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     pub hostname: Option<String>,
     /// Kernel release (`uname -r`), "unknown" when `proc/sys/kernel/osrelease` is missing.
     pub kernel: String,
     /// In bytes: this machine's on the live host; for an image, its kernel's (see
-    /// [`super::read`]).
+    /// [`super::read_facts`]).
     pub page_size: u64,
     pub mem: MemInfo,
     /// Live values, normalised to single spaces; `None` when the kernel lacks the key.

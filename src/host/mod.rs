@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result};
 use crate::keys;
 
-pub use facts::{Facts, MemInfo, Sockstat, parse_ints};
+pub use facts::{Facts, MemInfo, Observed, Sockstat, parse_ints};
 pub use fs::Root;
 
 // Doctor asks for these two; they stay beside the readers until it asks
@@ -196,10 +196,27 @@ fn page_size(root: &Root, release: &str, config: Option<&(String, String)>) -> u
         .unwrap_or_else(system_page_size)
 }
 
+/// Read what planning needs of the host under `root`: its facts ([`read_facts`]), the
+/// text of the drop-in at `dropin` when one is named, and its sysctl.d files. A snapshot
+/// holds the same ([`Observed`]), so a host and a snapshot are planned the same way.
+pub fn read(root: &Root, extra_keys: &[String], dropin: Option<&str>) -> Result<Observed> {
+    let facts = read_facts(root, extra_keys)?;
+    let dropin = match dropin {
+        Some(shown) => sysctl_d::read_dropin(root, shown)?,
+        None => None,
+    };
+    let sysctl_d = sysctl_d::read(root)?;
+    Ok(Observed {
+        facts,
+        sysctl_d,
+        dropin,
+    })
+}
+
 /// Read the facts of the host under `root`: every known key plus `extra_keys` (the pins
 /// of a profile), meminfo (required), sockstat, the kernel release and its `CONFIG_HZ`
 /// (optional).
-pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
+pub fn read_facts(root: &Root, extra_keys: &[String]) -> Result<Facts> {
     let mut warnings = Vec::new();
 
     let meminfo_path = root.shown("/proc/meminfo");
