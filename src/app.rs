@@ -7,7 +7,7 @@ use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Roll
 use crate::error::{Error, Result};
 use crate::host::Root;
 use crate::report::{self, Style, text};
-use crate::{apply, doctor, guard, host, keys, plan, profile, rules, snapshot, sysctl_d};
+use crate::{apply, doctor, guard, host, keys, plan, planner, profile, rules, snapshot, sysctl_d};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
@@ -51,7 +51,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output::ok(report::json(&snap)))
         }
         Command::Plan(args) if g.format() == Format::Kubernetes => {
-            let (plan, _) = make_plan(root, args)?;
+            let (plan, _) = planner::plan_root(root, args)?;
             // The DaemonSet applies only the host-wide keys: its ConfigMap holds the drop-in
             // of that narrower plan.
             let node_keys = report::kubernetes::node_keys(&plan);
@@ -62,7 +62,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     only: node_keys,
                     ..args.clone()
                 };
-                Some(make_plan(root, &only)?.0)
+                Some(planner::plan_root(root, &only)?.0)
             };
             Ok(Output::ok(report::kubernetes::render(
                 &plan,
@@ -71,11 +71,11 @@ pub fn run(cli: &Cli) -> Result<Output> {
             )))
         }
         Command::Plan(args) => {
-            let (plan, _) = make_plan(root, args)?;
+            let (plan, _) = planner::plan_root(root, args)?;
             Ok(plan_output(&plan, args.exit_code, g.format(), &style, g.verbose))
         }
         Command::Apply(args) if args.dry_run => {
-            let (plan, _) = make_plan(root, &args.plan)?;
+            let (plan, _) = planner::plan_root(root, &args.plan)?;
             Ok(plan_output(
                 &plan,
                 args.plan.exit_code,
@@ -258,10 +258,10 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     apply::check_privileges(root, live, "writing")?;
     // A plan that would hurt the host is refused before the lock (nothing written at all),
     // and again under it, on the state it would change.
-    let (plan, facts) = make_plan(root, &args.plan)?;
+    let (plan, facts) = planner::plan_root(root, &args.plan)?;
     let overridden = refuse_what_hurts(&plan, &facts, &profile, args.force)?;
     let (_lock, state) = apply::lock(root, &paths, std::time::Duration::from_secs(args.lock_timeout))?;
-    let (plan, facts) = make_plan(root, &args.plan)?;
+    let (plan, facts) = planner::plan_root(root, &args.plan)?;
     let overridden = refuse_what_hurts(&plan, &facts, &profile, args.force).map(|o| {
         let mut all = overridden;
         all.extend(o.into_iter().filter(|m| !all.contains(m)).collect::<Vec<_>>());
@@ -354,41 +354,6 @@ fn run_rollback(root: &Root, args: &RollbackArgs) -> Result<apply::RollbackRepor
     )
 }
 
-pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Facts)> {
-    let profile = profile::load(&args.profile, &args.sets)?;
-    profile::check_pins(&profile, &args.allow_keys)?;
-    apply::inside_root("--dropin", &args.dropin)?;
-    let shown = args.dropin.clone();
-    let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
-    let host::Observed {
-        facts,
-        sysctl_d,
-        dropin: current,
-    } = host::read(root, &extra, Some(&shown))?;
-    apply::inside_root("--state-dir", &args.state_dir)?;
-    let set_before = apply::read_applied(root, &args.state_dir)?
-        .map(|a| a.set)
-        .unwrap_or_default();
-    let plan = plan::plan(&plan::Request {
-        facts: &facts,
-        profile: &profile,
-        only: &args.only,
-        dropin_path: &shown,
-        dropin_current: current.as_deref(),
-        sysctl_d: &sysctl_d,
-        set_before: &set_before,
-    })?;
-    let mut plan = plan;
-    plan.apply_command = crate::hint::apply(Some(root.path()), args);
-    let ports_held = |lo: u32, hi: u32, reserved: &[(u32, u32)]| -> Result<Option<u64>> {
-        let mut scan = host::tcp_table::PortScan::new(lo, hi, reserved);
-        host::tcp_table::scan_tables(root, &mut scan)?;
-        Ok(Some(scan.top(1).first().map_or(0, |d| d.counts.total())))
-    };
-    plan.findings.extend(guard::hazards(&plan, &facts, &ports_held)?);
-    Ok((plan, facts))
-}
-
 fn show(
     root: &Root,
     format: Format,
@@ -413,7 +378,7 @@ fn show(
                 image: None,
                 output_dir: None,
             };
-            let (plan, _) = make_plan(root, &args)?;
+            let (plan, _) = planner::plan_root(root, &args)?;
             plan.settings
                 .into_iter()
                 .map(|s| (s.key, (s.recommended, s.rules)))
@@ -567,37 +532,6 @@ fn man() -> Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// Plan one snapshot: the same inputs `make_plan` reads from a host, from the document.
-pub fn plan_snapshot(
-    snap: &snapshot::Snapshot,
-    prof: &profile::Profile,
-    args: &PlanArgs,
-) -> Result<plan::Plan> {
-    let pins: Vec<String> = prof.sysctl.iter().map(|(k, _)| k.clone()).collect();
-    let host::Observed {
-        facts,
-        sysctl_d: sd,
-        dropin,
-    } = snap.observed(&pins, &args.dropin);
-    plan::plan(&plan::Request {
-        facts: &facts,
-        profile: prof,
-        only: &args.only,
-        dropin_path: &args.dropin,
-        dropin_current: dropin.as_deref(),
-        sysctl_d: &sd,
-        set_before: &Default::default(),
-    })
-    .and_then(|mut plan| {
-        // Applied on the host itself, from its own root.
-        plan.apply_command = crate::hint::apply(None, args);
-        // A snapshot holds no tcp tables: the port check waits for apply on the host.
-        plan.findings
-            .extend(guard::hazards(&plan, &facts, &|_, _, _| Ok(None))?);
-        Ok(plan)
-    })
-}
-
 /// `plan --snapshot FILE...`: one plan per host. A snapshot that cannot be read or planned
 /// is reported on stderr and in the exit code (2); the others are still planned.
 fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool) -> Result<Output> {
@@ -610,7 +544,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
             return Err(Error::host(path, "no *.json snapshot in this directory"));
         }
         let snap = snapshot::load(path)?;
-        plan_snapshot(&snap, &prof, args).map_err(|e| match e {
+        planner::plan_snapshot(&snap, &prof, args).map_err(|e| match e {
             Error::Host { .. } => e,
             other => Error::host(path, other.to_string()),
         })

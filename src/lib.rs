@@ -19,6 +19,7 @@ pub mod hint;
 pub mod host;
 pub mod keys;
 pub mod plan;
+pub mod planner;
 pub mod profile;
 pub mod recommend;
 pub mod report;

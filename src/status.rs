@@ -189,7 +189,7 @@ fn replan(
     state_dir: &str,
     notes: &mut Vec<String>,
 ) -> Option<Plan> {
-    let replan = crate::app::make_plan(
+    let replan = crate::planner::plan_root(
         root,
         &PlanArgs {
             profile: applied.spec.clone(),
