@@ -42,34 +42,8 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Plan(args) if !args.snapshot.is_empty() => {
             plan_snapshots(args, g.format(), &style, g.verbose)
         }
-        Command::Snapshot { keys: wanted } => {
-            let mut extra = Vec::new();
-            for k in wanted {
-                extra.push(keys::normalize_key(k).map_err(|e| Error::input(format!("--key: {e}")))?);
-            }
-            let snap = snapshot::take(root, &extra)?;
-            Ok(Output::ok(report::json(&snap)))
-        }
-        Command::Plan(args) if g.format() == Format::Kubernetes => {
-            let (plan, _) = planner::plan_root(root, args)?;
-            // The DaemonSet applies only the host-wide keys: its ConfigMap holds the drop-in
-            // of that narrower plan.
-            let node_keys = report::kubernetes::node_keys(&plan);
-            let node_plan = if node_keys.is_empty() {
-                None
-            } else {
-                let only = PlanArgs {
-                    only: node_keys,
-                    ..args.clone()
-                };
-                Some(planner::plan_root(root, &only)?.0)
-            };
-            Ok(Output::ok(report::kubernetes::render(
-                &plan,
-                node_plan.as_ref(),
-                args,
-            )))
-        }
+        Command::Snapshot { keys: wanted } => take_snapshot(root, wanted),
+        Command::Plan(args) if g.format() == Format::Kubernetes => plan_kubernetes(root, args),
         Command::Plan(args) => {
             let (plan, _) = planner::plan_root(root, args)?;
             Ok(plan_output(&plan, args.exit_code, g.format(), &style, g.verbose))
@@ -147,32 +121,65 @@ pub fn run(cli: &Cli) -> Result<Output> {
         }
         Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format()))),
         Command::Profiles {
-            action: Some(ProfilesAction::Show { name, resolved: true }),
-        } => {
-            // Validated as a whole first: a merged result that would not plan is an error.
-            profile::load(name, &[])?;
-            let r = profile::resolve_extends(name)?;
-            let text = format!("# {name}, resolved: {}\n{}", r.chain.join(" → "), r.to_toml()?);
-            Ok(Output::ok(crate::report::escape::safe_lines(&text).into_owned()))
-        }
-        Command::Profiles {
-            action:
-                Some(ProfilesAction::Show {
-                    name,
-                    resolved: false,
-                }),
-        } => match profile::builtin_source(name) {
-            Some(text) => Ok(Output::ok(format!(
-                "{text}\n# Every field, with its unit and default: sysctune explain profile\n"
-            ))),
-            None => Err(Error::input(format!(
-                "unknown profile {name:?}; built-in profiles: {}",
-                profile::builtin_names().join(", ")
-            ))),
-        },
+            action: Some(ProfilesAction::Show { name, resolved }),
+        } => profiles_show(name, *resolved).map(Output::ok),
         Command::Explain { topic } => explain(topic).map(Output::ok),
         Command::Completions { shell } => Ok(Output::ok(completions(*shell))),
         Command::Man => man().map(Output::ok),
+    }
+}
+
+/// `snapshot`: the host under the root as a JSON document, with the keys of `--key` too.
+fn take_snapshot(root: &Root, wanted: &[String]) -> Result<Output> {
+    let mut extra = Vec::new();
+    for k in wanted {
+        extra.push(keys::normalize_key(k).map_err(|e| Error::input(format!("--key: {e}")))?);
+    }
+    let snap = snapshot::take(root, &extra)?;
+    Ok(Output::ok(report::json(&snap)))
+}
+
+/// `plan --format kubernetes`: the plan as manifests, with the narrower plan of the
+/// host-wide keys for the node DaemonSet.
+fn plan_kubernetes(root: &Root, args: &PlanArgs) -> Result<Output> {
+    let (plan, _) = planner::plan_root(root, args)?;
+    // The DaemonSet applies only the host-wide keys: its ConfigMap holds the drop-in
+    // of that narrower plan.
+    let node_keys = report::kubernetes::node_keys(&plan);
+    let node_plan = if node_keys.is_empty() {
+        None
+    } else {
+        let only = PlanArgs {
+            only: node_keys,
+            ..args.clone()
+        };
+        Some(planner::plan_root(root, &only)?.0)
+    };
+    Ok(Output::ok(report::kubernetes::render(
+        &plan,
+        node_plan.as_ref(),
+        args,
+    )))
+}
+
+/// `profiles show NAME`: a built-in profile's TOML as written, or `--resolved`, with
+/// its `extends` chain merged.
+fn profiles_show(name: &str, resolved: bool) -> Result<String> {
+    if resolved {
+        // Validated as a whole first: a merged result that would not plan is an error.
+        profile::load(name, &[])?;
+        let r = profile::resolve_extends(name)?;
+        let text = format!("# {name}, resolved: {}\n{}", r.chain.join(" → "), r.to_toml()?);
+        return Ok(crate::report::escape::safe_lines(&text).into_owned());
+    }
+    match profile::builtin_source(name) {
+        Some(text) => Ok(format!(
+            "{text}\n# Every field, with its unit and default: sysctune explain profile\n"
+        )),
+        None => Err(Error::input(format!(
+            "unknown profile {name:?}; built-in profiles: {}",
+            profile::builtin_names().join(", ")
+        ))),
     }
 }
 
