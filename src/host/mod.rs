@@ -1,6 +1,8 @@
 //! Reading the machine under a root: sysctl values, meminfo, sockstat, kernel release →
-//! [`Facts`]. This is the only module of the planning path that touches the filesystem;
-//! everything downstream works on `Facts`.
+//! [`Facts`] ([`read_facts`]); with its sysctl.d files and the drop-in → [`Observed`]
+//! ([`read`]), what planning needs and a snapshot holds. This is the only module of the
+//! planning path that touches the filesystem; everything downstream works on what it read.
+//! The types read into are plain data in [`facts`] and [`crate::sysctl_d`].
 
 pub mod facts;
 pub mod fs;
