@@ -277,3 +277,38 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_gives_planning_what_the_host_gave() {
+        let root = host::Root::open(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/roots/precedence"
+        )))
+        .unwrap();
+        let dropin = "/etc/sysctl.d/90-sysctune.conf";
+        let on_host = host::read(&root, &[], Some(dropin)).unwrap();
+        assert!(on_host.dropin.is_some(), "the fixture has a drop-in");
+        assert!(on_host.sysctl_d.sysctl_conf.is_some() && on_host.sysctl_d.files.len() > 5);
+        let snap = Snapshot::of(on_host.clone());
+        snap.validate().unwrap();
+        assert_eq!(snap.observed(&[], dropin), on_host);
+
+        // A pinned key the snapshot lacks is unknown, and says how to take it.
+        let pinned = snap.observed(&["vm.stat_interval".to_string()], dropin);
+        assert_eq!(pinned.facts.warnings.len(), on_host.facts.warnings.len() + 1);
+        assert!(
+            pinned
+                .facts
+                .warnings
+                .last()
+                .unwrap()
+                .contains("sysctune snapshot --key vm.stat_interval"),
+            "{:?}",
+            pinned.facts.warnings
+        );
+    }
+}
