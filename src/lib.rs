@@ -1,6 +1,7 @@
 //! sysctune: a Linux sysctl tuning advisor and applier.
 //!
-//! Data flows one way: [`host`] reads the machine into [`host::Facts`]; [`rules`] turn
+//! Data flows one way: [`host`] reads the machine into [`host::Facts`] (and, for
+//! [`planner`], the sysctl.d files: [`host::Observed`]); [`rules`] turn
 //! facts and a [`profile::Profile`] into recommendations; [`plan`] resolves them into a
 //! [`plan::Plan`]; `report` renders it and `apply` carries it out.
 
@@ -20,6 +21,7 @@ pub mod hint;
 pub mod host;
 pub mod keys;
 pub mod plan;
+pub mod planner;
 pub mod profile;
 pub mod recommend;
 pub mod report;

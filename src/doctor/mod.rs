@@ -339,7 +339,7 @@ pub fn run(
     state_dir: &str,
 ) -> Result<Report> {
     let extra_keys: Vec<String> = EXTRA_KEYS.iter().map(|k| k.to_string()).collect();
-    let facts = crate::host::read(root, &extra_keys)?;
+    let facts = crate::host::read_facts(root, &extra_keys)?;
     let mut notes = Vec::new();
     let mut source = Source::Proc;
     let scanned = match facts.port_range() {
