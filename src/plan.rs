@@ -309,7 +309,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         },
         apply_command: format!(
             "sysctune apply --profile {}",
-            crate::hint::shell_quote(&profile.name)
+            crate::shell::shell_quote(&profile.name)
         ),
     })
 }

@@ -152,7 +152,7 @@ pub fn parse_since(bytes: &[u8], now: u64) -> std::result::Result<Since, String>
             "\"schema\" is {}, expected {:?} (the output of `sysctune doctor --format json`)",
             schema.map_or("missing".to_string(), |s| format!(
                 "{:?}",
-                crate::report::escape::safe(s)
+                crate::escape::safe(s)
             )),
             super::SCHEMA
         ));
@@ -174,7 +174,7 @@ pub fn parse_since(bytes: &[u8], now: u64) -> std::result::Result<Since, String>
         let v = value.as_u64().ok_or_else(|| {
             format!(
                 "\"facts.counters.{}\" is not a whole number ≥ 0",
-                crate::report::escape::safe(name)
+                crate::escape::safe(name)
             )
         })?;
         out.insert(name.clone(), v);

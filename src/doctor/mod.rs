@@ -83,18 +83,7 @@ pub const EXTRA_KEYS: [&str; 3] = [
     "net.ipv4.tcp_max_tw_buckets",
 ];
 
-/// Where the TCP sockets are read from (`doctor --sockets`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Sockets {
-    /// Netlink on a live host (`--root /`), falling back to /proc/net/tcp where it is
-    /// refused; /proc/net/tcp under any other root.
-    #[default]
-    Auto,
-    /// NETLINK_SOCK_DIAG only: an error where it cannot be used.
-    Netlink,
-    /// `ROOT/proc/net/tcp` and `tcp6` only.
-    Proc,
-}
+pub use crate::cli::Sockets;
 
 /// Where the sockets of a report came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

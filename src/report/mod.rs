@@ -1,7 +1,7 @@
 //! Rendering for people (text, with optional colour) and machines (JSON).
 
 pub mod documents;
-pub mod escape;
+pub use crate::escape;
 pub mod kubernetes;
 pub mod text;
 
