@@ -3,7 +3,7 @@
 
 use super::{Code, Context, Outcome, Rule, Severity};
 use crate::keys;
-use crate::units::human_bytes;
+use crate::units::{human_bytes, sized};
 
 pub const DOC: &str = "\
 What it does
@@ -177,24 +177,6 @@ fn duration(ns: u64) -> String {
     format!("{ns} ns")
 }
 
-/// `50003968 B (47.7 MiB)`.
-fn sized(bytes: u128) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else {
-        format!("{bytes} B ({})", human(bytes))
-    }
-}
-
-/// [`human_bytes`], which overflows near u128::MAX; such sizes are shown in bytes.
-fn human(bytes: u128) -> String {
-    if bytes > u128::MAX / 16 {
-        format!("{bytes} B")
-    } else {
-        human_bytes(bytes)
-    }
-}
-
 fn size(
     ctx: &Context,
     out: &mut Outcome,
@@ -227,9 +209,9 @@ fn size(
             };
             out.step(format!("{name} default' = {} ({label})", sized(d as u128)));
             if d as u128 != cur_default {
-                reasons.push(format!("default {} {why}", human(d as u128)));
+                reasons.push(format!("default {} {why}", human_bytes(d as u128)));
             } else {
-                reasons.push(format!("default {} as profiled", human(d as u128)));
+                reasons.push(format!("default {} as profiled", human_bytes(d as u128)));
             }
             d as u128
         }
@@ -259,11 +241,11 @@ fn size(
         ));
         let link_text = format!("{} × {}", rate(bandwidth), duration(rtt));
         reasons.push(if target > MAX_BUFFER && new_max == MAX_BUFFER {
-            format!("max capped at the kernel limit (2 × BDP is {})", human(target))
+            format!("max capped at the kernel limit (2 × BDP is {})", human_bytes(target))
         } else if new_max == target && target > cur_max {
-            format!("max {} = 2 × BDP ({link_text})", human(new_max))
+            format!("max {} = 2 × BDP ({link_text})", human_bytes(new_max))
         } else {
-            format!("max {} covers 2 × BDP ({link_text})", human(new_max))
+            format!("max {} covers 2 × BDP ({link_text})", human_bytes(new_max))
         });
     }
     if new_max < new_default {

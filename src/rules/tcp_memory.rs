@@ -9,7 +9,7 @@ use super::{
 use crate::host::Facts;
 use crate::keys;
 use crate::profile::Profile;
-use crate::units::{Dec4, grouped, human_bytes};
+use crate::units::{Dec4, grouped, human_bytes, sized};
 
 pub const DOC: &str = "\
 What it does
@@ -412,14 +412,14 @@ pub fn budget_error(facts: &Facts, profile: &Profile) -> Option<String> {
         } else {
             "0 B or less".to_string()
         },
-        human(b.ram as u128),
-        human(b.hugetlb as u128),
-        human(b.usable),
+        human_bytes(b.ram as u128),
+        human_bytes(b.hugetlb as u128),
+        human_bytes(b.usable),
         c.reserved_memory.describe(b.ram),
         grouped(b.conns),
-        human(c.control_block as u128),
-        human(b.blocks),
-        human(b.usable),
+        human_bytes(c.control_block as u128),
+        human_bytes(b.blocks),
+        human_bytes(b.usable),
     ))
 }
 
@@ -532,9 +532,9 @@ impl Budget {
     /// `62 GiB`, or `the 48 GiB outside hugetlb`.
     fn usable_text(&self) -> String {
         if self.hugetlb == 0 {
-            human(self.usable)
+            human_bytes(self.usable)
         } else {
-            format!("the {} outside hugetlb", human(self.usable))
+            format!("the {} outside hugetlb", human_bytes(self.usable))
         }
     }
 
@@ -546,10 +546,10 @@ impl Budget {
         }
         let mut less = Vec::new();
         if self.reserved > 0 {
-            less.push(format!("{} reserved", human(self.reserved as u128)));
+            less.push(format!("{} reserved", human_bytes(self.reserved as u128)));
         }
         if self.blocks > 0 {
-            less.push(format!("{} of control blocks", human(self.blocks)));
+            less.push(format!("{} of control blocks", human_bytes(self.blocks)));
         }
         format!("{} less {}", self.usable_text(), less.join(" and "))
     }
@@ -560,7 +560,7 @@ impl Budget {
             self.ram,
             self.hugetlb,
             self.usable,
-            human(self.usable)
+            human_bytes(self.usable)
         ));
         out.step(format!(
             "budget_bytes = min(floor({} × {}), {} − {} − {} × {}) = min({}, {}) = {} B ({})",
@@ -573,7 +573,7 @@ impl Budget {
             self.by_share,
             self.by_reserve,
             self.bytes,
-            human(self.bytes)
+            human_bytes(self.bytes)
         ));
         out.step(format!(
             "budget = floor({} / {}) = {}",
@@ -596,30 +596,12 @@ impl Unit {
         if self.quantum == self.page {
             format!("{n} pages = {}", self.bytes(n))
         } else {
-            format!("{n} × {} = {}", human(self.quantum as u128), self.bytes(n))
+            format!("{n} × {} = {}", human_bytes(self.quantum as u128), self.bytes(n))
         }
     }
 
     fn bytes(&self, n: u128) -> String {
-        human(n.saturating_mul(self.quantum as u128))
-    }
-}
-
-/// [`human_bytes`], which overflows near u128::MAX; such sizes are shown in bytes.
-fn human(bytes: u128) -> String {
-    if bytes > u128::MAX / 16 {
-        format!("{bytes} B")
-    } else {
-        human_bytes(bytes)
-    }
-}
-
-/// `44032 B (43 KiB)`.
-fn sized(bytes: u128) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else {
-        format!("{bytes} B ({})", human(bytes))
+        human_bytes(n.saturating_mul(self.quantum as u128))
     }
 }
 
@@ -1201,13 +1183,13 @@ fn infeasible(
     let ram_fit = ram_by_share
         .max(ram_by_reserve)
         .saturating_add(budget.hugetlb as u128);
-    remedies.push(format!("at least {} of RAM", human(ram_fit)));
+    remedies.push(format!("at least {} of RAM", human_bytes(ram_fit)));
     let room = budget.usable.saturating_sub(budget.blocks);
     if budget.reserved > 0 && need_bytes <= budget.by_share && need_bytes <= room {
         remedies.push(format!(
             "reserved_memory of at most {} (now {})",
-            human(room - need_bytes),
-            human(budget.reserved as u128)
+            human_bytes(room - need_bytes),
+            human_bytes(budget.reserved as u128)
         ));
     }
     remedies.push(format!(
@@ -1216,8 +1198,8 @@ fn infeasible(
     ));
     let whole_host = match (need_bytes > budget.usable, budget.hugetlb) {
         (false, _) => String::new(),
-        (true, 0) => format!(", more than the host's {} of RAM", human(budget.usable)),
-        (true, _) => format!(", more than the {} of RAM outside hugetlb", human(budget.usable)),
+        (true, 0) => format!(", more than the host's {} of RAM", human_bytes(budget.usable)),
+        (true, _) => format!(", more than the {} of RAM outside hugetlb", human_bytes(budget.usable)),
     };
     out.finding(
         Severity::Error,
@@ -1446,10 +1428,10 @@ reserved_memory = "15GiB"
         // 860 000 at 77 824 B: 62.3 GiB, more than the host; at 10 KiB charged as 12 KiB:
         // 9.8 GiB, 11.8 GiB with headroom 1.2
         assert_eq!(need_units(860000, 77824, Dec4::ONE, 4096) * 4096, 66928640000);
-        assert_eq!(human(66928640000), "62.3 GiB");
-        assert_eq!(human(860000 * 12288), "9.8 GiB");
+        assert_eq!(human_bytes(66928640000), "62.3 GiB");
+        assert_eq!(human_bytes(860000 * 12288), "9.8 GiB");
         assert_eq!(need_units(860000, 12288, Dec4(12000), 4096), 3096000);
-        assert_eq!(human(3096000 * 4096), "11.8 GiB");
+        assert_eq!(human_bytes(3096000 * 4096), "11.8 GiB");
         // edges
         assert_eq!(connections_under(12358848, 4096, 0), 0);
         assert_eq!(connections_under(u64::MAX, u64::MAX, 1), u64::MAX);
