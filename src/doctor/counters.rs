@@ -150,10 +150,7 @@ pub fn parse_since(bytes: &[u8], now: u64) -> std::result::Result<Since, String>
     if schema != Some(super::SCHEMA) {
         return Err(format!(
             "\"schema\" is {}, expected {:?} (the output of `sysctune doctor --format json`)",
-            schema.map_or("missing".to_string(), |s| format!(
-                "{:?}",
-                crate::escape::safe(s)
-            )),
+            schema.map_or("missing".to_string(), |s| format!("{:?}", crate::escape::safe(s))),
             super::SCHEMA
         ));
     }

@@ -241,7 +241,10 @@ fn size(
         ));
         let link_text = format!("{} × {}", rate(bandwidth), duration(rtt));
         reasons.push(if target > MAX_BUFFER && new_max == MAX_BUFFER {
-            format!("max capped at the kernel limit (2 × BDP is {})", human_bytes(target))
+            format!(
+                "max capped at the kernel limit (2 × BDP is {})",
+                human_bytes(target)
+            )
         } else if new_max == target && target > cur_max {
             format!("max {} = 2 × BDP ({link_text})", human_bytes(new_max))
         } else {
