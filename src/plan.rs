@@ -712,6 +712,24 @@ fn boot_findings(
         .iter()
         .map(|n| Finding::new(Severity::Warning, SYSCTL_D, n.clone()))
         .collect();
+    out.extend(drift(req, settings, now));
+    let after = match read_at_boot(sd, path, content) {
+        Ok(after) => after,
+        Err(never) => {
+            out.push(never);
+            return out;
+        }
+    };
+    let keys: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
+    let boot = after.boot(&keys);
+    out.extend(shadowed(settings, &boot, path));
+    out.extend(procps_differs(settings, &after.procps(&keys), &boot));
+    out
+}
+
+/// Keys whose live value is not the one the sysctl.d files set at boot.
+fn drift(req: &Request, settings: &[Setting], now: &BTreeMap<String, Origin>) -> Vec<Finding> {
+    let mut out = Vec::new();
     for s in settings {
         let (Some(live), Some(b)) = (
             req.facts.value(&s.key),
@@ -734,9 +752,15 @@ fn boot_findings(
             ));
         }
     }
+    out
+}
 
+/// The sysctl.d files once the drop-in holds `content`, or the finding that says
+/// systemd-sysctl would never read the drop-in (a misplaced path, a mask, a file of the
+/// same name in an earlier directory).
+fn read_at_boot(sd: &SysctlD, path: &str, content: &str) -> std::result::Result<SysctlD, Finding> {
     let Some(after) = sd.with_file(path, content) else {
-        out.push(Finding::new(
+        return Err(Finding::new(
             Severity::Warning,
             SYSCTL_D,
             format!(
@@ -745,9 +769,7 @@ fn boot_findings(
                 sysctl_d::DIRS.join(", ")
             ),
         ));
-        return out;
     };
-    let name = path.rsplit('/').next().unwrap_or(path);
     if let Some(by) = after.file(path).and_then(|f| f.overridden_by.clone()) {
         let (how, fix) = match after.file(&by).map(|f| f.kind) {
             Some(Kind::Mask) => (
@@ -759,7 +781,7 @@ fn boot_findings(
                 "Give the drop-in a name that no other file uses",
             ),
         };
-        out.push(Finding::new(
+        return Err(Finding::new(
             Severity::Warning,
             SYSCTL_D,
             format!(
@@ -767,11 +789,15 @@ fn boot_findings(
                  survive a reboot. {fix}"
             ),
         ));
-        return out;
     }
-    let keys: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
-    let boot = after.boot(&keys);
-    let procps = after.procps(&keys);
+    Ok(after)
+}
+
+/// Managed keys another file sets after the drop-in (or drops with `-KEY`) at boot, with
+/// a drop-in name that would sort after them.
+fn shadowed(settings: &[Setting], boot: &BTreeMap<String, Origin>, path: &str) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let name = path.rsplit('/').next().unwrap_or(path);
     let mut shadows: Vec<(&Setting, String, &str)> = Vec::new();
     for s in settings {
         let Some(o) = boot.get(&s.key) else { continue };
@@ -804,6 +830,17 @@ fn boot_findings(
             ),
         ));
     }
+    out
+}
+
+/// Keys procps `sysctl --system` would set to a value neither the plan nor systemd-sysctl
+/// gives (it also reads /etc/sysctl.conf, last).
+fn procps_differs(
+    settings: &[Setting],
+    procps: &BTreeMap<String, Origin>,
+    boot: &BTreeMap<String, Origin>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
     for s in settings {
         let (Some(p), b) = (
             procps.get(&s.key).and_then(|o| o.boot.as_ref()),
