@@ -18,6 +18,8 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
             0u64..=64,
             0u64..=4,
             prop_oneof!["6.18.4", "5.4.0", "3.10.0"],
+            // 64 KiB pages: tcp_mem in 4 KiB units on 4.10-5.19, in pages otherwise
+            prop_oneof![Just(4096u64), Just(65536)],
         ),
         (
             prop::option::of((1u64..=4, 1u64..=200)),
@@ -51,14 +53,13 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
     )
         .prop_map(
             |(
-                (ram_gib, swap_gib, huge_gib, kernel),
+                (ram_gib, swap_gib, huge_gib, kernel, page),
                 (tcp_mem, lo, span, unpriv),
                 (rdef, rmax),
                 (mode, ratio, kbytes, committed_pct, swappiness),
                 (panic_on_oom, panic, file_max, reserved),
                 (tw_buckets, timestamps, tw_reuse, hz),
             )| {
-                let page = 4096u64;
                 let mem_total = ram_gib << 30;
                 let hugetlb = (huge_gib << 30).min(mem_total / 2);
                 let swap = swap_gib << 30;
@@ -78,7 +79,7 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
                     .unwrap_or_default();
                 let ratio_pages = (mem_total / page - hugetlb / page) as i64 * ratio / 100;
                 let commit_limit = if kbytes > 0 {
-                    kbytes / 4 * page
+                    kbytes * 1024 / page * page
                 } else {
                     ratio_pages.max(0) as u64 * page
                 } + swap / page * page;
