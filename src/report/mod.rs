@@ -3,6 +3,7 @@
 pub mod documents;
 pub mod escape;
 pub mod kubernetes;
+pub mod layout;
 pub mod text;
 
 pub use escape::safe;
