@@ -238,7 +238,7 @@ fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style
     let stdout = match format {
         Format::Json => report::json(plan),
         // Kubernetes and Prometheus: refused by check_flags before this.
-        Format::Text | Format::Kubernetes | Format::Prometheus => text::plan(plan, style, verbose),
+        Format::Text | Format::Kubernetes | Format::Prometheus => report::plan::text(plan, style, verbose),
     };
     Output {
         stdout,

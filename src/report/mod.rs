@@ -4,6 +4,7 @@ pub mod documents;
 pub mod escape;
 pub mod kubernetes;
 pub mod layout;
+pub mod plan;
 pub mod text;
 
 pub use escape::safe;
