@@ -452,7 +452,7 @@ fn show(
     let views = sysctl_d::views(&sd, &list, &|k| facts.value(k).map(str::to_string));
     let stdout = match format {
         Format::Json => {
-            let doc = report::documents::ShowDoc::new(
+            let doc = report::show::Document::new(
                 &facts,
                 &sd,
                 &views,
@@ -462,7 +462,7 @@ fn show(
         }
         // Kubernetes and Prometheus: refused by check_flags before this.
         Format::Text | Format::Kubernetes | Format::Prometheus => {
-            text::show(&facts, &views, &sd, &recommended, style)
+            report::show::text(&facts, &views, &sd, &recommended, style)
         }
     };
     Ok(Output::ok(stdout))

@@ -5,6 +5,7 @@ pub mod escape;
 pub mod kubernetes;
 pub mod layout;
 pub mod plan;
+pub mod show;
 pub mod text;
 
 pub use escape::safe;
