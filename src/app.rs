@@ -129,7 +129,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let stdout = match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes: refused by check_flags before this.
-                Format::Text | Format::Kubernetes => text::doctor(&report, &style),
+                Format::Text | Format::Kubernetes => report::doctor::text(&report, &style),
                 Format::Prometheus => doctor::prometheus::render(&report),
             };
             Ok(Output {

@@ -6,6 +6,9 @@ use super::{at_least, percent};
 use crate::rules::{Finding, Severity};
 use crate::units::human_bytes;
 
+/// The overcommit mode: only mode 2 (strict) enforces CommitLimit.
+pub const MODE_KEY: &str = "vm.overcommit_memory";
+
 pub const COMMIT_WARNING_PERCENT: u64 = 90;
 
 /// `commit`: Committed_AS against CommitLimit, enforced only in strict mode.

@@ -495,9 +495,9 @@ pub fn diagnose(
 
     // memory
     let m = &facts.mem;
-    let mode = facts.u64("vm.overcommit_memory");
+    let mode = facts.u64(commit::MODE_KEY);
     findings.push(check_commit(mode, m.committed_as, m.commit_limit).measured(
-        Some("vm.overcommit_memory"),
+        Some(commit::MODE_KEY),
         m.committed_as,
         m.commit_limit,
         "bytes",
@@ -510,13 +510,13 @@ pub fn diagnose(
 
     // files
     let files = facts
-        .triple("fs.file-nr")
+        .triple(files::NR_KEY)
         .map(|[allocated, _, max_nr]| FileFacts {
             allocated,
-            max: facts.u64("fs.file-max").unwrap_or(max_nr),
+            max: facts.u64(files::MAX_KEY).unwrap_or(max_nr),
         });
     findings.push(match files {
-        Some(f) => check_files(files).measured(Some("fs.file-max"), f.allocated, f.max, "files"),
+        Some(f) => check_files(files).measured(Some(files::MAX_KEY), f.allocated, f.max, "files"),
         None => check_files(files),
     });
 

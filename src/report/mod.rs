@@ -1,5 +1,6 @@
 //! Rendering for people (text, with optional colour) and machines (JSON).
 
+pub mod doctor;
 pub mod documents;
 pub mod escape;
 pub mod kubernetes;
