@@ -90,7 +90,9 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes and Prometheus: refused by check_flags before this.
-                Format::Text | Format::Kubernetes | Format::Prometheus => text::apply(&report, &style),
+                Format::Text | Format::Kubernetes | Format::Prometheus => {
+                    report::apply::text(&report, &style)
+                }
             }))
         }
         Command::Status(state) => {
@@ -112,7 +114,9 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes and Prometheus: refused by check_flags before this.
-                Format::Text | Format::Kubernetes | Format::Prometheus => text::rollback(&report, &style),
+                Format::Text | Format::Kubernetes | Format::Prometheus => {
+                    report::rollback::text(&report, &style)
+                }
             }))
         }
         Command::Doctor(args) => {

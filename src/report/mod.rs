@@ -1,11 +1,13 @@
 //! Rendering for people (text, with optional colour) and machines (JSON).
 
+pub mod apply;
 pub mod doctor;
 pub mod documents;
 pub mod escape;
 pub mod kubernetes;
 pub mod layout;
 pub mod plan;
+pub mod rollback;
 pub mod show;
 pub mod text;
 

@@ -1,80 +1,11 @@
-//! Text output: one screen that says what is wrong, what to change, why, and what the host
-//! will hold afterwards.
+//! Text output of `plan --snapshot` with several hosts.
 
 use std::fmt::Write;
 
-use super::layout::{findings, pad};
+use super::layout::pad;
 use super::{Style, safe};
 use crate::plan::Plan;
 use crate::rules::Severity;
-
-/// `sysctune apply`: what was written, and how to undo it.
-pub fn apply(r: &crate::apply::ApplyReport, style: &Style) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} profile {}",
-        style.bold("sysctune apply:"),
-        safe(&r.profile)
-    );
-    if !r.changed {
-        let _ = writeln!(
-            out,
-            "Nothing to change: the live values and {} already match the plan.",
-            safe(&r.dropin.path)
-        );
-    }
-    for c in &r.live {
-        live_line(&mut out, style, "set   ", c, "; read back and verified");
-    }
-    if r.dropin.changed {
-        let _ = writeln!(out, "  wrote  {}", safe(&r.dropin.path));
-    }
-    if r.changed
-        && let Some(rec) = &r.rollback
-    {
-        let _ = writeln!(
-            out,
-            "  saved  the previous state in {}; undo with: {}",
-            safe(rec),
-            safe(&r.undo_command)
-        );
-    }
-    out.push('\n');
-    findings(&mut out, style, &r.findings);
-    out
-}
-
-/// `  set    key = value  (was old...)`: one live write of apply or rollback.
-fn live_line(out: &mut String, style: &Style, verb: &str, c: &crate::apply::LiveChange, note: &str) {
-    let was = format!("(was {}{note})", safe(c.from.as_deref().unwrap_or("absent")));
-    let _ = writeln!(
-        out,
-        "  {verb} {} = {}  {}",
-        safe(&c.key),
-        style.green(&safe(&c.to)),
-        style.dim(&was)
-    );
-}
-
-/// `sysctune rollback`.
-pub fn rollback(r: &crate::apply::RollbackReport, style: &Style) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{} {}", style.bold("sysctune rollback:"), safe(&r.message));
-    let (set, restore) = if r.dry_run {
-        ("would set", "would restore")
-    } else {
-        ("set     ", "restored")
-    };
-    for c in &r.live {
-        live_line(&mut out, style, set, c, "");
-    }
-    if let Some(d) = &r.dropin {
-        let verb = if d.changed { restore } else { "kept" };
-        let _ = writeln!(out, "  {verb} {}", safe(&d.path));
-    }
-    out
-}
 
 /// One host of `plan --snapshot` with several hosts.
 #[derive(Clone, Debug)]
