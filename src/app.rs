@@ -7,7 +7,7 @@ use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Roll
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::host::Root;
-use crate::report::{self, Style, text};
+use crate::report::{self, Style};
 use crate::{apply, doctor, guard, host, keys, plan, profile, rules, snapshot, sysctl_d};
 
 /// What a command printed and the exit code it wants.
@@ -651,13 +651,13 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
         }
         None => None,
     };
-    let summarise = |path: &PathBuf| -> Result<(Option<String>, text::FleetRow)> {
+    let summarise = |path: &PathBuf| -> Result<(Option<String>, report::fleet::Row)> {
         let plan = one(path)?;
         if let Some(dir) = &out_dir {
             write_fleet_dropin(dir, path, &plan)?;
         }
         let line = (format == Format::Json).then(|| report::json_line(&plan));
-        Ok((line, text::FleetRow::of(path, &plan)))
+        Ok((line, report::fleet::Row::of(path, &plan)))
     };
     let host = |i: usize| guarded(&files[i], &|p| summarise(&p.to_path_buf()));
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -665,7 +665,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     let mut failed = 0;
     let mut stdout = std::io::stdout().lock();
     let mut broken = false;
-    let mut emit = |i: usize, result: Result<(Option<String>, text::FleetRow)>| {
+    let mut emit = |i: usize, result: Result<(Option<String>, report::fleet::Row)>| {
         use std::io::Write;
         let line = match result {
             Ok((line, row)) => {
@@ -679,9 +679,9 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
                     .write_all(report::escape::safe_lines(&format!("sysctune: error: {e}\n")).as_bytes());
                 // One line per host, so lines match hosts.
                 (format == Format::Json).then(|| {
-                    report::json_line(&report::documents::FleetError {
+                    report::json_line(&report::fleet::FailedLine {
                         schema: plan::SCHEMA,
-                        host: report::documents::FleetHost {
+                        host: report::fleet::FailedHost {
                             snapshot: files[i].display().to_string(),
                         },
                         error: e.to_string(),
@@ -703,7 +703,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     crate::fleet::ordered(files.len(), workers, 4 * workers, &host, &mut emit);
     let changed = rows.iter().any(|r| r.changed);
     let stdout = if format == Format::Text {
-        text::fleet(&rows, files.len(), failed, style)
+        report::fleet::text(&rows, files.len(), failed, style)
     } else {
         String::new()
     };

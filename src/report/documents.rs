@@ -26,17 +26,3 @@ pub struct ErrorDoc<'a> {
     pub error: &'a str,
     pub exit: i32,
 }
-
-/// `plan --snapshot` with several hosts, `--format json`: the line of a host whose plan
-/// failed, so that output lines match hosts.
-#[derive(Serialize)]
-pub struct FleetError {
-    pub schema: &'static str,
-    pub host: FleetHost,
-    pub error: String,
-}
-
-#[derive(Serialize)]
-pub struct FleetHost {
-    pub snapshot: String,
-}

@@ -4,12 +4,12 @@ pub mod apply;
 pub mod doctor;
 pub mod documents;
 pub mod escape;
+pub mod fleet;
 pub mod kubernetes;
 pub mod layout;
 pub mod plan;
 pub mod rollback;
 pub mod show;
-pub mod text;
 
 pub use escape::safe;
 

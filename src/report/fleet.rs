@@ -1,6 +1,9 @@
-//! Text output of `plan --snapshot` with several hosts.
+//! `plan --snapshot` with several hosts: a summary line per host as text; with
+//! `--format json`, a plan per line (JSON Lines), and for a host that failed, its error.
 
 use std::fmt::Write;
+
+use serde::Serialize;
 
 use super::layout::pad;
 use super::{Style, safe};
@@ -9,7 +12,7 @@ use crate::rules::Severity;
 
 /// One host of `plan --snapshot` with several hosts.
 #[derive(Clone, Debug)]
-pub struct FleetRow {
+pub struct Row {
     pub snapshot: std::path::PathBuf,
     pub host: String,
     pub changes: usize,
@@ -20,10 +23,10 @@ pub struct FleetRow {
     pub changed: bool,
 }
 
-impl FleetRow {
+impl Row {
     pub fn of(snapshot: &std::path::Path, p: &Plan) -> Self {
         let count = |sev: Severity| p.findings.iter().filter(|f| f.severity == sev).count();
-        FleetRow {
+        Row {
             snapshot: snapshot.to_path_buf(),
             host: safe(p.host.name.as_deref().unwrap_or("?")).into_owned(),
             changes: p.settings.iter().filter(|s| s.change).count(),
@@ -36,8 +39,8 @@ impl FleetRow {
     }
 }
 
-/// `plan --snapshot` with several hosts: one line per host.
-pub fn fleet(rows: &[FleetRow], total: usize, failed: usize, style: &Style) -> String {
+/// One line per host, then how many are pending and how many snapshots failed.
+pub fn text(rows: &[Row], total: usize, failed: usize, style: &Style) -> String {
     let mut out = String::new();
     let host_w = rows
         .iter()
@@ -89,4 +92,18 @@ pub fn fleet(rows: &[FleetRow], total: usize, failed: usize, style: &Style) -> S
         }
     );
     out
+}
+
+/// `plan --snapshot` with several hosts, `--format json`: the line of a host whose plan
+/// failed, so that output lines match hosts.
+#[derive(Serialize)]
+pub struct FailedLine {
+    pub schema: &'static str,
+    pub host: FailedHost,
+    pub error: String,
+}
+
+#[derive(Serialize)]
+pub struct FailedHost {
+    pub snapshot: String,
 }
