@@ -678,15 +678,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
                     .lock()
                     .write_all(report::escape::safe_lines(&format!("sysctune: error: {e}\n")).as_bytes());
                 // One line per host, so lines match hosts.
-                (format == Format::Json).then(|| {
-                    report::json_line(&report::fleet::FailedLine {
-                        schema: plan::SCHEMA,
-                        host: report::fleet::FailedHost {
-                            snapshot: files[i].display().to_string(),
-                        },
-                        error: e.to_string(),
-                    })
-                })
+                (format == Format::Json).then(|| report::fleet::failed_line(&files[i], &e.to_string()))
             }
         };
         if let Some(line) = line

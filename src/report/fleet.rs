@@ -107,3 +107,14 @@ pub struct FailedLine {
 pub struct FailedHost {
     pub snapshot: String,
 }
+
+/// The JSON line of a host whose snapshot could not be read or planned.
+pub fn failed_line(snapshot: &std::path::Path, error: &str) -> String {
+    super::json_line(&FailedLine {
+        schema: crate::plan::SCHEMA,
+        host: FailedHost {
+            snapshot: snapshot.display().to_string(),
+        },
+        error: error.to_string(),
+    })
+}
