@@ -102,7 +102,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     Format::Json => report::json(&report),
                     // Kubernetes and Prometheus: refused by check_flags before this.
                     Format::Text | Format::Kubernetes | Format::Prometheus => {
-                        crate::status::text(&report, &style)
+                        report::status::text(&report, &style)
                     }
                 },
                 stderr: String::new(),

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod plan;
 pub mod rollback;
 pub mod show;
+pub mod status;
 
 pub use escape::safe;
 
