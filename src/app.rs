@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::host::Root;
 use crate::report::{self, Style};
-use crate::{apply, doctor, guard, host, keys, plan, profile, rules, snapshot, sysctl_d};
+use crate::{apply, doctor, guard, host, keys, plan, profile, snapshot, sysctl_d};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
@@ -175,7 +175,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 profile::builtin_names().join(", ")
             ))),
         },
-        Command::Explain { topic } => explain(topic).map(Output::ok),
+        Command::Explain { topic } => report::explain::text(topic).map(Output::ok),
         Command::Completions { shell } => Ok(Output::ok(completions(*shell))),
         Command::Man => man().map(Output::ok),
     }
@@ -499,57 +499,6 @@ fn profiles_list(format: Format) -> String {
             out
         }
     }
-}
-
-fn explain(topic: &str) -> Result<String> {
-    if topic == "profile" {
-        return Ok(profile::REFERENCE.to_string());
-    }
-    if let Some(rule) = rules::find(topic) {
-        return Ok(rule_doc(rule));
-    }
-    let key = keys::normalize_key(topic).ok();
-    if let Some(rule) = key.as_deref().and_then(rules::for_key) {
-        let key = key.unwrap_or_default();
-        let unit = keys::info(&key).map(|i| i.unit).unwrap_or("");
-        return Ok(format!(
-            "{key} ({unit}) is managed by rule {}.\n\n{}",
-            rule.id(),
-            rule_doc(rule)
-        ));
-    }
-    if let Some(info) = key.as_deref().and_then(keys::info) {
-        return Ok(format!(
-            "{} is known to sysctune ({}, {:?} scope) but no rule computes it; pin it in a profile's [sysctl] table.\n",
-            info.name, info.unit, info.scope
-        ));
-    }
-    let ids: Vec<&str> = rules::RULES.iter().map(|r| r.id()).collect();
-    Err(Error::input(format!(
-        "nothing to explain for {topic:?}: give a rule ({}), a key one of them manages (e.g. {}), or profile \
-         (every profile field)",
-        ids.join(", "),
-        rules::RULES.iter().flat_map(|r| r.keys()).next().unwrap_or(&"-")
-    )))
-}
-
-fn rule_doc(rule: &dyn rules::Rule) -> String {
-    let keys: Vec<String> = rule
-        .keys()
-        .iter()
-        .map(|k| match keys::info(k) {
-            Some(i) => format!("{k} ({})", i.unit),
-            None => k.to_string(),
-        })
-        .collect();
-    let mut s = format!(
-        "Rule {} — keys: {}\n\n{}",
-        rule.id(),
-        keys.join(", "),
-        rule.doc().trim_end()
-    );
-    s.push('\n');
-    s
 }
 
 fn completions(shell: Shell) -> String {

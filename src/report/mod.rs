@@ -4,6 +4,7 @@ pub mod apply;
 pub mod doctor;
 pub mod documents;
 pub mod escape;
+pub mod explain;
 pub mod fleet;
 pub mod kubernetes;
 pub mod layout;
