@@ -150,15 +150,21 @@ pub fn run(cli: &Cli) -> Result<Output> {
                 Format::Text | Format::Kubernetes | Format::Prometheus => crate::recommend::text(&r),
             }))
         }
-        Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format()))),
+        Command::Profiles { action: None } => {
+            let list = report::profiles::Document::builtin();
+            Ok(Output::ok(match g.format() {
+                Format::Json => report::json(&list),
+                // Kubernetes and Prometheus: refused by check_flags before this.
+                Format::Text | Format::Kubernetes | Format::Prometheus => report::profiles::text(&list),
+            }))
+        }
         Command::Profiles {
             action: Some(ProfilesAction::Show { name, resolved: true }),
         } => {
             // Validated as a whole first: a merged result that would not plan is an error.
             profile::load(name, &[])?;
             let r = profile::resolve_extends(name)?;
-            let text = format!("# {name}, resolved: {}\n{}", r.chain.join(" → "), r.to_toml()?);
-            Ok(Output::ok(crate::report::escape::safe_lines(&text).into_owned()))
+            report::profiles::resolved(name, &r).map(Output::ok)
         }
         Command::Profiles {
             action:
@@ -167,9 +173,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     resolved: false,
                 }),
         } => match profile::builtin_source(name) {
-            Some(text) => Ok(Output::ok(format!(
-                "{text}\n# Every field, with its unit and default: sysctune explain profile\n"
-            ))),
+            Some(text) => Ok(Output::ok(report::profiles::source(text))),
             None => Err(Error::input(format!(
                 "unknown profile {name:?}; built-in profiles: {}",
                 profile::builtin_names().join(", ")
@@ -470,35 +474,6 @@ fn show(
         }
     };
     Ok(Output::ok(stdout))
-}
-
-fn profiles_list(format: Format) -> String {
-    let list: Vec<report::documents::ProfileEntry> = profile::BUILTIN
-        .iter()
-        .map(|(name, _)| report::documents::ProfileEntry {
-            name: name.to_string(),
-            description: profile::load(name, &[])
-                .ok()
-                .and_then(|p| p.description)
-                .unwrap_or_default(),
-        })
-        .collect();
-    match format {
-        Format::Json => report::json(&report::documents::ProfilesDoc {
-            schema: report::documents::PROFILES_SCHEMA,
-            profiles: list,
-        }),
-        // Kubernetes and Prometheus: refused by check_flags before this.
-        Format::Text | Format::Kubernetes | Format::Prometheus => {
-            let w = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
-            let mut out =
-                String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");
-            for p in list {
-                out.push_str(&format!("  {:w$}  {}\n", p.name, p.description));
-            }
-            out
-        }
-    }
 }
 
 fn completions(shell: Shell) -> String {

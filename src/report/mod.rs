@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod kubernetes;
 pub mod layout;
 pub mod plan;
+pub mod profiles;
 pub mod rollback;
 pub mod show;
 pub mod status;
