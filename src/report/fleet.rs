@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::layout::pad;
+use super::layout::{column, pad};
 use super::{Style, safe};
 use crate::plan::Plan;
 use crate::rules::Severity;
@@ -42,12 +42,7 @@ impl Row {
 /// One line per host, then how many are pending and how many snapshots failed.
 pub fn text(rows: &[Row], total: usize, failed: usize, style: &Style) -> String {
     let mut out = String::new();
-    let host_w = rows
-        .iter()
-        .map(|r| r.host.chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let host_w = column(rows.iter().map(|r| r.host.chars().count()), 4);
     let _ = writeln!(
         out,
         "{}",

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::layout::{pad, severity};
+use super::layout::{column, pad, severity};
 use super::{Style, safe, wrap};
 use crate::host::{Facts, Sockstat};
 use crate::rules::Severity;
@@ -102,18 +102,8 @@ fn keys(out: &mut String, facts: &Facts, rows: &[KeyView], recommended: &Recomme
     // Every string of a view comes from a sysctl.d file or the host: escaped before
     // measuring; the originals only for lookups.
     let shown: Vec<KeyView> = rows.iter().map(safe_view).collect();
-    let key = shown
-        .iter()
-        .map(|r| r.key.chars().count())
-        .max()
-        .unwrap_or(3)
-        .max(3);
-    let live = shown
-        .iter()
-        .map(|r| live(r).chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let key = column(shown.iter().map(|r| r.key.chars().count()), 3);
+    let live = column(shown.iter().map(|r| live(r).chars().count()), 4);
     let below_col = 2 + key + 2;
     let cols = Columns {
         key,
