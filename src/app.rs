@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::host::Root;
 use crate::report::{self, Style};
-use crate::{apply, doctor, guard, host, keys, plan, profile, snapshot, sysctl_d};
+use crate::{apply, doctor, guard, host, keys, plan, planner, profile, snapshot, sysctl_d};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
@@ -43,40 +43,14 @@ pub fn run(cli: &Cli) -> Result<Output> {
         Command::Plan(args) if !args.snapshot.is_empty() => {
             plan_snapshots(args, g.format(), &style, g.verbose)
         }
-        Command::Snapshot { keys: wanted } => {
-            let mut extra = Vec::new();
-            for k in wanted {
-                extra.push(keys::normalize_key(k).map_err(|e| Error::input(format!("--key: {e}")))?);
-            }
-            let snap = snapshot::take(root, &extra)?;
-            Ok(Output::ok(report::json(&snap)))
-        }
-        Command::Plan(args) if g.format() == Format::Kubernetes => {
-            let (plan, _) = make_plan(root, args)?;
-            // The DaemonSet applies only the host-wide keys: its ConfigMap holds the drop-in
-            // of that narrower plan.
-            let node_keys = report::kubernetes::node_keys(&plan);
-            let node_plan = if node_keys.is_empty() {
-                None
-            } else {
-                let only = PlanArgs {
-                    only: node_keys,
-                    ..args.clone()
-                };
-                Some(make_plan(root, &only)?.0)
-            };
-            Ok(Output::ok(report::kubernetes::render(
-                &plan,
-                node_plan.as_ref(),
-                args,
-            )))
-        }
+        Command::Snapshot { keys: wanted } => take_snapshot(root, wanted),
+        Command::Plan(args) if g.format() == Format::Kubernetes => plan_kubernetes(root, args),
         Command::Plan(args) => {
-            let (plan, _) = make_plan(root, args)?;
+            let (plan, _) = planner::plan_root(root, args)?;
             Ok(plan_output(&plan, args.exit_code, g.format(), &style, g.verbose))
         }
         Command::Apply(args) if args.dry_run => {
-            let (plan, _) = make_plan(root, &args.plan)?;
+            let (plan, _) = planner::plan_root(root, &args.plan)?;
             Ok(plan_output(
                 &plan,
                 args.plan.exit_code,
@@ -159,29 +133,62 @@ pub fn run(cli: &Cli) -> Result<Output> {
             }))
         }
         Command::Profiles {
-            action: Some(ProfilesAction::Show { name, resolved: true }),
-        } => {
-            // Validated as a whole first: a merged result that would not plan is an error.
-            profile::load(name, &[])?;
-            let r = profile::resolve_extends(name)?;
-            report::profiles::resolved(name, &r).map(Output::ok)
-        }
-        Command::Profiles {
-            action:
-                Some(ProfilesAction::Show {
-                    name,
-                    resolved: false,
-                }),
-        } => match profile::builtin_source(name) {
-            Some(text) => Ok(Output::ok(report::profiles::source(text))),
-            None => Err(Error::input(format!(
-                "unknown profile {name:?}; built-in profiles: {}",
-                profile::builtin_names().join(", ")
-            ))),
-        },
+            action: Some(ProfilesAction::Show { name, resolved }),
+        } => profiles_show(name, *resolved).map(Output::ok),
         Command::Explain { topic } => report::explain::text(topic).map(Output::ok),
         Command::Completions { shell } => Ok(Output::ok(completions(*shell))),
         Command::Man => man().map(Output::ok),
+    }
+}
+
+/// `snapshot`: the host under the root as a JSON document, with the keys of `--key` too.
+fn take_snapshot(root: &Root, wanted: &[String]) -> Result<Output> {
+    let mut extra = Vec::new();
+    for k in wanted {
+        extra.push(keys::normalize_key(k).map_err(|e| Error::input(format!("--key: {e}")))?);
+    }
+    let snap = snapshot::take(root, &extra)?;
+    Ok(Output::ok(report::json(&snap)))
+}
+
+/// `plan --format kubernetes`: the plan as manifests, with the narrower plan of the
+/// host-wide keys for the node DaemonSet.
+fn plan_kubernetes(root: &Root, args: &PlanArgs) -> Result<Output> {
+    let (plan, _) = planner::plan_root(root, args)?;
+    // The DaemonSet applies only the host-wide keys: its ConfigMap holds the drop-in
+    // of that narrower plan.
+    let node_keys = report::kubernetes::node_keys(&plan);
+    let node_plan = if node_keys.is_empty() {
+        None
+    } else {
+        let only = PlanArgs {
+            only: node_keys,
+            ..args.clone()
+        };
+        Some(planner::plan_root(root, &only)?.0)
+    };
+    Ok(Output::ok(report::kubernetes::render(
+        &plan,
+        node_plan.as_ref(),
+        args,
+    )))
+}
+
+/// `profiles show NAME`: a built-in profile's TOML as written, or `--resolved`, with
+/// its `extends` chain merged.
+fn profiles_show(name: &str, resolved: bool) -> Result<String> {
+    if resolved {
+        // Validated as a whole first: a merged result that would not plan is an error.
+        profile::load(name, &[])?;
+        let r = profile::resolve_extends(name)?;
+        return report::profiles::resolved(name, &r);
+    }
+    match profile::builtin_source(name) {
+        Some(text) => Ok(report::profiles::source(text)),
+        None => Err(Error::input(format!(
+            "unknown profile {name:?}; built-in profiles: {}",
+            profile::builtin_names().join(", ")
+        ))),
     }
 }
 
@@ -267,10 +274,10 @@ fn run_apply(root: &Root, args: &ApplyArgs) -> Result<apply::ApplyReport> {
     apply::check_privileges(root, live, "writing")?;
     // A plan that would hurt the host is refused before the lock (nothing written at all),
     // and again under it, on the state it would change.
-    let (plan, facts) = make_plan(root, &args.plan)?;
+    let (plan, facts) = planner::plan_root(root, &args.plan)?;
     let overridden = refuse_what_hurts(&plan, &facts, &profile, args.force)?;
     let (_lock, state) = apply::lock(root, &paths, std::time::Duration::from_secs(args.lock_timeout))?;
-    let (plan, facts) = make_plan(root, &args.plan)?;
+    let (plan, facts) = planner::plan_root(root, &args.plan)?;
     let overridden = refuse_what_hurts(&plan, &facts, &profile, args.force).map(|o| {
         let mut all = overridden;
         all.extend(o.into_iter().filter(|m| !all.contains(m)).collect::<Vec<_>>());
@@ -363,45 +370,6 @@ fn run_rollback(root: &Root, args: &RollbackArgs) -> Result<apply::RollbackRepor
     )
 }
 
-/// Read the drop-in's current content (symlinks followed inside the root, as a boot would);
-/// `None` when absent.
-pub fn read_dropin(root: &Root, shown: &str) -> Result<Option<String>> {
-    root.read_text(shown, host::fs::MAX_CONFIG)
-}
-
-pub fn make_plan(root: &Root, args: &PlanArgs) -> Result<(plan::Plan, host::Facts)> {
-    let profile = profile::load(&args.profile, &args.sets)?;
-    profile::check_pins(&profile, &args.allow_keys)?;
-    apply::inside_root("--dropin", &args.dropin)?;
-    let shown = args.dropin.clone();
-    let extra: Vec<String> = profile.sysctl.iter().map(|(k, _)| k.clone()).collect();
-    let facts = host::read(root, &extra)?;
-    let current = read_dropin(root, &shown)?;
-    let sysctl_d = sysctl_d::read(root)?;
-    apply::inside_root("--state-dir", &args.state_dir)?;
-    let set_before = apply::read_applied(root, &args.state_dir)?
-        .map(|a| a.set)
-        .unwrap_or_default();
-    let plan = plan::plan(&plan::Request {
-        facts: &facts,
-        profile: &profile,
-        only: &args.only,
-        dropin_path: &shown,
-        dropin_current: current.as_deref(),
-        sysctl_d: &sysctl_d,
-        set_before: &set_before,
-    })?;
-    let mut plan = plan;
-    plan.apply_command = crate::hint::apply(Some(root.path()), args);
-    let ports_held = |lo: u32, hi: u32, reserved: &[(u32, u32)]| -> Result<Option<u64>> {
-        let mut scan = host::tcp_table::PortScan::new(lo, hi, reserved);
-        host::tcp_table::scan_tables(root, &mut scan)?;
-        Ok(Some(scan.top(1).first().map_or(0, |d| d.counts.total())))
-    };
-    plan.findings.extend(guard::hazards(&plan, &facts, &ports_held)?);
-    Ok((plan, facts))
-}
-
 fn show(
     root: &Root,
     format: Format,
@@ -426,7 +394,7 @@ fn show(
                 image: None,
                 output_dir: None,
             };
-            let (plan, _) = make_plan(root, &args)?;
+            let (plan, _) = planner::plan_root(root, &args)?;
             plan.settings
                 .into_iter()
                 .map(|s| (s.key, (s.recommended, s.rules)))
@@ -443,8 +411,9 @@ fn show(
         .filter(|k| keys::info(k).is_none())
         .cloned()
         .collect();
-    let facts = host::read(root, &extra)?;
-    let sd = sysctl_d::read(root)?;
+    let host::Observed {
+        facts, sysctl_d: sd, ..
+    } = host::read(root, &extra, None)?;
     let mut list: Vec<String> = if canonical.is_empty() {
         facts
             .sysctl
@@ -499,40 +468,6 @@ fn man() -> Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// Plan one snapshot: the same inputs `make_plan` reads from a host, from the document.
-pub fn plan_snapshot(
-    snap: &snapshot::Snapshot,
-    prof: &profile::Profile,
-    args: &PlanArgs,
-) -> Result<plan::Plan> {
-    let mut facts = snap.facts();
-    for (key, _) in &prof.sysctl {
-        if !facts.sysctl.contains_key(key) {
-            facts.warnings.push(format!(
-                "{key} is not in the snapshot, so its current value is unknown (take it with `sysctune snapshot --key {key}`)"
-            ));
-        }
-    }
-    let sd = snap.sysctl_d();
-    plan::plan(&plan::Request {
-        facts: &facts,
-        profile: prof,
-        only: &args.only,
-        dropin_path: &args.dropin,
-        dropin_current: snap.file(&args.dropin),
-        sysctl_d: &sd,
-        set_before: &Default::default(),
-    })
-    .and_then(|mut plan| {
-        // Applied on the host itself, from its own root.
-        plan.apply_command = crate::hint::apply(None, args);
-        // A snapshot holds no tcp tables: the port check waits for apply on the host.
-        plan.findings
-            .extend(guard::hazards(&plan, &facts, &|_, _, _| Ok(None))?);
-        Ok(plan)
-    })
-}
-
 /// `plan --snapshot FILE...`: one plan per host. A snapshot that cannot be read or planned
 /// is reported on stderr and in the exit code (2); the others are still planned.
 fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool) -> Result<Output> {
@@ -545,7 +480,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
             return Err(Error::host(path, "no *.json snapshot in this directory"));
         }
         let snap = snapshot::load(path)?;
-        plan_snapshot(&snap, &prof, args).map_err(|e| match e {
+        planner::plan_snapshot(&snap, &prof, args).map_err(|e| match e {
             Error::Host { .. } => e,
             other => Error::host(path, other.to_string()),
         })

@@ -179,7 +179,7 @@ pub struct DoctorArgs {
     /// kernel to the ports of ip_local_port_range on a live host (--root /), /proc/net/tcp and
     /// tcp6 under any other root or where netlink is refused (said in the notes)
     #[arg(long, value_enum, value_name = "FROM", default_value = "auto")]
-    pub sockets: crate::doctor::Sockets,
+    pub sockets: Sockets,
     /// Where `apply` keeps its record, as a path inside the root: the plan drift of the facts
     /// and metrics (what `sysctune status` reports)
     #[arg(long, value_name = "DIR", default_value = crate::apply::DEFAULT_STATE_DIR)]
@@ -290,4 +290,17 @@ pub struct ApplyArgs {
     /// Committed_AS, a port range below the ports in use). Never a profile's [host].
     #[arg(long)]
     pub force: bool,
+}
+
+/// Where the TCP sockets are read from (`doctor --sockets`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sockets {
+    /// Netlink on a live host (`--root /`), falling back to /proc/net/tcp where it is
+    /// refused; /proc/net/tcp under any other root.
+    #[default]
+    Auto,
+    /// NETLINK_SOCK_DIAG only: an error where it cannot be used.
+    Netlink,
+    /// `ROOT/proc/net/tcp` and `tcp6` only.
+    Proc,
 }

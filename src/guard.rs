@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::host::Facts;
 use crate::plan::Plan;
 use crate::profile::Profile;
-use crate::rules::{Finding, PortsHeld, Proposal, RULES, Severity};
+use crate::rules::{Code, Finding, PortsHeld, Proposal, RULES, Severity};
 use crate::units::human_bytes;
 
 /// Why apply will not carry out a plan.
@@ -87,7 +87,7 @@ pub fn hazards(plan: &Plan, facts: &Facts, ports_held: &PortsHeld) -> Result<Vec
 }
 
 /// The rule name of [`hazards`]' findings.
-pub const GUARD: &str = "guard";
+pub const GUARD: Code = Code::Guard;
 
 /// Every reason to refuse `plan` on the host of `facts` (the facts as read, before the
 /// profile's `[host]`): a `[host]` for another machine, and every error finding (those of

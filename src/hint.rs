@@ -7,18 +7,7 @@ use std::path::Path;
 use crate::apply::DEFAULT_STATE_DIR;
 use crate::plan::DEFAULT_DROPIN;
 
-/// A word as a POSIX shell reads it back: bare when it is plain, else single-quoted.
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
+pub use crate::shell::shell_quote;
 
 /// A sysctune command line being built.
 pub struct Command {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::host::Facts;
 use crate::keys::{self, Kubernetes, Scope};
 use crate::profile::Profile;
-use crate::rules::{self, Context, Finding, Row, Severity, Values, overcommit, tcp_memory};
+use crate::rules::{self, Code, Context, Finding, Row, Severity, Values, overcommit, tcp_memory};
 use crate::sysctl_d::{self, Assignment, Kind, Origin, SysctlD};
 
 pub const SCHEMA: &str = "sysctune/plan/v1";
@@ -197,7 +197,7 @@ struct Draft {
 }
 
 impl Draft {
-    fn note(&mut self, severity: Severity, rule: &str, message: String) {
+    fn note(&mut self, severity: Severity, rule: Code, message: String) {
         self.findings.push((Finding::new(severity, rule, message), None));
     }
 }
@@ -216,10 +216,10 @@ pub fn plan(req: &Request) -> Result<Plan> {
         arithmetic: Vec::new(),
     };
     for w in &facts.warnings {
-        draft.note(Severity::Warning, "host", w.clone());
+        draft.note(Severity::Warning, Code::Host, w.clone());
     }
     for n in notes {
-        draft.note(Severity::Info, "profile", n);
+        draft.note(Severity::Info, Code::Profile, n);
     }
     let mut ctx = Context {
         facts: &facts,
@@ -246,7 +246,11 @@ pub fn plan(req: &Request) -> Result<Plan> {
         .map(|s| s.key.as_str())
         .collect();
     if !namespaced.is_empty() {
-        findings.push(Finding::new(Severity::Info, "scope", scope_message(&namespaced)));
+        findings.push(Finding::new(
+            Severity::Info,
+            Code::Scope,
+            scope_message(&namespaced),
+        ));
     }
 
     // Capacity, from the current values and from the recommended ones. A key that another
@@ -305,7 +309,7 @@ pub fn plan(req: &Request) -> Result<Plan> {
         },
         apply_command: format!(
             "sysctune apply --profile {}",
-            crate::hint::shell_quote(&profile.name)
+            crate::shell::shell_quote(&profile.name)
         ),
     })
 }
@@ -380,7 +384,7 @@ fn pin(facts: &Facts, profile: &Profile, draft: &mut Draft) -> Result<()> {
         if facts.sysctl.get(key).is_some_and(|v| v.is_none()) {
             draft.note(
                 Severity::Warning,
-                PIN,
+                Code::Pin,
                 format!(
                     "{key} does not exist on this kernel ({}); writing it will fail",
                     facts.kernel
@@ -400,7 +404,7 @@ fn pin(facts: &Facts, profile: &Profile, draft: &mut Draft) -> Result<()> {
             rules_for_key = prev.rules.clone();
             rules_for_key.push(PIN.to_string());
             if let Some(message) = differs {
-                draft.note(Severity::Warning, PIN, message);
+                draft.note(Severity::Warning, Code::Pin, message);
             }
         }
         draft.managed.insert(
@@ -441,7 +445,7 @@ fn one_of_each_reset(profile: &Profile, draft: &mut Draft) -> Result<()> {
         draft.managed.remove(drop);
         draft.note(
             Severity::Warning,
-            PIN,
+            Code::Pin,
             format!("{keep} is pinned, so {drop} is not managed: writing one resets the other to 0"),
         );
     }
@@ -688,9 +692,9 @@ fn scope_message(namespaced: &[&str]) -> String {
 }
 
 /// The rule id of findings about the sysctl.d files.
-pub const SYSCTL_D: &str = "sysctl.d";
+pub const SYSCTL_D: Code = Code::SysctlD;
 /// The rule id of drift findings (live value ≠ boot value).
-pub const DRIFT: &str = "drift";
+pub const DRIFT: Code = Code::Drift;
 
 /// Findings about boot: notes on the files, drift (live ≠ boot value now), and whether the
 /// drop-in with `content` would be read at boot and win for each managed key, for
@@ -708,6 +712,24 @@ fn boot_findings(
         .iter()
         .map(|n| Finding::new(Severity::Warning, SYSCTL_D, n.clone()))
         .collect();
+    out.extend(drift(req, settings, now));
+    let after = match read_at_boot(sd, path, content) {
+        Ok(after) => after,
+        Err(never) => {
+            out.push(never);
+            return out;
+        }
+    };
+    let keys: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
+    let boot = after.boot(&keys);
+    out.extend(shadowed(settings, &boot, path));
+    out.extend(procps_differs(settings, &after.procps(&keys), &boot));
+    out
+}
+
+/// Keys whose live value is not the one the sysctl.d files set at boot.
+fn drift(req: &Request, settings: &[Setting], now: &BTreeMap<String, Origin>) -> Vec<Finding> {
+    let mut out = Vec::new();
     for s in settings {
         let (Some(live), Some(b)) = (
             req.facts.value(&s.key),
@@ -730,9 +752,15 @@ fn boot_findings(
             ));
         }
     }
+    out
+}
 
+/// The sysctl.d files once the drop-in holds `content`, or the finding that says
+/// systemd-sysctl would never read the drop-in (a misplaced path, a mask, a file of the
+/// same name in an earlier directory).
+fn read_at_boot(sd: &SysctlD, path: &str, content: &str) -> std::result::Result<SysctlD, Finding> {
     let Some(after) = sd.with_file(path, content) else {
-        out.push(Finding::new(
+        return Err(Finding::new(
             Severity::Warning,
             SYSCTL_D,
             format!(
@@ -741,9 +769,7 @@ fn boot_findings(
                 sysctl_d::DIRS.join(", ")
             ),
         ));
-        return out;
     };
-    let name = path.rsplit('/').next().unwrap_or(path);
     if let Some(by) = after.file(path).and_then(|f| f.overridden_by.clone()) {
         let (how, fix) = match after.file(&by).map(|f| f.kind) {
             Some(Kind::Mask) => (
@@ -755,7 +781,7 @@ fn boot_findings(
                 "Give the drop-in a name that no other file uses",
             ),
         };
-        out.push(Finding::new(
+        return Err(Finding::new(
             Severity::Warning,
             SYSCTL_D,
             format!(
@@ -763,11 +789,15 @@ fn boot_findings(
                  survive a reboot. {fix}"
             ),
         ));
-        return out;
     }
-    let keys: Vec<String> = settings.iter().map(|s| s.key.clone()).collect();
-    let boot = after.boot(&keys);
-    let procps = after.procps(&keys);
+    Ok(after)
+}
+
+/// Managed keys another file sets after the drop-in (or drops with `-KEY`) at boot, with
+/// a drop-in name that would sort after them.
+fn shadowed(settings: &[Setting], boot: &BTreeMap<String, Origin>, path: &str) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let name = path.rsplit('/').next().unwrap_or(path);
     let mut shadows: Vec<(&Setting, String, &str)> = Vec::new();
     for s in settings {
         let Some(o) = boot.get(&s.key) else { continue };
@@ -800,6 +830,17 @@ fn boot_findings(
             ),
         ));
     }
+    out
+}
+
+/// Keys procps `sysctl --system` would set to a value neither the plan nor systemd-sysctl
+/// gives (it also reads /etc/sysctl.conf, last).
+fn procps_differs(
+    settings: &[Setting],
+    procps: &BTreeMap<String, Origin>,
+    boot: &BTreeMap<String, Origin>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
     for s in settings {
         let (Some(p), b) = (
             procps.get(&s.key).and_then(|o| o.boot.as_ref()),

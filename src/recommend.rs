@@ -76,7 +76,7 @@ pub struct Recommendation {
 
 /// Read the evidence under `root` and decide.
 pub fn run(root: &Root) -> Result<Recommendation> {
-    let facts = host::read(root, &[])?;
+    let facts = host::read_facts(root, &[])?;
     let (lo, hi) = port_range::current_range(&facts).unwrap_or((32768, 60999));
     let mut scan = tcp_table::PortScan::new(lo, hi, &port_range::reserved(&facts));
     let tables = tcp_table::scan_tables(root, &mut scan)?;

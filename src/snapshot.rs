@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::host::{self, Facts, MemInfo, Sockstat};
+use crate::host::{self, Facts, MemInfo, Observed, Sockstat};
 use crate::keys;
 use crate::sysctl_d::{self, Kind, Listed, SysctlD};
 
@@ -63,39 +63,64 @@ pub struct SnapFile {
 
 /// Take a snapshot of the host under `root`.
 pub fn take(root: &host::Root, extra_keys: &[String]) -> Result<Snapshot> {
-    let facts = host::read(root, extra_keys)?;
-    let sd = sysctl_d::read(root)?;
-    Ok(Snapshot {
-        schema: SCHEMA.to_string(),
-        host: SnapHost {
-            name: facts.hostname.clone(),
-            kernel: facts.kernel.clone(),
-            page_size: facts.page_size,
-            hz: facts.hz,
-        },
-        meminfo: facts.mem,
-        sockstat: facts.sockstat,
-        sysctl: facts.sysctl.clone(),
-        sysctl_d: SnapSysctlD {
-            files: sd
-                .files
-                .iter()
-                .map(|f| SnapFile {
-                    path: f.path.clone(),
-                    kind: f.kind,
-                    content: sd.raw.get(&f.path).cloned(),
-                })
-                .collect(),
-            sysctl_conf: sd.sysctl_conf_raw.clone(),
-            notes: sd.notes.clone(),
-        },
-        warnings: facts.warnings,
-    })
+    Ok(Snapshot::of(host::read(root, extra_keys, None)?))
 }
 
 impl Snapshot {
-    /// The facts as `host::read` would have given them on the host.
-    pub fn facts(&self) -> Facts {
+    /// The document of what was read of a host (a drop-in is among its sysctl.d files).
+    pub fn of(observed: Observed) -> Snapshot {
+        let Observed {
+            facts, sysctl_d: sd, ..
+        } = observed;
+        Snapshot {
+            schema: SCHEMA.to_string(),
+            host: SnapHost {
+                name: facts.hostname,
+                kernel: facts.kernel,
+                page_size: facts.page_size,
+                hz: facts.hz,
+            },
+            meminfo: facts.mem,
+            sockstat: facts.sockstat,
+            sysctl: facts.sysctl,
+            sysctl_d: SnapSysctlD {
+                files: sd
+                    .files
+                    .iter()
+                    .map(|f| SnapFile {
+                        path: f.path.clone(),
+                        kind: f.kind,
+                        content: sd.raw.get(&f.path).cloned(),
+                    })
+                    .collect(),
+                sysctl_conf: sd.sysctl_conf_raw,
+                notes: sd.notes,
+            },
+            warnings: facts.warnings,
+        }
+    }
+
+    /// What planning needs, as [`host::read`] gives it on the host: `pins` are the keys
+    /// a profile pins (each the snapshot lacks is a warning: its value is unknown),
+    /// `dropin` the drop-in's path.
+    pub fn observed(&self, pins: &[String], dropin: &str) -> Observed {
+        let mut facts = self.facts();
+        for key in pins {
+            if !facts.sysctl.contains_key(key) {
+                facts.warnings.push(format!(
+                    "{key} is not in the snapshot, so its current value is unknown (take it with `sysctune snapshot --key {key}`)"
+                ));
+            }
+        }
+        Observed {
+            facts,
+            sysctl_d: self.sysctl_d(),
+            dropin: self.file(dropin).map(str::to_string),
+        }
+    }
+
+    /// The facts as `host::read_facts` would have given them on the host.
+    fn facts(&self) -> Facts {
         Facts {
             hostname: self.host.name.clone(),
             kernel: self.host.kernel.clone(),
@@ -108,8 +133,8 @@ impl Snapshot {
         }
     }
 
-    /// The sysctl.d files as `sysctl_d::read` would have given them on the host.
-    pub fn sysctl_d(&self) -> SysctlD {
+    /// The sysctl.d files as `host::sysctl_d::read` would have given them on the host.
+    fn sysctl_d(&self) -> SysctlD {
         let listing: Vec<Listed> = self
             .sysctl_d
             .files
@@ -128,7 +153,7 @@ impl Snapshot {
     }
 
     /// The text of a file listed in the snapshot (the drop-in), `None` when absent.
-    pub fn file(&self, path: &str) -> Option<&str> {
+    fn file(&self, path: &str) -> Option<&str> {
         self.sysctl_d
             .files
             .iter()
@@ -251,4 +276,39 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_gives_planning_what_the_host_gave() {
+        let root = host::Root::open(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/roots/precedence"
+        )))
+        .unwrap();
+        let dropin = "/etc/sysctl.d/90-sysctune.conf";
+        let on_host = host::read(&root, &[], Some(dropin)).unwrap();
+        assert!(on_host.dropin.is_some(), "the fixture has a drop-in");
+        assert!(on_host.sysctl_d.sysctl_conf.is_some() && on_host.sysctl_d.files.len() > 5);
+        let snap = Snapshot::of(on_host.clone());
+        snap.validate().unwrap();
+        assert_eq!(snap.observed(&[], dropin), on_host);
+
+        // A pinned key the snapshot lacks is unknown, and says how to take it.
+        let pinned = snap.observed(&["vm.stat_interval".to_string()], dropin);
+        assert_eq!(pinned.facts.warnings.len(), on_host.facts.warnings.len() + 1);
+        assert!(
+            pinned
+                .facts
+                .warnings
+                .last()
+                .unwrap()
+                .contains("sysctune snapshot --key vm.stat_interval"),
+            "{:?}",
+            pinned.facts.warnings
+        );
+    }
 }

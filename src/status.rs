@@ -10,7 +10,7 @@ use crate::cli::{PlanArgs, StateArgs};
 use crate::error::Result;
 use crate::host::{self, Root};
 use crate::plan::Plan;
-use crate::sysctl_d::{self, Assignment};
+use crate::sysctl_d::Assignment;
 
 pub const SCHEMA: &str = "sysctune/status/v1";
 
@@ -108,7 +108,7 @@ pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
         ));
     }
 
-    let dropin_text = crate::app::read_dropin(root, &applied.dropin)?;
+    let dropin_text = host::sysctl_d::read_dropin(root, &applied.dropin)?;
     let entries = dropin_text
         .as_deref()
         .map(|t| crate::dropin::parse(t).entries)
@@ -128,7 +128,7 @@ pub fn status(root: &Root, args: &StateArgs) -> Result<Status> {
     }
     keys.sort_by(|a, b| crate::keys::order(a).cmp(&crate::keys::order(b)).then(a.cmp(b)));
     keys.dedup();
-    let sd = sysctl_d::read(root)?;
+    let sd = host::sysctl_d::read(root)?;
     let boot = sd.boot(&keys);
 
     let mut out = Vec::new();
@@ -189,7 +189,7 @@ fn replan(
     state_dir: &str,
     notes: &mut Vec<String>,
 ) -> Option<Plan> {
-    let replan = crate::app::make_plan(
+    let replan = crate::planner::plan_root(
         root,
         &PlanArgs {
             profile: applied.spec.clone(),

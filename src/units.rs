@@ -243,7 +243,9 @@ pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
 /// Bytes for people: `47.1 GiB`, `150.3 KiB`, `512 B`. One decimal, binary units.
 pub fn human_bytes(bytes: u128) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
+    // Below 1 KiB, and beyond what the tenths below can hold (no host has that much,
+    // but a profile may say so): the bytes as they are.
+    if !(1024..=u128::MAX / 16).contains(&bytes) {
         return format!("{bytes} B");
     }
     let mut unit = 0;
@@ -258,6 +260,15 @@ pub fn human_bytes(bytes: u128) -> String {
         format!("{} {}", tenths / 10, UNITS[unit])
     } else {
         format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+    }
+}
+
+/// Bytes exactly and for people: `44032 B (43 KiB)`; below 1 KiB only `512 B`.
+pub fn sized(bytes: u128) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else {
+        format!("{bytes} B ({})", human_bytes(bytes))
     }
 }
 
@@ -364,6 +375,10 @@ mod tests {
         assert_eq!(grouped(328841), "328 841");
         assert_eq!(grouped(4943539), "4 943 539");
         assert_eq!(grouped(470), "470");
-        assert!(human_bytes(u128::MAX).ends_with("PiB"));
+        // beyond what the tenths hold: exact bytes, not a saturated figure
+        assert_eq!(human_bytes(u128::MAX), format!("{} B", u128::MAX));
+        assert!(human_bytes(u128::MAX / 16).ends_with("PiB"));
+        assert_eq!(sized(44032), "44032 B (43 KiB)");
+        assert_eq!(sized(512), "512 B");
     }
 }

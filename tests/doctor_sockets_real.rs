@@ -133,9 +133,10 @@ fn report(dir: &Path, name: &str) -> Value {
     serde_json::from_str(&read(dir, &format!("{name}.json"))).unwrap()
 }
 
-/// Findings from the host's memory and file figures (shared with every other process on
-/// the machine, so they move between two runs): compared by rule and severity only.
-const HOST_WIDE: [&str; 3] = ["oom", "commit", "file-descriptors"];
+/// Findings from the host's memory and file figures and its processes (shared with every
+/// other process on the machine, so they move between two runs): compared by rule and
+/// severity only.
+const HOST_WIDE: [&str; 4] = ["oom", "commit", "file-descriptors", "processes"];
 
 fn findings(r: &Value) -> Vec<Value> {
     r["findings"]

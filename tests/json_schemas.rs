@@ -161,3 +161,26 @@ fn the_schemas_refuse_what_scripts_must_not_get() {
     let error = validator("sysctune/error/v1");
     assert!(!error.is_valid(&serde_json::json!({"schema": "sysctune/error/v1", "error": "x", "exit": 0})));
 }
+
+/// The schemas list every finding code, and only those: a new code is added to both.
+#[test]
+fn the_schemas_list_the_finding_codes() {
+    let codes: Vec<&str> = sysctune::rules::Code::ALL.iter().map(|c| c.as_str()).collect();
+    for name in ["plan", "doctor"] {
+        let path = format!("{}/schemas/{name}.schema.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let enums: Vec<Vec<String>> = text
+            .split("\"rule\": {")
+            .skip(1)
+            .map(|rest| {
+                let v: Value =
+                    serde_json::from_str(&format!("{{{}", &rest[..rest.find('}').unwrap() + 1])).unwrap();
+                serde_json::from_value(v["enum"].clone()).unwrap()
+            })
+            .collect();
+        assert!(!enums.is_empty(), "{name}: no rule property");
+        for e in enums {
+            assert_eq!(e, codes, "{name}.schema.json");
+        }
+    }
+}

@@ -232,7 +232,7 @@ fn file_order_matches_systemd_analyze() {
         let dir = build(tree);
         let expected = systemd_analyze_order(&analyze, dir.path());
         assert!(!expected.is_empty(), "{name}: systemd-analyze printed no file");
-        let sd = sysctl_d::read(&sysctune::host::Root::open(dir.path()).unwrap()).unwrap();
+        let sd = sysctune::host::sysctl_d::read(&sysctune::host::Root::open(dir.path()).unwrap()).unwrap();
         let ours: Vec<&str> = sd
             .files
             .iter()
@@ -339,7 +339,7 @@ fn boot_values_match_systemd_sysctl_and_procps() {
     let keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
     for (name, tree) in TREES {
         let dir = build(tree);
-        let sd = sysctl_d::read(&sysctune::host::Root::open(dir.path()).unwrap()).unwrap();
+        let sd = sysctune::host::sysctl_d::read(&sysctune::host::Root::open(dir.path()).unwrap()).unwrap();
         assert_only_namespaced_keys(name, &sd);
         let root = canonical(dir.path());
         let host = |p: &str| root.join(p.trim_start_matches('/')).display().to_string();

@@ -3,6 +3,7 @@
 //! refused).
 
 use super::{at_least, percent};
+use crate::rules::Code;
 use crate::rules::{Finding, Severity};
 use crate::units::human_bytes;
 
@@ -13,7 +14,7 @@ pub const COMMIT_WARNING_PERCENT: u64 = 90;
 
 /// `commit`: Committed_AS against CommitLimit, enforced only in strict mode.
 pub fn check_commit(mode: Option<u64>, committed: u64, limit: u64) -> Finding {
-    let id = "commit";
+    let id = Code::Commit;
     let (c, l) = (committed as u128, limit as u128);
     let figures = format!(
         "Committed_AS {} is {} of CommitLimit {}",

@@ -17,6 +17,7 @@
 //! A counter lower than in the `--since` document means the host rebooted (or the
 //! document is another host's): it is judged since boot.
 
+use crate::rules::Code;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -149,10 +150,7 @@ pub fn parse_since(bytes: &[u8], now: u64) -> std::result::Result<Since, String>
     if schema != Some(super::SCHEMA) {
         return Err(format!(
             "\"schema\" is {}, expected {:?} (the output of `sysctune doctor --format json`)",
-            schema.map_or("missing".to_string(), |s| format!(
-                "{:?}",
-                crate::report::escape::safe(s)
-            )),
+            schema.map_or("missing".to_string(), |s| format!("{:?}", crate::escape::safe(s))),
             super::SCHEMA
         ));
     }
@@ -173,7 +171,7 @@ pub fn parse_since(bytes: &[u8], now: u64) -> std::result::Result<Since, String>
         let v = value.as_u64().ok_or_else(|| {
             format!(
                 "\"facts.counters.{}\" is not a whole number ≥ 0",
-                crate::report::escape::safe(name)
+                crate::escape::safe(name)
             )
         })?;
         out.insert(name.clone(), v);
@@ -197,7 +195,7 @@ fn rate(d: u64, s: u64) -> String {
 /// Findings of the counters: one per counter that counted something (since boot, or since
 /// the `--since` document), or one info saying none did.
 pub fn check_counters(now: &BTreeMap<String, u64>, since: Option<&Since>) -> Vec<Finding> {
-    let id = "counters";
+    let id = Code::Counters;
     let mut out = Vec::new();
     if now.is_empty() {
         return vec![Finding::new(

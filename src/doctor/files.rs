@@ -2,6 +2,7 @@
 //! error at 95 % (ENFILE "Too many open files in system").
 
 use super::{FileFacts, grade, percent};
+use crate::rules::Code;
 use crate::rules::{Finding, Severity};
 use crate::units::grouped;
 
@@ -15,7 +16,7 @@ pub const FILES_ERROR_PERCENT: u64 = 95;
 
 /// `file-descriptors`: `fs.file-nr` allocated against `fs.file-max`.
 pub fn check_files(files: Option<FileFacts>) -> Finding {
-    let id = "file-descriptors";
+    let id = Code::FileDescriptors;
     let Some(FileFacts { allocated, max }) = files else {
         return Finding::new(
             Severity::Info,

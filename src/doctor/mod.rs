@@ -58,7 +58,7 @@ use crate::host::sock_diag::{self, DiagError};
 use crate::host::tcp_table::{self, PortScan, STATE_NAMES, TableRead};
 use crate::host::{Facts, Root, Sockstat, fs};
 use crate::rules::port_range::{Millis, TimeWait, available};
-use crate::rules::{Finding, Severity};
+use crate::rules::{Code, Finding, Severity};
 
 pub use commit::{COMMIT_WARNING_PERCENT, check_commit};
 pub use counters::{Since, check_counters};
@@ -83,18 +83,7 @@ pub const EXTRA_KEYS: [&str; 3] = [
     "net.ipv4.tcp_max_tw_buckets",
 ];
 
-/// Where the TCP sockets are read from (`doctor --sockets`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Sockets {
-    /// Netlink on a live host (`--root /`), falling back to /proc/net/tcp where it is
-    /// refused; /proc/net/tcp under any other root.
-    #[default]
-    Auto,
-    /// NETLINK_SOCK_DIAG only: an error where it cannot be used.
-    Netlink,
-    /// `ROOT/proc/net/tcp` and `tcp6` only.
-    Proc,
-}
+pub use crate::cli::Sockets;
 
 /// Where the sockets of a report came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -339,7 +328,7 @@ pub fn run(
     state_dir: &str,
 ) -> Result<Report> {
     let extra_keys: Vec<String> = EXTRA_KEYS.iter().map(|k| k.to_string()).collect();
-    let facts = crate::host::read(root, &extra_keys)?;
+    let facts = crate::host::read_facts(root, &extra_keys)?;
     let mut notes = Vec::new();
     let mut source = Source::Proc;
     let scanned = match facts.port_range() {
@@ -468,7 +457,7 @@ fn diagnose_ports(
     let (Some((lo, hi)), Some((scan, tables))) = (facts.port_range(), scanned) else {
         let finding = Finding::new(
             Severity::Info,
-            "ports",
+            Code::Ports,
             match facts.value(RANGE) {
                 None => format!("{RANGE} is absent on this kernel: ephemeral ports not checked."),
                 Some(v) => format!("{RANGE} is {v:?}, not two ports: ephemeral ports not checked."),

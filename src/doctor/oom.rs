@@ -3,6 +3,7 @@
 //! of killing at once: info only.
 
 use super::percent;
+use crate::rules::Code;
 use crate::rules::{Finding, Severity};
 use crate::units::human_bytes;
 
@@ -11,7 +12,7 @@ pub const OOM_ERROR_BELOW_PERCENT: u64 = 5;
 
 /// `oom`: MemAvailable against MemTotal; a risk of the OOM killer only without swap.
 pub fn check_oom(available: Option<u64>, total: u64, swap: u64) -> Finding {
-    let id = "oom";
+    let id = Code::Oom;
     let Some(available) = available else {
         return Finding::new(
             Severity::Info,

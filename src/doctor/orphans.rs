@@ -20,6 +20,7 @@
 //! the check is skipped with an info finding.
 
 use super::percent;
+use crate::rules::Code;
 use crate::rules::{Finding, Severity};
 use crate::units::{grouped, human_bytes};
 
@@ -35,7 +36,7 @@ pub fn too_many_shift(orphans: u64, max: u64) -> Option<u32> {
 /// `orphans`: sockstat `orphan` against `tcp_max_orphans`; `over_high`: TCP memory is
 /// above tcp_mem high (orphans are reset for that too).
 pub fn check_orphans(orphans: Option<u64>, max: Option<u64>, over_high: bool) -> Finding {
-    let id = "orphans";
+    let id = Code::Orphans;
     let (Some(orphans), Some(max)) = (orphans, max) else {
         return Finding::new(
             Severity::Info,

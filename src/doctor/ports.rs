@@ -22,6 +22,7 @@
 //! port connect() could have picked, listeners and the connections accepted on them left
 //! out).
 
+use crate::rules::Code;
 use serde::Serialize;
 
 use super::{DestinationFact, grade, percent, percent_f64};
@@ -44,7 +45,7 @@ pub const DEFAULT_REUSE_DELAY_MS: u64 = 1000;
 
 const RANGE: &str = "net.ipv4.ip_local_port_range";
 
-const ID: &str = "ports";
+const ID: Code = Code::Ports;
 
 /// Where connect() may reuse a port in TIME_WAIT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -17,6 +17,7 @@
 //! Every process is judged; the facts keep the `--top` busiest (flagged ones first, then by
 //! sockets), and at most [`PROCESS_FINDINGS_MAX`] findings name processes, the rest counted.
 
+use crate::rules::Code;
 use serde::Serialize;
 
 use super::{grade, percent, percent_f64};
@@ -30,7 +31,7 @@ pub const FDS_ERROR_PERCENT: u64 = 95;
 /// Processes named in findings, at most; the others are counted in the last one.
 pub const PROCESS_FINDINGS_MAX: usize = 5;
 
-const ID: &str = "processes";
+const ID: Code = Code::Processes;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ProcessFacts {

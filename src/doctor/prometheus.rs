@@ -132,9 +132,10 @@ fn verdict(o: &mut Out, r: &Report) {
     );
     let mut rules: Vec<(&str, Severity)> = Vec::new();
     for finding in &r.findings {
-        match rules.iter_mut().find(|(rule, _)| *rule == finding.rule) {
+        let rule = finding.rule.as_str();
+        match rules.iter_mut().find(|(r, _)| *r == rule) {
             Some((_, s)) => *s = (*s).max(finding.severity),
-            None => rules.push((&finding.rule, finding.severity)),
+            None => rules.push((rule, finding.severity)),
         }
     }
     rules.sort();

@@ -9,6 +9,7 @@
 //! 6.0 restored the page), so there a "page" of tcp_mem and of sockstat `mem` is 4 KiB.
 
 use super::percent;
+use crate::rules::Code;
 use crate::rules::{Finding, Severity};
 use crate::units::human_pages;
 
@@ -27,7 +28,7 @@ pub fn quantum(kernel: &str, page: u64) -> u64 {
 
 /// `tcp-memory`: sockstat `mem` (pages) against `tcp_mem` (pages).
 pub fn check_tcp_memory(mem: Option<u64>, tcp_mem: Option<[u64; 3]>, page: u64) -> Finding {
-    let id = "tcp-memory";
+    let id = Code::TcpMemory;
     let (Some(mem), Some([_, pressure, high])) = (mem, tcp_mem) else {
         return Finding::new(
             Severity::Info,

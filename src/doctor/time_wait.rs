@@ -8,6 +8,7 @@
 //! A warning at the cap; both figures are per network namespace.
 
 use super::percent;
+use crate::rules::Code;
 use crate::rules::{Finding, Severity};
 use crate::units::grouped;
 
@@ -16,7 +17,7 @@ const KEY: &str = "net.ipv4.tcp_max_tw_buckets";
 /// `tw`: sockstat `tw`; `max`: `tcp_max_tw_buckets`; `overflow`: `TCPTimeWaitOverflow`
 /// since boot (or since `--since`, then `since` says so).
 pub fn check_time_wait(tw: Option<u64>, max: Option<u64>, overflow: Option<u64>) -> Finding {
-    let id = "time-wait";
+    let id = Code::TimeWait;
     let (Some(tw), Some(max)) = (tw, max) else {
         return Finding::new(
             Severity::Info,

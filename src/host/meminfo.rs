@@ -4,17 +4,7 @@
 //! requires twenty others a fixture or a container may lack), reports the line of a
 //! garbled entry, and never panics on odd bytes.
 
-use serde::Serialize;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct MemInfo {
-    pub mem_total: u64,
-    pub swap_total: u64,
-    pub hugetlb: u64,
-    pub commit_limit: u64,
-    pub committed_as: u64,
-    pub mem_available: Option<u64>,
-}
+use super::MemInfo;
 
 /// Parse meminfo text. Values with `kB` are KiB (the kernel's "kB" means 1024 bytes).
 ///

@@ -1,7 +1,10 @@
 //! Reading the machine under a root: sysctl values, meminfo, sockstat, kernel release →
-//! [`Facts`]. This is the only module of the planning path that touches the filesystem;
-//! everything downstream works on `Facts`.
+//! [`Facts`] ([`read_facts`]); with its sysctl.d files and the drop-in → [`Observed`]
+//! ([`read`]), what planning needs and a snapshot holds. This is the only module of the
+//! planning path that touches the filesystem; everything downstream works on what it read.
+//! The types read into are plain data in [`facts`] and [`crate::sysctl_d`].
 
+pub mod facts;
 pub mod fs;
 pub mod meminfo;
 pub mod netstat;
@@ -9,67 +12,20 @@ pub mod processes;
 pub mod sock_diag;
 pub mod socket_owners;
 pub mod sockstat;
+pub mod sysctl_d;
 pub mod tcp_table;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 use crate::keys;
 
+pub use facts::{Facts, MemInfo, Observed, Sockstat, parse_ints};
 pub use fs::Root;
-pub use meminfo::MemInfo;
-pub use sockstat::Sockstat;
 
-/// Everything the rules may know about a host. Pure data: built by [`read`] or by hand
-/// in tests.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Facts {
-    pub hostname: Option<String>,
-    /// Kernel release (`uname -r`), "unknown" when `proc/sys/kernel/osrelease` is missing.
-    pub kernel: String,
-    /// In bytes: this machine's on the live host; for an image, its kernel's (see
-    /// [`read`]).
-    pub page_size: u64,
-    pub mem: MemInfo,
-    /// Live values, normalised to single spaces; `None` when the kernel lacks the key.
-    pub sysctl: BTreeMap<String, Option<String>>,
-    pub sockstat: Option<Sockstat>,
-    /// The kernel's tick rate, `CONFIG_HZ` in `ROOT/boot/config-RELEASE`; `None` when that
-    /// file or line is absent. It sets how late the timer wheel ends TIME_WAIT.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hz: Option<u64>,
-    /// Things that could not be read but are not needed (they become findings).
-    pub warnings: Vec<String>,
-}
-
+// Doctor asks for these two; they stay beside the readers until it asks
+// rules::port_range instead (tests/layout.rs allows the two keys here).
 impl Facts {
-    /// The live value of `key`, `None` when absent or not read.
-    pub fn value(&self, key: &str) -> Option<&str> {
-        self.sysctl.get(key).and_then(|v| v.as_deref())
-    }
-
-    pub fn ints(&self, key: &str) -> Option<Vec<i128>> {
-        parse_ints(self.value(key)?)
-    }
-
-    pub fn int(&self, key: &str) -> Option<i128> {
-        self.ints(key).filter(|v| v.len() == 1).map(|v| v[0])
-    }
-
-    pub fn u64(&self, key: &str) -> Option<u64> {
-        self.int(key).and_then(|v| u64::try_from(v).ok())
-    }
-
-    pub fn triple(&self, key: &str) -> Option<[u64; 3]> {
-        let v = self.ints(key)?;
-        match v[..] {
-            [a, b, c] => Some([a.try_into().ok()?, b.try_into().ok()?, c.try_into().ok()?]),
-            _ => None,
-        }
-    }
-
     pub fn port_range(&self) -> Option<(u32, u32)> {
         let v = self.ints("net.ipv4.ip_local_port_range")?;
         match v[..] {
@@ -83,10 +39,6 @@ impl Facts {
             .and_then(|v| keys::parse_port_list(v).ok())
             .unwrap_or_default()
     }
-}
-
-pub fn parse_ints(value: &str) -> Option<Vec<i128>> {
-    value.split_whitespace().map(|f| f.parse().ok()).collect()
 }
 
 /// The network namespace sysctune runs in (`net:[4026531840]`) when `root` is this
@@ -248,10 +200,27 @@ fn page_size(root: &Root, release: &str, config: Option<&(String, String)>) -> u
         .unwrap_or_else(system_page_size)
 }
 
+/// Read what planning needs of the host under `root`: its facts ([`read_facts`]), the
+/// text of the drop-in at `dropin` when one is named, and its sysctl.d files. A snapshot
+/// holds the same ([`Observed`]), so a host and a snapshot are planned the same way.
+pub fn read(root: &Root, extra_keys: &[String], dropin: Option<&str>) -> Result<Observed> {
+    let facts = read_facts(root, extra_keys)?;
+    let dropin = match dropin {
+        Some(shown) => sysctl_d::read_dropin(root, shown)?,
+        None => None,
+    };
+    let sysctl_d = sysctl_d::read(root)?;
+    Ok(Observed {
+        facts,
+        sysctl_d,
+        dropin,
+    })
+}
+
 /// Read the facts of the host under `root`: every known key plus `extra_keys` (the pins
 /// of a profile), meminfo (required), sockstat, the kernel release and its `CONFIG_HZ`
 /// (optional).
-pub fn read(root: &Root, extra_keys: &[String]) -> Result<Facts> {
+pub fn read_facts(root: &Root, extra_keys: &[String]) -> Result<Facts> {
     let mut warnings = Vec::new();
 
     let meminfo_path = root.shown("/proc/meminfo");

@@ -1,18 +1,7 @@
 //! `/proc/net/sockstat`: `TCP: inuse I orphan O tw T alloc A mem M` (procfs has no parser).
 //! `mem` is in pages, like tcp_mem.
 
-use serde::Serialize;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Sockstat {
-    pub sockets_used: u64,
-    pub tcp_inuse: u64,
-    pub tcp_orphan: u64,
-    pub tcp_tw: u64,
-    pub tcp_alloc: u64,
-    /// Pages.
-    pub tcp_mem: u64,
-}
+use super::Sockstat;
 
 pub fn parse(text: &str) -> Result<Sockstat, String> {
     let mut out = Sockstat::default();

@@ -36,7 +36,7 @@ pub fn findings(out: &mut String, style: &Style, list: &[Finding]) {
         return;
     }
     let _ = writeln!(out, "{}", style.bold("Findings"));
-    let rule_w = list.iter().map(|f| f.rule.len()).max().unwrap_or(0);
+    let rule_w = list.iter().map(|f| f.rule.as_str().len()).max().unwrap_or(0);
     let indent = 2 + 7 + 2 + rule_w + 2;
     for f in list {
         // Messages quote values and paths read from the host.
@@ -47,7 +47,7 @@ pub fn findings(out: &mut String, style: &Style, list: &[Finding]) {
                     out,
                     "  {}  {}  {line}",
                     severity(style, f.severity),
-                    pad(&f.rule, rule_w)
+                    pad(f.rule.as_str(), rule_w)
                 );
             } else {
                 let _ = writeln!(out, "{}{line}", " ".repeat(indent));

@@ -3,7 +3,7 @@
 pub mod apply;
 pub mod doctor;
 pub mod documents;
-pub mod escape;
+pub use crate::escape;
 pub mod explain;
 pub mod fleet;
 pub mod kubernetes;

@@ -18,151 +18,174 @@ pub const OBSERVED_MIN_SOCKETS: u64 = 1000;
 /// TCP budget. Returns the concrete profile and one line per figure decided, saying
 /// where it came from.
 pub fn resolve(profile: &Profile, facts: &crate::host::Facts) -> Result<(Profile, Vec<String>)> {
-    use crate::rules::tcp_memory;
     let mut p = profile.clone();
     let mut notes = Vec::new();
-    let q = tcp_memory::quantum(&facts.kernel, facts.page_size).max(1);
-    let c = &mut p.connections;
-    if c.average_observed {
-        let Some(ss) = facts.sockstat.as_ref() else {
-            return Err(Error::input(
-                "connections.average_memory = \"observed\" needs /proc/net/sockstat, which could not be read; \
-                 give a size instead, e.g. average_memory = \"10KiB\""
-                    .to_string(),
-            ));
-        };
-        if ss.tcp_inuse < OBSERVED_MIN_SOCKETS {
-            return Err(Error::input(format!(
-                "connections.average_memory = \"observed\": this host has {} TCP sockets in use \
-                 (/proc/net/sockstat \"TCP: inuse\"), fewer than the {} an average needs; run it under \
-                 the real load, or give a size, e.g. average_memory = \"10KiB\"",
-                units::grouped(ss.tcp_inuse as u128),
-                units::grouped(OBSERVED_MIN_SOCKETS as u128)
-            )));
-        }
-        let bytes = ss.tcp_mem as u128 * q as u128;
-        let measured = u64::try_from(bytes.div_ceil(ss.tcp_inuse as u128))
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let avg = observed_step_up(measured, q);
-        notes.push(format!(
-            "connections.average_memory = \"observed\": {} per connection, from /proc/net/sockstat: \
-             mem {} × {q} B / inuse {} = {} B, rounded up to {} (whole {q} B units of tcp_mem, and above 4 \
-             of them a quarter of the power of two below, at most 25% more) so that a plan does not change \
-             with every second's traffic; for a plan that never changes, give it: \
-             --set connections.average_memory={}",
-            units::human_bytes(avg as u128),
-            units::grouped(ss.tcp_mem as u128),
-            units::grouped(ss.tcp_inuse as u128),
-            units::grouped(measured as u128),
-            units::human_bytes(avg as u128),
-            avg,
-        ));
-        c.average_memory = Some(avg);
-        c.average_observed = false;
+    let q = crate::rules::tcp_memory::quantum(&facts.kernel, facts.page_size).max(1);
+    if p.connections.average_observed {
+        let (avg, note) = observed(facts, q)?;
+        notes.push(note);
+        p.connections.average_memory = Some(avg);
+        p.connections.average_observed = false;
     }
-    if c.defaults_at_most {
-        for (key, field, given) in [
-            ("net.ipv4.tcp_rmem", "rmem_default", &mut c.rmem_default),
-            ("net.ipv4.tcp_wmem", "wmem_default", &mut c.wmem_default),
-        ] {
-            let current = facts.triple(key).map(|t| t[1]);
-            if let (Some(g), Some(cur)) = (*given, current)
-                && cur <= g
-            {
-                notes.push(format!(
-                    "connections.{field} {} is a ceiling (defaults_at_most): {key}[1] = {cur} B ({}) is \
-                     already at or below it and is left as it is",
-                    units::human_bytes(g as u128),
-                    units::human_bytes(cur as u128)
-                ));
-                *given = None;
-            }
-        }
-        c.defaults_at_most = false;
+    if p.connections.defaults_at_most {
+        notes.extend(ceilings(&mut p.connections, facts));
+        p.connections.defaults_at_most = false;
     }
     if p.connections.concurrent_fit {
-        let c = &p.connections;
-        let rmem = c.rmem_default.or(facts.triple("net.ipv4.tcp_rmem").map(|t| t[1]));
-        let wmem = c.wmem_default.or(facts.triple("net.ipv4.tcp_wmem").map(|t| t[1]));
-        let (per_conn, what) = match (c.average_memory, rmem, wmem) {
-            (Some(a), _, _) => (tcp_memory::quantum_up(a, q), "average_memory"),
-            (None, Some(r), Some(w)) => (tcp_memory::per_conn_default(r, w, q), "default buffers"),
-            _ => {
-                return Err(Error::input(
-                    "connections.concurrent = \"fit\" needs a size per connection: give connections.average_memory, \
-                     or rmem_default and wmem_default (tcp_rmem/tcp_wmem are not readable here)"
-                        .to_string(),
-                ));
-            }
-        };
-        // Memory already promised to processes is not TCP's. A [host] RAM plans another
-        // machine, whose commitments this host's Committed_AS does not describe.
-        let committed = if p.host.ram.is_some() {
-            0
-        } else {
-            facts.mem.committed_as
-        };
-        let by_ram = tcp_memory::connections_that_fit(facts, &p, per_conn, committed);
-        let by_fds = fds_allow(&p);
-        let n = by_ram.min(by_fds);
-        let ram = facts.mem.mem_total;
-        let usable = ram.saturating_sub(facts.mem.hugetlb);
-        let taken = c.reserved_memory(ram).saturating_add(committed);
-        if n == 0 {
-            return Err(Error::input(format!(
-                "connections.concurrent = \"fit\": no connection fits: of the {} of RAM outside hugetlb, \
-                 reserved_memory {} and the {} committed to processes now (Committed_AS) leave {}; \
-                 give a number (--set connections.concurrent=N) or less reserved_memory",
-                units::human_bytes(usable as u128),
-                c.reserved_memory.describe(ram),
-                units::human_bytes(committed as u128),
-                units::human_bytes(usable.saturating_sub(taken) as u128),
-            )));
-        }
-        let committed_text = if p.host.ram.is_some() {
-            "nothing for Committed_AS (host.ram plans another machine)".to_string()
-        } else {
-            format!(
-                "{} committed to processes now (Committed_AS)",
-                units::human_bytes(committed as u128)
-            )
-        };
-        let fds_text = format!(
-            "file descriptors allow {} (fs.nr_open is at most {} per process, the kernel's limit, less 1 024 \
-             other files, × {} process{}, with headroom)",
-            units::grouped(by_fds as u128),
-            units::grouped(crate::rules::file_descriptors::NR_OPEN_MAX),
-            units::grouped(p.connections.processes as u128),
-            if p.connections.processes == 1 { "" } else { "es" }
-        );
-        let (limit, ram_holds) = if by_fds < by_ram {
-            (
-                "file descriptors",
-                format!(" The RAM would hold {}.", units::grouped(by_ram as u128)),
-            )
-        } else {
-            ("the RAM", String::new())
-        };
-        notes.push(format!(
-            "connections.concurrent = \"fit\": {} connections; the limit is {limit}. Of the {} of RAM outside \
-             hugetlb, reserved_memory {} and {committed_text} leave {}: enough for their control blocks ({} each, \
-             {}) and a tcp_mem whose pressure holds their need at {} × headroom {} with the kernel's 50% margin \
-             to high. {}.{ram_holds} Give a number to plan a fixed load",
-            units::grouped(n as u128),
-            units::human_bytes(usable as u128),
-            c.reserved_memory.describe(ram),
-            units::human_bytes(usable.saturating_sub(taken) as u128),
-            units::human_bytes(c.control_block as u128),
-            units::human_bytes(n as u128 * c.control_block as u128),
-            format_args!("{} each ({what})", units::human_bytes(per_conn as u128)),
-            p.headroom,
-            capitalised(&fds_text),
-        ));
+        let (n, note) = fit(&p, facts, q)?;
+        notes.push(note);
         p.connections.concurrent = n;
         p.connections.concurrent_fit = false;
     }
     Ok((p, notes))
+}
+
+/// `average_memory = "observed"`: sockstat's `mem × quantum / inuse`, stepped up
+/// ([`observed_step_up`]), and the note that says where it came from.
+fn observed(facts: &crate::host::Facts, q: u64) -> Result<(u64, String)> {
+    let Some(ss) = facts.sockstat.as_ref() else {
+        return Err(Error::input(
+            "connections.average_memory = \"observed\" needs /proc/net/sockstat, which could not be read; \
+             give a size instead, e.g. average_memory = \"10KiB\""
+                .to_string(),
+        ));
+    };
+    if ss.tcp_inuse < OBSERVED_MIN_SOCKETS {
+        return Err(Error::input(format!(
+            "connections.average_memory = \"observed\": this host has {} TCP sockets in use \
+             (/proc/net/sockstat \"TCP: inuse\"), fewer than the {} an average needs; run it under \
+             the real load, or give a size, e.g. average_memory = \"10KiB\"",
+            units::grouped(ss.tcp_inuse as u128),
+            units::grouped(OBSERVED_MIN_SOCKETS as u128)
+        )));
+    }
+    let bytes = ss.tcp_mem as u128 * q as u128;
+    let measured = u64::try_from(bytes.div_ceil(ss.tcp_inuse as u128))
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let avg = observed_step_up(measured, q);
+    let note = format!(
+        "connections.average_memory = \"observed\": {} per connection, from /proc/net/sockstat: \
+         mem {} × {q} B / inuse {} = {} B, rounded up to {} (whole {q} B units of tcp_mem, and above 4 \
+         of them a quarter of the power of two below, at most 25% more) so that a plan does not change \
+         with every second's traffic; for a plan that never changes, give it: \
+         --set connections.average_memory={}",
+        units::human_bytes(avg as u128),
+        units::grouped(ss.tcp_mem as u128),
+        units::grouped(ss.tcp_inuse as u128),
+        units::grouped(measured as u128),
+        units::human_bytes(avg as u128),
+        avg,
+    );
+    Ok((avg, note))
+}
+
+/// `defaults_at_most`: a default buffer the host already has at or below the profile's
+/// is left as it is (the profile's figure is a ceiling), with a note for each.
+fn ceilings(c: &mut Connections, facts: &crate::host::Facts) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (key, field, given) in [
+        ("net.ipv4.tcp_rmem", "rmem_default", &mut c.rmem_default),
+        ("net.ipv4.tcp_wmem", "wmem_default", &mut c.wmem_default),
+    ] {
+        let current = facts.triple(key).map(|t| t[1]);
+        if let (Some(g), Some(cur)) = (*given, current)
+            && cur <= g
+        {
+            notes.push(format!(
+                "connections.{field} {} is a ceiling (defaults_at_most): {key}[1] = {cur} B ({}) is \
+                 already at or below it and is left as it is",
+                units::human_bytes(g as u128),
+                units::human_bytes(cur as u128)
+            ));
+            *given = None;
+        }
+    }
+    notes
+}
+
+/// `concurrent = "fit"`: the connections the RAM left (after reserved_memory and what is
+/// committed) and the file-descriptor limits hold, and the note that says which limit.
+fn fit(p: &Profile, facts: &crate::host::Facts, q: u64) -> Result<(u64, String)> {
+    use crate::rules::tcp_memory;
+    let c = &p.connections;
+    let rmem = c.rmem_default.or(facts.triple("net.ipv4.tcp_rmem").map(|t| t[1]));
+    let wmem = c.wmem_default.or(facts.triple("net.ipv4.tcp_wmem").map(|t| t[1]));
+    let (per_conn, what) = match (c.average_memory, rmem, wmem) {
+        (Some(a), _, _) => (tcp_memory::quantum_up(a, q), "average_memory"),
+        (None, Some(r), Some(w)) => (tcp_memory::per_conn_default(r, w, q), "default buffers"),
+        _ => {
+            return Err(Error::input(
+                "connections.concurrent = \"fit\" needs a size per connection: give connections.average_memory, \
+                 or rmem_default and wmem_default (tcp_rmem/tcp_wmem are not readable here)"
+                    .to_string(),
+            ));
+        }
+    };
+    // Memory already promised to processes is not TCP's. A [host] RAM plans another
+    // machine, whose commitments this host's Committed_AS does not describe.
+    let committed = if p.host.ram.is_some() {
+        0
+    } else {
+        facts.mem.committed_as
+    };
+    let by_ram = tcp_memory::connections_that_fit(facts, p, per_conn, committed);
+    let by_fds = fds_allow(p);
+    let n = by_ram.min(by_fds);
+    let ram = facts.mem.mem_total;
+    let usable = ram.saturating_sub(facts.mem.hugetlb);
+    let taken = c.reserved_memory(ram).saturating_add(committed);
+    if n == 0 {
+        return Err(Error::input(format!(
+            "connections.concurrent = \"fit\": no connection fits: of the {} of RAM outside hugetlb, \
+             reserved_memory {} and the {} committed to processes now (Committed_AS) leave {}; \
+             give a number (--set connections.concurrent=N) or less reserved_memory",
+            units::human_bytes(usable as u128),
+            c.reserved_memory.describe(ram),
+            units::human_bytes(committed as u128),
+            units::human_bytes(usable.saturating_sub(taken) as u128),
+        )));
+    }
+    let committed_text = if p.host.ram.is_some() {
+        "nothing for Committed_AS (host.ram plans another machine)".to_string()
+    } else {
+        format!(
+            "{} committed to processes now (Committed_AS)",
+            units::human_bytes(committed as u128)
+        )
+    };
+    let fds_text = format!(
+        "file descriptors allow {} (fs.nr_open is at most {} per process, the kernel's limit, less 1 024 \
+         other files, × {} process{}, with headroom)",
+        units::grouped(by_fds as u128),
+        units::grouped(crate::rules::file_descriptors::NR_OPEN_MAX),
+        units::grouped(p.connections.processes as u128),
+        if p.connections.processes == 1 { "" } else { "es" }
+    );
+    let (limit, ram_holds) = if by_fds < by_ram {
+        (
+            "file descriptors",
+            format!(" The RAM would hold {}.", units::grouped(by_ram as u128)),
+        )
+    } else {
+        ("the RAM", String::new())
+    };
+    let note = format!(
+        "connections.concurrent = \"fit\": {} connections; the limit is {limit}. Of the {} of RAM outside \
+         hugetlb, reserved_memory {} and {committed_text} leave {}: enough for their control blocks ({} each, \
+         {}) and a tcp_mem whose pressure holds their need at {} × headroom {} with the kernel's 50% margin \
+         to high. {}.{ram_holds} Give a number to plan a fixed load",
+        units::grouped(n as u128),
+        units::human_bytes(usable as u128),
+        c.reserved_memory.describe(ram),
+        units::human_bytes(usable.saturating_sub(taken) as u128),
+        units::human_bytes(c.control_block as u128),
+        units::human_bytes(n as u128 * c.control_block as u128),
+        format_args!("{} each ({what})", units::human_bytes(per_conn as u128)),
+        p.headroom,
+        capitalised(&fds_text),
+    );
+    Ok((n, note))
 }
 
 /// `text` with its first letter in capitals.

@@ -1,6 +1,6 @@
 //! Rule `file-descriptors`: room in the file table and per process for every socket. See [`DOC`].
 
-use super::{Context, Outcome, Rule, Severity};
+use super::{Code, Context, Outcome, Rule, Severity};
 use crate::units::{Dec4, grouped};
 
 pub const DOC: &str = "\
@@ -67,8 +67,8 @@ pub const OTHER_FDS_PER_PROCESS: u128 = 1024;
 pub struct FileDescriptors;
 
 impl Rule for FileDescriptors {
-    fn id(&self) -> &'static str {
-        "file-descriptors"
+    fn code(&self) -> Code {
+        Code::FileDescriptors
     }
 
     fn keys(&self) -> &'static [&'static str] {
@@ -81,7 +81,7 @@ impl Rule for FileDescriptors {
 
     fn evaluate(&self, ctx: &Context) -> Outcome {
         let mut out = Outcome::default();
-        let id = self.id();
+        let id = self.code();
         let facts = ctx.facts;
         let profile = ctx.profile;
         let conns = profile.conns();

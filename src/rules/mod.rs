@@ -3,6 +3,7 @@
 //! profile), never `/proc`, so every rule is tested with plain values at the bottom of its
 //! own file. Each rule's `DOC` is what `sysctune explain RULE` prints.
 
+pub mod code;
 pub mod demand;
 pub mod file_descriptors;
 pub mod oom;
@@ -13,6 +14,8 @@ pub mod tcp_buffers;
 pub mod tcp_memory;
 
 use serde::Serialize;
+
+pub use code::Code;
 
 use crate::host::Facts;
 use crate::profile::Profile;
@@ -53,29 +56,26 @@ pub enum Severity {
     Error,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub severity: Severity,
-    pub rule: String,
+    /// What it is about ([`Code`]); `rule` in the JSON.
+    pub rule: Code,
     pub message: String,
     /// The key the finding is about, when there is one (`net.ipv4.tcp_mem`).
-    #[serde(default)]
     pub key: Option<String>,
     /// The measured figure and the threshold it was judged against, in `unit`, for
     /// alerting without parsing the prose (doctor's findings carry them).
-    #[serde(default)]
     pub value: Option<u64>,
-    #[serde(default)]
     pub threshold: Option<u64>,
-    #[serde(default)]
     pub unit: Option<String>,
 }
 
 impl Finding {
-    pub fn new(severity: Severity, rule: &str, message: impl Into<String>) -> Self {
+    pub fn new(severity: Severity, rule: Code, message: impl Into<String>) -> Self {
         Finding {
             severity,
-            rule: rule.to_string(),
+            rule,
             message: message.into(),
             key: None,
             value: None,
@@ -124,12 +124,12 @@ impl Outcome {
         self.steps.push(line.into());
     }
 
-    pub fn finding(&mut self, severity: Severity, rule: &str, message: impl Into<String>) {
+    pub fn finding(&mut self, severity: Severity, rule: Code, message: impl Into<String>) {
         self.findings.push(Finding::new(severity, rule, message));
     }
 
     /// The info finding of a key this kernel does not have, which the rule leaves alone.
-    pub fn absent(&mut self, rule: &str, key: &str) {
+    pub fn absent(&mut self, rule: Code, key: &str) {
         self.finding(
             Severity::Info,
             rule,
@@ -142,7 +142,7 @@ impl Outcome {
     pub fn set_checked(
         &mut self,
         facts: &Facts,
-        rule: &str,
+        rule: Code,
         key: &str,
         value: &str,
         reason: impl Into<String>,
@@ -282,8 +282,12 @@ pub struct Proposal<'a> {
 }
 
 pub trait Rule: Sync {
-    /// Stable kebab-case id (`tcp-memory`).
-    fn id(&self) -> &'static str;
+    /// Its code: the `rule` of its findings and settings.
+    fn code(&self) -> Code;
+    /// Stable kebab-case id (`tcp-memory`): its code's name.
+    fn id(&self) -> &'static str {
+        self.code().as_str()
+    }
     /// The keys this rule may manage.
     fn keys(&self) -> &'static [&'static str];
     /// What it does, why, its arithmetic, references: printed by `sysctune explain`.
@@ -409,7 +413,7 @@ pub(crate) mod testing {
         }
         for f in &out.findings {
             assert!(!f.message.contains('\n') && !f.message.is_empty(), "{f:?}");
-            assert_eq!(f.rule, rule.id(), "{f:?}");
+            assert_eq!(f.rule, rule.code(), "{f:?}");
         }
         out
     }

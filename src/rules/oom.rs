@@ -2,7 +2,7 @@
 
 use crate::profile::OnOom;
 
-use super::{Context, Outcome, Rule};
+use super::{Code, Context, Outcome, Rule};
 
 pub const DOC: &str = "\
 What it does
@@ -56,8 +56,8 @@ const REBOOT_AFTER: u32 = 10;
 pub struct Oom;
 
 impl Rule for Oom {
-    fn id(&self) -> &'static str {
-        "oom"
+    fn code(&self) -> Code {
+        Code::Oom
     }
 
     fn keys(&self) -> &'static [&'static str] {
@@ -70,7 +70,7 @@ impl Rule for Oom {
 
     fn evaluate(&self, ctx: &Context) -> Outcome {
         let mut out = Outcome::default();
-        let id = self.id();
+        let id = self.code();
         let facts = ctx.facts;
         match ctx.profile.memory.on_oom {
             None => {}

@@ -5,7 +5,7 @@ use crate::keys;
 use crate::profile::Overcommit as Mode;
 use crate::units::human_bytes;
 
-use super::{Context, Hazard, Measure, Outcome, Proposal, Rule, Severity, Unit, Values};
+use super::{Code, Context, Hazard, Measure, Outcome, Proposal, Rule, Severity, Unit, Values};
 
 pub const DOC: &str = "\
 What it does
@@ -143,8 +143,8 @@ const USER_RESERVE_CAP_KB: u64 = 1 << 17;
 pub struct Overcommit;
 
 impl Rule for Overcommit {
-    fn id(&self) -> &'static str {
-        "overcommit"
+    fn code(&self) -> Code {
+        Code::Overcommit
     }
 
     fn keys(&self) -> &'static [&'static str] {
@@ -157,7 +157,7 @@ impl Rule for Overcommit {
 
     fn evaluate(&self, ctx: &Context) -> Outcome {
         let mut out = Outcome::default();
-        let id = self.id();
+        let id = self.code();
         let facts = ctx.facts;
         let memory = &ctx.profile.memory;
 
@@ -525,7 +525,7 @@ impl CommitCheck {
 
 /// The CommitLimit check failed: the rule's keys stay as they are (managed, since the
 /// profile asks about them), the mode and, for strict mode, the key of the limit.
-fn unchanged(out: &mut Outcome, facts: &Facts, id: &str, mode: Mode) {
+fn unchanged(out: &mut Outcome, facts: &Facts, id: Code, mode: Mode) {
     const WHY: &str = "unchanged: /proc/meminfo's CommitLimit is not the formula's";
     match facts.value(MODE) {
         Some(v) => {
@@ -572,7 +572,7 @@ impl Limit {
 
 /// Strict mode (2): the CommitLimit sized to hold the target with the reserves, raised
 /// only, and the mode set only when the result does not refuse allocations at once.
-fn strict(ctx: &Context, id: &str, out: &mut Outcome) {
+fn strict(ctx: &Context, id: Code, out: &mut Outcome) {
     let facts = ctx.facts;
     let mem = facts.mem;
     let current_mode = facts.value(MODE).map(str::to_string);
@@ -693,7 +693,7 @@ fn choose(
     current: Option<i128>,
     ratio: Option<i128>,
     kbytes: u64,
-    id: &str,
+    id: Code,
     out: &mut Outcome,
 ) -> Option<Limit> {
     let (g, reserves, target) = (z.g, z.reserves, z.target);
@@ -740,7 +740,7 @@ fn set_mode(
     facts: &Facts,
     new_pages: i128,
     current_mode: Option<String>,
-    id: &str,
+    id: Code,
     out: &mut Outcome,
 ) {
     let (g, reserves, target) = (z.g, z.reserves, z.target);
@@ -798,7 +798,7 @@ fn emit_limit(
     limit: Limit,
     current: Option<i128>,
     kbytes: u64,
-    id: &str,
+    id: Code,
     out: &mut Outcome,
 ) {
     let target = z.target;
@@ -864,7 +864,7 @@ fn emit_limit(
 }
 
 /// The reserves' steps, and an info finding for those assumed at the kernel's default.
-fn reserve_steps(r: &Reserves, g: &Geometry, mem: &MemInfo, id: &str, out: &mut Outcome) {
+fn reserve_steps(r: &Reserves, g: &Geometry, mem: &MemInfo, id: Code, out: &mut Outcome) {
     let per = g.page / 1024;
     let source = |assumed: bool, key: &str, cap: &str| {
         if assumed {
@@ -916,7 +916,7 @@ fn raise(
     mem: &MemInfo,
     reserves: &Reserves,
     target: u128,
-    id: &str,
+    id: Code,
     out: &mut Outcome,
 ) -> Option<i128> {
     let usable_bytes = mem.mem_total.saturating_sub(mem.hugetlb) as u128;
@@ -994,7 +994,7 @@ fn raise(
 
 /// Strict mode could not be sized or would refuse allocations at once: keep the mode as
 /// it is (managed, since the profile asks about it).
-fn keep_mode(out: &mut Outcome, facts: &Facts, id: &str, current: Option<String>) {
+fn keep_mode(out: &mut Outcome, facts: &Facts, id: Code, current: Option<String>) {
     keep_mode_because(
         out,
         facts,
@@ -1004,7 +1004,7 @@ fn keep_mode(out: &mut Outcome, facts: &Facts, id: &str, current: Option<String>
     );
 }
 
-fn keep_mode_because(out: &mut Outcome, facts: &Facts, id: &str, current: Option<String>, why: &str) {
+fn keep_mode_because(out: &mut Outcome, facts: &Facts, id: Code, current: Option<String>, why: &str) {
     match current {
         Some(mode) => {
             out.set_checked(facts, id, MODE, &mode, why);
@@ -1015,7 +1015,7 @@ fn keep_mode_because(out: &mut Outcome, facts: &Facts, id: &str, current: Option
 
 /// The finding about the host as it is, whatever the profile: strict mode with
 /// Committed_AS already above CommitLimit refuses allocations now.
-fn current_state(facts: &Facts, id: &str, out: &mut Outcome) {
+fn current_state(facts: &Facts, id: Code, out: &mut Outcome) {
     let mem = facts.mem;
     if facts.int(MODE) == Some(2) && mem.committed_as > mem.commit_limit {
         out.finding(

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Context, Hazard, Measure, Outcome, Proposal, Rule, Severity, Unit, Values};
+use super::{Code, Context, Hazard, Measure, Outcome, Proposal, Rule, Severity, Unit, Values};
 use crate::host::Facts;
 use crate::keys;
 use crate::units::{Dec4, grouped};
@@ -137,7 +137,7 @@ pub const HZ_ASSUMED: u64 = 100;
 /// `tcp_tw_reuse_delay` when the key is absent (kernels before 6.13 reuse after 1 s).
 pub const REUSE_DELAY_MS: u64 = 1000;
 
-const ID: &str = "port-range";
+const ID: Code = Code::PortRange;
 const RANGE: &str = "net.ipv4.ip_local_port_range";
 const TW_REUSE: &str = "net.ipv4.tcp_tw_reuse";
 const TW_BUCKETS: &str = "net.ipv4.tcp_max_tw_buckets";
@@ -242,8 +242,8 @@ impl serde::Serialize for Millis {
 pub struct PortRange;
 
 impl Rule for PortRange {
-    fn id(&self) -> &'static str {
-        ID
+    fn code(&self) -> Code {
+        Code::PortRange
     }
 
     fn keys(&self) -> &'static [&'static str] {

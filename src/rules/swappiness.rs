@@ -3,7 +3,7 @@
 use crate::host::Facts;
 use crate::keys;
 
-use super::{Context, Outcome, Rule, Severity};
+use super::{Code, Context, Outcome, Rule, Severity};
 
 pub const DOC: &str = "\
 What it does
@@ -44,8 +44,8 @@ const KEY: &str = "vm.swappiness";
 pub struct Swappiness;
 
 impl Rule for Swappiness {
-    fn id(&self) -> &'static str {
-        "swappiness"
+    fn code(&self) -> Code {
+        Code::Swappiness
     }
 
     fn keys(&self) -> &'static [&'static str] {
@@ -58,7 +58,7 @@ impl Rule for Swappiness {
 
     fn evaluate(&self, ctx: &Context) -> Outcome {
         let mut out = Outcome::default();
-        let id = self.id();
+        let id = self.code();
         let facts = ctx.facts;
         let Some(wanted) = ctx.profile.memory.swappiness else {
             return out;
@@ -89,7 +89,7 @@ impl Rule for Swappiness {
     }
 }
 
-fn emit(out: &mut Outcome, facts: &Facts, id: &str, wanted: u32, reason: String) {
+fn emit(out: &mut Outcome, facts: &Facts, id: Code, wanted: u32, reason: String) {
     if facts.value(KEY).is_none() {
         out.absent(id, KEY);
         return;

@@ -1,9 +1,10 @@
 //! Rule `tcp-buffers`: sizes `net.ipv4.tcp_rmem` and `net.ipv4.tcp_wmem` (min default max,
 //! in bytes) from the profile's default buffers and the bandwidth-delay product. See [`DOC`].
 
-use super::{Context, Outcome, Rule, Severity};
+use super::{Code, Context, Outcome, Rule, Severity};
+use crate::host::Facts;
 use crate::keys;
-use crate::units::human_bytes;
+use crate::units::{human_bytes, sized};
 
 pub const DOC: &str = "\
 What it does
@@ -60,7 +61,7 @@ References
   the article 'OOM killer under high concurrency' (2018): defaults halved to 43/32 KiB.
 ";
 
-const ID: &str = "tcp-buffers";
+const ID: Code = Code::TcpBuffers;
 /// The kernel's limit for each value of tcp_rmem / tcp_wmem (INT_MAX).
 const MAX_BUFFER: u128 = 2147483647;
 /// min' when the current min is above default'.
@@ -69,8 +70,8 @@ const MIN_BUFFER: u128 = 4096;
 pub struct TcpBuffers;
 
 impl Rule for TcpBuffers {
-    fn id(&self) -> &'static str {
-        ID
+    fn code(&self) -> Code {
+        Code::TcpBuffers
     }
 
     fn keys(&self) -> &'static [&'static str] {
@@ -177,24 +178,6 @@ fn duration(ns: u64) -> String {
     format!("{ns} ns")
 }
 
-/// `50003968 B (47.7 MiB)`.
-fn sized(bytes: u128) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else {
-        format!("{bytes} B ({})", human(bytes))
-    }
-}
-
-/// [`human_bytes`], which overflows near u128::MAX; such sizes are shown in bytes.
-fn human(bytes: u128) -> String {
-    if bytes > u128::MAX / 16 {
-        format!("{bytes} B")
-    } else {
-        human_bytes(bytes)
-    }
-}
-
 fn size(
     ctx: &Context,
     out: &mut Outcome,
@@ -218,54 +201,11 @@ fn size(
     };
     let (cur_min, cur_default, cur_max) = (cur_min as u128, cur_default as u128, cur_max as u128);
     let mut reasons = Vec::new();
-
-    let new_default = match default {
-        Some((d, source)) => {
-            let (label, why) = match source {
-                Source::Shrunk => ("shrunk by tcp-memory", "shrunk to fit the TCP budget"),
-                Source::Profile => ("from the profile", "from the profile"),
-            };
-            out.step(format!("{name} default' = {} ({label})", sized(d as u128)));
-            if d as u128 != cur_default {
-                reasons.push(format!("default {} {why}", human(d as u128)));
-            } else {
-                reasons.push(format!("default {} as profiled", human(d as u128)));
-            }
-            d as u128
-        }
-        None => {
-            out.step(format!("{name} default' = {} (current)", sized(cur_default)));
-            cur_default
-        }
+    let new_default = new_default(name, default, cur_default, &mut reasons, out);
+    let mut new_max = match link {
+        Some(link) => max_for_link(facts, name, cur_max, link, &mut reasons, out),
+        None => cur_max,
     };
-
-    let mut new_max = cur_max;
-    if let Some((bandwidth, rtt)) = link {
-        let bdp = bdp_bytes(bandwidth, rtt);
-        let target = max_target(bdp, facts.page_size);
-        new_max = cur_max.max(target).min(MAX_BUFFER);
-        out.step(format!(
-            "bdp = ceil({bandwidth} bit/s × {rtt} ns / (8 × 10^9)) = {}",
-            sized(bdp)
-        ));
-        out.step(format!(
-            "target = round_up(2 × {bdp}, {}) = {}",
-            facts.page_size,
-            sized(target)
-        ));
-        out.step(format!(
-            "{name} max' = min(max({cur_max}, {target}), {MAX_BUFFER}) = {}",
-            sized(new_max)
-        ));
-        let link_text = format!("{} × {}", rate(bandwidth), duration(rtt));
-        reasons.push(if target > MAX_BUFFER && new_max == MAX_BUFFER {
-            format!("max capped at the kernel limit (2 × BDP is {})", human(target))
-        } else if new_max == target && target > cur_max {
-            format!("max {} = 2 × BDP ({link_text})", human(new_max))
-        } else {
-            format!("max {} covers 2 × BDP ({link_text})", human(new_max))
-        });
-    }
     if new_max < new_default {
         out.step(format!(
             "{name} max' {new_max} < default' {new_default} → max' = {new_default}"
@@ -308,9 +248,85 @@ fn size(
             return;
         }
     }
+    if new_max > cur_max {
+        above_core_max(facts, dir, new_max, out);
+    }
+}
 
-    if new_max > cur_max
-        && let Some(core_max) = facts.u64(dir.core_max)
+/// The default buffer: the profile's or the one tcp-memory shrank to, else the current.
+fn new_default(
+    name: &str,
+    default: Option<(u64, Source)>,
+    cur_default: u128,
+    reasons: &mut Vec<String>,
+    out: &mut Outcome,
+) -> u128 {
+    match default {
+        Some((d, source)) => {
+            let (label, why) = match source {
+                Source::Shrunk => ("shrunk by tcp-memory", "shrunk to fit the TCP budget"),
+                Source::Profile => ("from the profile", "from the profile"),
+            };
+            out.step(format!("{name} default' = {} ({label})", sized(d as u128)));
+            if d as u128 != cur_default {
+                reasons.push(format!("default {} {why}", human_bytes(d as u128)));
+            } else {
+                reasons.push(format!("default {} as profiled", human_bytes(d as u128)));
+            }
+            d as u128
+        }
+        None => {
+            out.step(format!("{name} default' = {} (current)", sized(cur_default)));
+            cur_default
+        }
+    }
+}
+
+/// The maximum for a link (bandwidth in bit/s, rtt in ns): 2 × the bandwidth-delay
+/// product in whole pages, never below the current maximum, at most the kernel's limit.
+fn max_for_link(
+    facts: &Facts,
+    name: &str,
+    cur_max: u128,
+    (bandwidth, rtt): (u64, u64),
+    reasons: &mut Vec<String>,
+    out: &mut Outcome,
+) -> u128 {
+    let bdp = bdp_bytes(bandwidth, rtt);
+    let target = max_target(bdp, facts.page_size);
+    let new_max = cur_max.max(target).min(MAX_BUFFER);
+    out.step(format!(
+        "bdp = ceil({bandwidth} bit/s × {rtt} ns / (8 × 10^9)) = {}",
+        sized(bdp)
+    ));
+    out.step(format!(
+        "target = round_up(2 × {bdp}, {}) = {}",
+        facts.page_size,
+        sized(target)
+    ));
+    out.step(format!(
+        "{name} max' = min(max({cur_max}, {target}), {MAX_BUFFER}) = {}",
+        sized(new_max)
+    ));
+    let link_text = format!("{} × {}", rate(bandwidth), duration(rtt));
+    reasons.push(if target > MAX_BUFFER && new_max == MAX_BUFFER {
+        format!(
+            "max capped at the kernel limit (2 × BDP is {})",
+            human_bytes(target)
+        )
+    } else if new_max == target && target > cur_max {
+        format!("max {} = 2 × BDP ({link_text})", human_bytes(new_max))
+    } else {
+        format!("max {} covers 2 × BDP ({link_text})", human_bytes(new_max))
+    });
+    new_max
+}
+
+/// A maximum raised above net.core.{r,w}mem_max: what sockets that set their own buffers
+/// lose (they are capped there and not autotuned).
+fn above_core_max(facts: &Facts, dir: Direction, new_max: u128, out: &mut Outcome) {
+    let name = short(dir.key);
+    if let Some(core_max) = facts.u64(dir.core_max)
         && new_max > core_max as u128
     {
         out.finding(

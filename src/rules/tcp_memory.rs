@@ -3,13 +3,13 @@
 
 use super::tcp_buffers::{bdp_bytes, max_target};
 use super::{
-    Capacity, Context, Finding, Hazard, Measure, Outcome, Proposal, Rule, Severity, Shrink, Unit as Shown,
-    Values,
+    Capacity, Code, Context, Finding, Hazard, Measure, Outcome, Proposal, Rule, Severity, Shrink,
+    Unit as Shown, Values,
 };
 use crate::host::Facts;
 use crate::keys;
 use crate::profile::Profile;
-use crate::units::{Dec4, grouped, human_bytes};
+use crate::units::{Dec4, grouped, human_bytes, sized};
 
 pub const DOC: &str = "\
 What it does
@@ -173,7 +173,7 @@ References
   memory' at ~700 000 connections, fixed by halving the default buffers to 43/32 KiB.
 ";
 
-const ID: &str = "tcp-memory";
+const ID: Code = Code::TcpMemory;
 const KEY: &str = "net.ipv4.tcp_mem";
 /// The smallest default buffer the rule will shrink to (tcp_rmem[0] on x86-64).
 const MIN_BUFFER: u64 = 4096;
@@ -188,8 +188,8 @@ const MAX_BUFFER: u128 = 2147483647;
 pub struct TcpMemory;
 
 impl Rule for TcpMemory {
-    fn id(&self) -> &'static str {
-        ID
+    fn code(&self) -> Code {
+        Code::TcpMemory
     }
 
     fn keys(&self) -> &'static [&'static str] {
@@ -412,14 +412,14 @@ pub fn budget_error(facts: &Facts, profile: &Profile) -> Option<String> {
         } else {
             "0 B or less".to_string()
         },
-        human(b.ram as u128),
-        human(b.hugetlb as u128),
-        human(b.usable),
+        human_bytes(b.ram as u128),
+        human_bytes(b.hugetlb as u128),
+        human_bytes(b.usable),
         c.reserved_memory.describe(b.ram),
         grouped(b.conns),
-        human(c.control_block as u128),
-        human(b.blocks),
-        human(b.usable),
+        human_bytes(c.control_block as u128),
+        human_bytes(b.blocks),
+        human_bytes(b.usable),
     ))
 }
 
@@ -532,9 +532,9 @@ impl Budget {
     /// `62 GiB`, or `the 48 GiB outside hugetlb`.
     fn usable_text(&self) -> String {
         if self.hugetlb == 0 {
-            human(self.usable)
+            human_bytes(self.usable)
         } else {
-            format!("the {} outside hugetlb", human(self.usable))
+            format!("the {} outside hugetlb", human_bytes(self.usable))
         }
     }
 
@@ -546,10 +546,10 @@ impl Budget {
         }
         let mut less = Vec::new();
         if self.reserved > 0 {
-            less.push(format!("{} reserved", human(self.reserved as u128)));
+            less.push(format!("{} reserved", human_bytes(self.reserved as u128)));
         }
         if self.blocks > 0 {
-            less.push(format!("{} of control blocks", human(self.blocks)));
+            less.push(format!("{} of control blocks", human_bytes(self.blocks)));
         }
         format!("{} less {}", self.usable_text(), less.join(" and "))
     }
@@ -560,7 +560,7 @@ impl Budget {
             self.ram,
             self.hugetlb,
             self.usable,
-            human(self.usable)
+            human_bytes(self.usable)
         ));
         out.step(format!(
             "budget_bytes = min(floor({} × {}), {} − {} − {} × {}) = min({}, {}) = {} B ({})",
@@ -573,7 +573,7 @@ impl Budget {
             self.by_share,
             self.by_reserve,
             self.bytes,
-            human(self.bytes)
+            human_bytes(self.bytes)
         ));
         out.step(format!(
             "budget = floor({} / {}) = {}",
@@ -596,30 +596,12 @@ impl Unit {
         if self.quantum == self.page {
             format!("{n} pages = {}", self.bytes(n))
         } else {
-            format!("{n} × {} = {}", human(self.quantum as u128), self.bytes(n))
+            format!("{n} × {} = {}", human_bytes(self.quantum as u128), self.bytes(n))
         }
     }
 
     fn bytes(&self, n: u128) -> String {
-        human(n.saturating_mul(self.quantum as u128))
-    }
-}
-
-/// [`human_bytes`], which overflows near u128::MAX; such sizes are shown in bytes.
-fn human(bytes: u128) -> String {
-    if bytes > u128::MAX / 16 {
-        format!("{bytes} B")
-    } else {
-        human_bytes(bytes)
-    }
-}
-
-/// `44032 B (43 KiB)`.
-fn sized(bytes: u128) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else {
-        format!("{bytes} B ({})", human(bytes))
+        human_bytes(n.saturating_mul(self.quantum as u128))
     }
 }
 
@@ -819,8 +801,100 @@ fn run(ctx: &Context, out: &mut Outcome) {
     let profile = ctx.profile;
     let c = &profile.connections;
     let conns = profile.conns();
-    let page = facts.page_size;
+    let Some((current, u)) = current_and_unit(ctx, out) else {
+        return;
+    };
+    let q = u.quantum;
+    let budget = Budget::new(facts, profile, q);
+    if conns == 0 {
+        only_cap(facts, out, current, &budget, &u);
+        return;
+    }
 
+    // Sizing defaults: the profile's, else the current ones.
+    let current_rmem = facts.triple("net.ipv4.tcp_rmem").map(|t| t[1]);
+    let current_wmem = facts.triple("net.ipv4.tcp_wmem").map(|t| t[1]);
+    let rmem = c.rmem_default.or(current_rmem);
+    let wmem = c.wmem_default.or(current_wmem);
+    out.step(format!(
+        "conns = connections.concurrent + outbound.concurrent = {} + {} = {conns}",
+        c.concurrent, profile.outbound.concurrent
+    ));
+    if q == u.page {
+        out.step(format!("quantum = the page = {q} B (tcp_mem counts pages)"));
+    } else {
+        out.step(format!(
+            "quantum = {q} B: kernel {} with {} B pages charges SK_MEM_QUANTUM = 4096 (4.10-5.19), \
+             so tcp_mem counts 4 KiB units",
+            facts.kernel, u.page
+        ));
+    }
+    let Some((default, expected)) = per_conn(ctx, rmem, wmem, q, out) else {
+        only_cap(facts, out, current, &budget, &u);
+        return;
+    };
+
+    let demand = Demand {
+        conns,
+        headroom: profile.headroom,
+        quantum: q,
+    };
+    let mut need = demand.need(expected);
+    out.step(format!(
+        "need = ceil({conns} × {expected} B × {} / {q}) = {}",
+        demand.headroom,
+        u.units(need)
+    ));
+    budget.steps(&u, out);
+
+    let mut recommended_default = default;
+    let mut shrunk = None;
+    if need > budget.units {
+        out.step(format!(
+            "step 1: need {need} > budget {} → infeasible",
+            budget.units
+        ));
+        let fit = fit_to_budget(ctx, &demand, &budget, rmem, wmem, out);
+        match shrink(ctx, &demand, &budget, &u, need, fit.as_ref(), out) {
+            Some((s, d, need_fit)) => {
+                shrunk = Some(s);
+                recommended_default = Some(d);
+                need = need_fit;
+            }
+            None => {
+                let capped = infeasible(
+                    out,
+                    &budget,
+                    &demand,
+                    &u,
+                    need,
+                    expected,
+                    fit.as_ref().map(|(f, _, _, _)| f),
+                    c.shrink_buffers_to_fit,
+                );
+                let reason = format!(
+                    "{} connections need {}; capped at the {} budget",
+                    grouped(conns),
+                    u.bytes(need),
+                    u.bytes(budget.units)
+                );
+                let buffers = (current_rmem.zip(current_wmem), default);
+                finish(ctx, out, &u, current, (capped, reason), buffers, None);
+                return;
+            }
+        }
+    }
+    let sized = size(out, &budget, &u, current, need, conns);
+    let buffers = (current_rmem.zip(current_wmem), recommended_default);
+    finish(ctx, out, &u, current, sized, buffers, shrunk);
+}
+
+/// The current tcp_mem and its unit, or a finding and `None` when the key is absent or
+/// unreadable, or the page size is 0 (only said when the profile declares connections).
+fn current_and_unit(ctx: &Context, out: &mut Outcome) -> Option<([u64; 3], Unit)> {
+    let facts = ctx.facts;
+    let conns = ctx.profile.conns();
+    let page = facts.page_size;
     let Some(current) = facts.triple(KEY) else {
         if conns > 0 {
             let what = match facts.value(KEY) {
@@ -833,49 +907,35 @@ fn run(ctx: &Context, out: &mut Outcome) {
                 format!("{KEY} {what}; it is not managed here: size TCP memory on the host."),
             );
         }
-        return;
+        return None;
     };
     if page == 0 {
-        if conns == 0 {
-            return;
+        if conns > 0 {
+            out.finding(
+                Severity::Warning,
+                ID,
+                format!(
+                    "The page size is 0; {KEY} (in pages) is not managed. Set host.page_size in the profile."
+                ),
+            );
         }
-        out.finding(
-            Severity::Warning,
-            ID,
-            format!(
-                "The page size is 0; {KEY} (in pages) is not managed. Set host.page_size in the profile."
-            ),
-        );
-        return;
+        return None;
     }
-    let q = quantum(&facts.kernel, page);
-    let u = Unit { quantum: q, page };
-    let budget = Budget::new(facts, profile, q);
+    let quantum = quantum(&facts.kernel, page);
+    Some((current, Unit { quantum, page }))
+}
 
-    if conns == 0 {
-        only_cap(facts, out, current, &budget, &u);
-        return;
-    }
-
-    // Sizing defaults: the profile's, else the current ones.
-    let current_rmem = facts.triple("net.ipv4.tcp_rmem").map(|t| t[1]);
-    let current_wmem = facts.triple("net.ipv4.tcp_wmem").map(|t| t[1]);
-    let rmem = c.rmem_default.or(current_rmem);
-    let wmem = c.wmem_default.or(current_wmem);
-
-    out.step(format!(
-        "conns = connections.concurrent + outbound.concurrent = {} + {} = {conns}",
-        c.concurrent, profile.outbound.concurrent
-    ));
-    if q == page {
-        out.step(format!("quantum = the page = {q} B (tcp_mem counts pages)"));
-    } else {
-        out.step(format!(
-            "quantum = {q} B: kernel {} with {page} B pages charges SK_MEM_QUANTUM = 4096 (4.10-5.19), \
-             so tcp_mem counts 4 KiB units",
-            facts.kernel
-        ));
-    }
+/// per_conn_default (when both default buffers are known) and per_conn_expected; `None`,
+/// with a warning, when neither average_memory nor both buffers are known.
+fn per_conn(
+    ctx: &Context,
+    rmem: Option<u64>,
+    wmem: Option<u64>,
+    q: u64,
+    out: &mut Outcome,
+) -> Option<(Option<u64>, u64)> {
+    let c = &ctx.profile.connections;
+    let conns = ctx.profile.conns();
     let default = match (rmem, wmem) {
         (Some(r), Some(w)) => {
             let src = |given: Option<u64>| if given.is_some() { "profile" } else { "current" };
@@ -922,148 +982,138 @@ fn run(ctx: &Context, out: &mut Outcome) {
                     grouped(conns)
                 ),
             );
-            only_cap(facts, out, current, &budget, &u);
-            return;
+            return None;
         }
     };
 
-    let demand = Demand {
-        conns,
-        headroom: profile.headroom,
-        quantum: q,
+    Some((default, expected))
+}
+
+/// The default buffers that would fit the budget (keeping the one the host gave when the
+/// profile names only the other), with their steps; `None` with average_memory (smaller
+/// buffers would not change the demand) or without both buffers.
+fn fit_to_budget(
+    ctx: &Context,
+    demand: &Demand,
+    budget: &Budget,
+    rmem: Option<u64>,
+    wmem: Option<u64>,
+    out: &mut Outcome,
+) -> Option<(Fit, u64, u64, Keep)> {
+    let c = &ctx.profile.connections;
+    let (conns, q) = (demand.conns, demand.quantum);
+    let fit = match (c.average_memory, rmem, wmem) {
+        (None, Some(r), Some(w)) => {
+            let keep = match (c.rmem_default, c.wmem_default) {
+                (None, Some(_)) => Keep::Rmem,
+                (Some(_), None) => Keep::Wmem,
+                _ => Keep::Neither,
+            };
+            demand.fit(budget.units, r, w, keep).map(|f| (f, r, w, keep))
+        }
+        _ => None,
     };
-    let mut need = demand.need(expected);
-    out.step(format!(
-        "need = ceil({conns} × {expected} B × {} / {q}) = {}",
-        demand.headroom,
-        u.units(need)
-    ));
-    budget.steps(&u, out);
-
-    let mut recommended_default = default;
-    let mut shrunk = None;
-
-    if need > budget.units {
+    if let Some((f, r, w, keep)) = &fit {
         out.step(format!(
-            "step 1: need {need} > budget {} → infeasible",
-            budget.units
+            "fit_per_conn = floor(floor({} × 2 / 3) × {q} / ({conns} × {})) = {}",
+            budget.units,
+            demand.headroom,
+            sized(f.per_conn)
         ));
-        let fit = match (c.average_memory, rmem, wmem) {
-            (None, Some(r), Some(w)) => {
-                let keep = match (c.rmem_default, c.wmem_default) {
-                    (None, Some(_)) => Keep::Rmem,
-                    (Some(_), None) => Keep::Wmem,
-                    _ => Keep::Neither,
-                };
-                demand.fit(budget.units, r, w, keep).map(|f| (f, r, w, keep))
-            }
-            _ => None,
-        };
-        if let Some((f, r, w, keep)) = &fit {
-            out.step(format!(
-                "fit_per_conn = floor(floor({} × 2 / 3) × {q} / ({conns} × {})) = {}",
-                budget.units,
-                demand.headroom,
-                sized(f.per_conn)
-            ));
-            let per = f.per_conn;
-            out.step(match keep {
-                Keep::Neither => format!(
-                    "rmem_fit = floor({r} × {per} / ({r} + {w}) / {q}) × {q} = {}; wmem_fit = floor({w} × {per} / \
-                     ({r} + {w}) / {q}) × {q} = {}",
-                    sized(f.shrink.rmem as u128),
-                    sized(f.shrink.wmem as u128)
-                ),
-                Keep::Rmem => format!(
-                    "wmem_fit = floor(({per} − quantum_up({r})) / {q}) × {q} = {} (tcp_rmem[1] {r} is the host's: kept)",
-                    sized(f.shrink.wmem as u128)
-                ),
-                Keep::Wmem => format!(
-                    "rmem_fit = floor(({per} − quantum_up({w})) / {q}) × {q} = {} (tcp_wmem[1] {w} is the host's: kept)",
-                    sized(f.shrink.rmem as u128)
-                ),
-            });
-        }
-        let applied = match &fit {
-            Some((f, r, w, _)) if f.ok && c.shrink_buffers_to_fit => Some((f.shrink, *r, *w)),
-            _ => None,
-        };
-        if let Some((s, r, w)) = applied {
-            let d = per_conn_default(s.rmem, s.wmem, q);
-            let need_fit = demand.need(d);
-            out.shrink = Some(s);
-            shrunk = Some(s);
-            recommended_default = Some(d);
-            out.step(format!(
-                "shrink_buffers_to_fit: per_conn_default = quantum_up({} + {}) = {}; need = {}",
-                s.rmem,
-                s.wmem,
-                sized(d as u128),
-                u.units(need_fit)
-            ));
-            out.finding(
-                Severity::Warning,
-                ID,
-                format!(
-                    "{} connections did not fit the TCP budget {} at default buffers of {} receive and {} send \
-                     ({} needed); shrink_buffers_to_fit shrank them to {} receive and {} send (tcp_rmem[1], \
-                     tcp_wmem[1]), which need {}: below pressure at two thirds of the budget, so high = budget \
-                     keeps the kernel's 50% margin.",
-                    grouped(conns),
-                    u.bytes(budget.units),
-                    sized(r as u128),
-                    sized(w as u128),
-                    u.bytes(need),
-                    sized(s.rmem as u128),
-                    sized(s.wmem as u128),
-                    u.bytes(need_fit)
-                ),
-            );
-            need = need_fit;
-        } else {
-            let capped = infeasible(
-                out,
-                &budget,
-                &demand,
-                &u,
-                need,
-                expected,
-                fit.as_ref().map(|(f, _, _, _)| f),
-                c.shrink_buffers_to_fit,
-            );
-            let reason = format!(
-                "{} connections need {}; capped at the {} budget",
-                grouped(conns),
-                u.bytes(need),
-                u.bytes(budget.units)
-            );
-            let (value, reason) = keep_high_above_use(facts, out, capped, reason);
-            sndbuf_finding(ctx, out, None);
-            capacity_steps(
-                out,
-                &u,
-                current,
-                value,
-                current_rmem.zip(current_wmem),
-                c.average_memory,
-                default,
-            );
-            emit(facts, out, value, reason);
-            return;
-        }
+        let per = f.per_conn;
+        out.step(match keep {
+            Keep::Neither => format!(
+                "rmem_fit = floor({r} × {per} / ({r} + {w}) / {q}) × {q} = {}; wmem_fit = floor({w} × {per} / \
+                 ({r} + {w}) / {q}) × {q} = {}",
+                sized(f.shrink.rmem as u128),
+                sized(f.shrink.wmem as u128)
+            ),
+            Keep::Rmem => format!(
+                "wmem_fit = floor(({per} − quantum_up({r})) / {q}) × {q} = {} (tcp_rmem[1] {r} is the host's: kept)",
+                sized(f.shrink.wmem as u128)
+            ),
+            Keep::Wmem => format!(
+                "rmem_fit = floor(({per} − quantum_up({w})) / {q}) × {q} = {} (tcp_wmem[1] {w} is the host's: kept)",
+                sized(f.shrink.rmem as u128)
+            ),
+        });
     }
+    fit
+}
 
-    let (value, reason) = size(out, &budget, &u, current, need, conns);
-    let (value, reason) = keep_high_above_use(facts, out, value, reason);
+/// shrink_buffers_to_fit: the shrunk buffers, their per_conn_default and need, with the
+/// warning that says so; `None` when not asked for or the fit is not good enough.
+fn shrink(
+    ctx: &Context,
+    demand: &Demand,
+    budget: &Budget,
+    u: &Unit,
+    need: u128,
+    fit: Option<&(Fit, u64, u64, Keep)>,
+    out: &mut Outcome,
+) -> Option<(Shrink, u64, u128)> {
+    let c = &ctx.profile.connections;
+    let (conns, q) = (demand.conns, demand.quantum);
+    let (f, r, w, _) = fit?;
+    let (r, w) = (*r, *w);
+    if !(f.ok && c.shrink_buffers_to_fit) {
+        return None;
+    }
+    let s = f.shrink;
+    let d = per_conn_default(s.rmem, s.wmem, q);
+    let need_fit = demand.need(d);
+    out.shrink = Some(s);
+    out.step(format!(
+        "shrink_buffers_to_fit: per_conn_default = quantum_up({} + {}) = {}; need = {}",
+        s.rmem,
+        s.wmem,
+        sized(d as u128),
+        u.units(need_fit)
+    ));
+    out.finding(
+        Severity::Warning,
+        ID,
+        format!(
+            "{} connections did not fit the TCP budget {} at default buffers of {} receive and {} send \
+             ({} needed); shrink_buffers_to_fit shrank them to {} receive and {} send (tcp_rmem[1], \
+             tcp_wmem[1]), which need {}: below pressure at two thirds of the budget, so high = budget \
+             keeps the kernel's 50% margin.",
+            grouped(conns),
+            u.bytes(budget.units),
+            sized(r as u128),
+            sized(w as u128),
+            u.bytes(need),
+            sized(s.rmem as u128),
+            sized(s.wmem as u128),
+            u.bytes(need_fit)
+        ),
+    );
+    Some((s, d, need_fit))
+}
+
+/// The last steps of every sized plan: keep a high TCP already holds, the sndbuf note,
+/// the capacity steps, and the value. `buffers`: the current default buffers and the
+/// per_conn_default the plan leaves.
+fn finish(
+    ctx: &Context,
+    out: &mut Outcome,
+    u: &Unit,
+    current: [u64; 3],
+    sized: ([u128; 3], String),
+    buffers: (Option<(u64, u64)>, Option<u64>),
+    shrunk: Option<Shrink>,
+) {
+    let facts = ctx.facts;
+    let (value, reason) = keep_high_above_use(facts, out, sized.0, sized.1);
     sndbuf_finding(ctx, out, shrunk);
     capacity_steps(
         out,
-        &u,
+        u,
         current,
         value,
-        current_rmem.zip(current_wmem),
-        c.average_memory,
-        recommended_default,
+        buffers.0,
+        ctx.profile.connections.average_memory,
+        buffers.1,
     );
     emit(facts, out, value, reason);
 }
@@ -1201,13 +1251,13 @@ fn infeasible(
     let ram_fit = ram_by_share
         .max(ram_by_reserve)
         .saturating_add(budget.hugetlb as u128);
-    remedies.push(format!("at least {} of RAM", human(ram_fit)));
+    remedies.push(format!("at least {} of RAM", human_bytes(ram_fit)));
     let room = budget.usable.saturating_sub(budget.blocks);
     if budget.reserved > 0 && need_bytes <= budget.by_share && need_bytes <= room {
         remedies.push(format!(
             "reserved_memory of at most {} (now {})",
-            human(room - need_bytes),
-            human(budget.reserved as u128)
+            human_bytes(room - need_bytes),
+            human_bytes(budget.reserved as u128)
         ));
     }
     remedies.push(format!(
@@ -1216,8 +1266,11 @@ fn infeasible(
     ));
     let whole_host = match (need_bytes > budget.usable, budget.hugetlb) {
         (false, _) => String::new(),
-        (true, 0) => format!(", more than the host's {} of RAM", human(budget.usable)),
-        (true, _) => format!(", more than the {} of RAM outside hugetlb", human(budget.usable)),
+        (true, 0) => format!(", more than the host's {} of RAM", human_bytes(budget.usable)),
+        (true, _) => format!(
+            ", more than the {} of RAM outside hugetlb",
+            human_bytes(budget.usable)
+        ),
     };
     out.finding(
         Severity::Error,
@@ -1446,10 +1499,10 @@ reserved_memory = "15GiB"
         // 860 000 at 77 824 B: 62.3 GiB, more than the host; at 10 KiB charged as 12 KiB:
         // 9.8 GiB, 11.8 GiB with headroom 1.2
         assert_eq!(need_units(860000, 77824, Dec4::ONE, 4096) * 4096, 66928640000);
-        assert_eq!(human(66928640000), "62.3 GiB");
-        assert_eq!(human(860000 * 12288), "9.8 GiB");
+        assert_eq!(human_bytes(66928640000), "62.3 GiB");
+        assert_eq!(human_bytes(860000 * 12288), "9.8 GiB");
         assert_eq!(need_units(860000, 12288, Dec4(12000), 4096), 3096000);
-        assert_eq!(human(3096000 * 4096), "11.8 GiB");
+        assert_eq!(human_bytes(3096000 * 4096), "11.8 GiB");
         // edges
         assert_eq!(connections_under(12358848, 4096, 0), 0);
         assert_eq!(connections_under(u64::MAX, u64::MAX, 1), u64::MAX);
