@@ -121,7 +121,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&r),
                 // Kubernetes and Prometheus: refused by check_flags before this.
-                Format::Text | Format::Kubernetes | Format::Prometheus => crate::recommend::text(&r),
+                Format::Text | Format::Kubernetes | Format::Prometheus => report::recommend::text(&r),
             }))
         }
         Command::Profiles { action: None } => {

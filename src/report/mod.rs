@@ -10,6 +10,7 @@ pub mod kubernetes;
 pub mod layout;
 pub mod plan;
 pub mod profiles;
+pub mod recommend;
 pub mod rollback;
 pub mod show;
 pub mod status;
