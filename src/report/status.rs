@@ -4,14 +4,14 @@
 
 use std::fmt::Write;
 
-use super::Style;
+use super::{Style, safe};
 use crate::status::{DropinStatus, KeyStatus, Status};
 
 pub fn text(s: &Status, style: &Style) -> String {
     let mut out = String::new();
     let Some(a) = &s.applied else {
         for n in &s.notes {
-            let _ = writeln!(out, "{} {n}", style.bold("sysctune status:"));
+            let _ = writeln!(out, "{} {}", style.bold("sysctune status:"), safe(n));
         }
         return out;
     };
@@ -19,17 +19,20 @@ pub fn text(s: &Status, style: &Style) -> String {
         out,
         "{} profile {}, applied {}{}",
         style.bold("sysctune status:"),
-        a.profile,
-        a.time,
-        a.netns.as_ref().map(|n| format!(" in {n}")).unwrap_or_default()
+        safe(&a.profile),
+        safe(&a.time),
+        a.netns
+            .as_ref()
+            .map(|n| format!(" in {}", safe(n)))
+            .unwrap_or_default()
     );
-    let _ = writeln!(out, "  by: {}", a.command);
+    let _ = writeln!(out, "  by: {}", safe(&a.command));
     if let Some(d) = &s.dropin {
-        let _ = writeln!(out, "  drop-in: {} ({})", d.path, dropin_state(d));
+        let _ = writeln!(out, "  drop-in: {} ({})", safe(&d.path), dropin_state(d));
     }
     keys(&mut out, &s.keys, style);
     for n in &s.notes {
-        let _ = writeln!(out, "\nNote: {n}");
+        let _ = writeln!(out, "\nNote: {}", safe(n));
     }
     let _ = writeln!(out, "\n{}", verdict(s));
     out
@@ -47,20 +50,21 @@ fn dropin_state(d: &DropinStatus) -> String {
 }
 
 /// KEY, LIVE, DROP-IN, BOOT and RECOMMENDED for each key, drifting keys marked `!` with
-/// why below.
+/// why below. Values and paths come from the host and its sysctl.d files: escaped before
+/// they are measured.
 fn keys(out: &mut String, keys: &[KeyStatus], style: &Style) {
-    let dash = || "-".to_string();
+    let shown = |v: &Option<String>| v.as_deref().map_or("-".to_string(), |v| safe(v).into_owned());
     let rows: Vec<[String; 5]> = keys
         .iter()
         .map(|k| {
             [
-                format!("{}{}", if k.drift.is_empty() { "  " } else { "! " }, k.key),
-                k.live.clone().unwrap_or_else(dash),
-                k.dropin.clone().unwrap_or_else(dash),
-                k.boot
-                    .as_ref()
-                    .map_or_else(dash, |b| format!("{} ({})", b.value, b.at())),
-                k.recommended.clone().unwrap_or_else(dash),
+                format!("{}{}", if k.drift.is_empty() { "  " } else { "! " }, safe(&k.key)),
+                shown(&k.live),
+                shown(&k.dropin),
+                k.boot.as_ref().map_or("-".to_string(), |b| {
+                    safe(&format!("{} ({})", b.value, b.at())).into_owned()
+                }),
+                shown(&k.recommended),
             ]
         })
         .collect();
@@ -86,7 +90,7 @@ fn keys(out: &mut String, keys: &[KeyStatus], style: &Style) {
     for (r, k) in rows.iter().zip(keys) {
         let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
         for d in &k.drift {
-            let _ = writeln!(out, "      {}", style.yellow(d));
+            let _ = writeln!(out, "      {}", style.yellow(&safe(d)));
         }
     }
 }
