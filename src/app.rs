@@ -7,8 +7,8 @@ use crate::cli::{ApplyArgs, Cli, Command, Format, PlanArgs, ProfilesAction, Roll
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::host::Root;
-use crate::report::{self, Style, text};
-use crate::{apply, doctor, guard, host, keys, plan, planner, profile, rules, snapshot, sysctl_d};
+use crate::report::{self, Style};
+use crate::{apply, doctor, guard, host, keys, plan, planner, profile, snapshot, sysctl_d};
 
 /// What a command printed and the exit code it wants.
 pub struct Output {
@@ -64,7 +64,9 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes and Prometheus: refused by check_flags before this.
-                Format::Text | Format::Kubernetes | Format::Prometheus => text::apply(&report, &style),
+                Format::Text | Format::Kubernetes | Format::Prometheus => {
+                    report::apply::text(&report, &style)
+                }
             }))
         }
         Command::Status(state) => {
@@ -74,7 +76,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
                     Format::Json => report::json(&report),
                     // Kubernetes and Prometheus: refused by check_flags before this.
                     Format::Text | Format::Kubernetes | Format::Prometheus => {
-                        crate::status::text(&report, &style)
+                        report::status::text(&report, &style)
                     }
                 },
                 stderr: String::new(),
@@ -86,7 +88,9 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes and Prometheus: refused by check_flags before this.
-                Format::Text | Format::Kubernetes | Format::Prometheus => text::rollback(&report, &style),
+                Format::Text | Format::Kubernetes | Format::Prometheus => {
+                    report::rollback::text(&report, &style)
+                }
             }))
         }
         Command::Doctor(args) => {
@@ -103,7 +107,7 @@ pub fn run(cli: &Cli) -> Result<Output> {
             let stdout = match g.format() {
                 Format::Json => report::json(&report),
                 // Kubernetes: refused by check_flags before this.
-                Format::Text | Format::Kubernetes => text::doctor(&report, &style),
+                Format::Text | Format::Kubernetes => report::doctor::text(&report, &style),
                 Format::Prometheus => doctor::prometheus::render(&report),
             };
             Ok(Output {
@@ -117,14 +121,21 @@ pub fn run(cli: &Cli) -> Result<Output> {
             Ok(Output::ok(match g.format() {
                 Format::Json => report::json(&r),
                 // Kubernetes and Prometheus: refused by check_flags before this.
-                Format::Text | Format::Kubernetes | Format::Prometheus => crate::recommend::text(&r),
+                Format::Text | Format::Kubernetes | Format::Prometheus => report::recommend::text(&r),
             }))
         }
-        Command::Profiles { action: None } => Ok(Output::ok(profiles_list(g.format()))),
+        Command::Profiles { action: None } => {
+            let list = report::profiles::Document::builtin();
+            Ok(Output::ok(match g.format() {
+                Format::Json => report::json(&list),
+                // Kubernetes and Prometheus: refused by check_flags before this.
+                Format::Text | Format::Kubernetes | Format::Prometheus => report::profiles::text(&list),
+            }))
+        }
         Command::Profiles {
             action: Some(ProfilesAction::Show { name, resolved }),
         } => profiles_show(name, *resolved).map(Output::ok),
-        Command::Explain { topic } => explain(topic).map(Output::ok),
+        Command::Explain { topic } => report::explain::text(topic).map(Output::ok),
         Command::Completions { shell } => Ok(Output::ok(completions(*shell))),
         Command::Man => man().map(Output::ok),
     }
@@ -170,13 +181,10 @@ fn profiles_show(name: &str, resolved: bool) -> Result<String> {
         // Validated as a whole first: a merged result that would not plan is an error.
         profile::load(name, &[])?;
         let r = profile::resolve_extends(name)?;
-        let text = format!("# {name}, resolved: {}\n{}", r.chain.join(" → "), r.to_toml()?);
-        return Ok(crate::report::escape::safe_lines(&text).into_owned());
+        return report::profiles::resolved(name, &r);
     }
     match profile::builtin_source(name) {
-        Some(text) => Ok(format!(
-            "{text}\n# Every field, with its unit and default: sysctune explain profile\n"
-        )),
+        Some(text) => Ok(report::profiles::source(text)),
         None => Err(Error::input(format!(
             "unknown profile {name:?}; built-in profiles: {}",
             profile::builtin_names().join(", ")
@@ -245,7 +253,7 @@ fn plan_output(plan: &plan::Plan, exit_code: bool, format: Format, style: &Style
     let stdout = match format {
         Format::Json => report::json(plan),
         // Kubernetes and Prometheus: refused by check_flags before this.
-        Format::Text | Format::Kubernetes | Format::Prometheus => text::plan(plan, style, verbose),
+        Format::Text | Format::Kubernetes | Format::Prometheus => report::plan::text(plan, style, verbose),
     };
     Output {
         stdout,
@@ -421,7 +429,7 @@ fn show(
     let views = sysctl_d::views(&sd, &list, &|k| facts.value(k).map(str::to_string));
     let stdout = match format {
         Format::Json => {
-            let doc = report::documents::ShowDoc::new(
+            let doc = report::show::Document::new(
                 &facts,
                 &sd,
                 &views,
@@ -431,90 +439,10 @@ fn show(
         }
         // Kubernetes and Prometheus: refused by check_flags before this.
         Format::Text | Format::Kubernetes | Format::Prometheus => {
-            text::show(&facts, &views, &sd, &recommended, style)
+            report::show::text(&facts, &views, &sd, &recommended, style)
         }
     };
     Ok(Output::ok(stdout))
-}
-
-fn profiles_list(format: Format) -> String {
-    let list: Vec<report::documents::ProfileEntry> = profile::BUILTIN
-        .iter()
-        .map(|(name, _)| report::documents::ProfileEntry {
-            name: name.to_string(),
-            description: profile::load(name, &[])
-                .ok()
-                .and_then(|p| p.description)
-                .unwrap_or_default(),
-        })
-        .collect();
-    match format {
-        Format::Json => report::json(&report::documents::ProfilesDoc {
-            schema: report::documents::PROFILES_SCHEMA,
-            profiles: list,
-        }),
-        // Kubernetes and Prometheus: refused by check_flags before this.
-        Format::Text | Format::Kubernetes | Format::Prometheus => {
-            let w = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
-            let mut out =
-                String::from("Built-in profiles (sysctune profiles show NAME prints one as TOML):\n");
-            for p in list {
-                out.push_str(&format!("  {:w$}  {}\n", p.name, p.description));
-            }
-            out
-        }
-    }
-}
-
-fn explain(topic: &str) -> Result<String> {
-    if topic == "profile" {
-        return Ok(profile::REFERENCE.to_string());
-    }
-    if let Some(rule) = rules::find(topic) {
-        return Ok(rule_doc(rule));
-    }
-    let key = keys::normalize_key(topic).ok();
-    if let Some(rule) = key.as_deref().and_then(rules::for_key) {
-        let key = key.unwrap_or_default();
-        let unit = keys::info(&key).map(|i| i.unit).unwrap_or("");
-        return Ok(format!(
-            "{key} ({unit}) is managed by rule {}.\n\n{}",
-            rule.id(),
-            rule_doc(rule)
-        ));
-    }
-    if let Some(info) = key.as_deref().and_then(keys::info) {
-        return Ok(format!(
-            "{} is known to sysctune ({}, {:?} scope) but no rule computes it; pin it in a profile's [sysctl] table.\n",
-            info.name, info.unit, info.scope
-        ));
-    }
-    let ids: Vec<&str> = rules::RULES.iter().map(|r| r.id()).collect();
-    Err(Error::input(format!(
-        "nothing to explain for {topic:?}: give a rule ({}), a key one of them manages (e.g. {}), or profile \
-         (every profile field)",
-        ids.join(", "),
-        rules::RULES.iter().flat_map(|r| r.keys()).next().unwrap_or(&"-")
-    )))
-}
-
-fn rule_doc(rule: &dyn rules::Rule) -> String {
-    let keys: Vec<String> = rule
-        .keys()
-        .iter()
-        .map(|k| match keys::info(k) {
-            Some(i) => format!("{k} ({})", i.unit),
-            None => k.to_string(),
-        })
-        .collect();
-    let mut s = format!(
-        "Rule {} — keys: {}\n\n{}",
-        rule.id(),
-        keys.join(", "),
-        rule.doc().trim_end()
-    );
-    s.push('\n');
-    s
 }
 
 fn completions(shell: Shell) -> String {
@@ -582,13 +510,13 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
         }
         None => None,
     };
-    let summarise = |path: &PathBuf| -> Result<(Option<String>, text::FleetRow)> {
+    let summarise = |path: &PathBuf| -> Result<(Option<String>, report::fleet::Row)> {
         let plan = one(path)?;
         if let Some(dir) = &out_dir {
             write_fleet_dropin(dir, path, &plan)?;
         }
         let line = (format == Format::Json).then(|| report::json_line(&plan));
-        Ok((line, text::FleetRow::of(path, &plan)))
+        Ok((line, report::fleet::Row::of(path, &plan)))
     };
     let host = |i: usize| guarded(&files[i], &|p| summarise(&p.to_path_buf()));
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -596,7 +524,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     let mut failed = 0;
     let mut stdout = std::io::stdout().lock();
     let mut broken = false;
-    let mut emit = |i: usize, result: Result<(Option<String>, text::FleetRow)>| {
+    let mut emit = |i: usize, result: Result<(Option<String>, report::fleet::Row)>| {
         use std::io::Write;
         let line = match result {
             Ok((line, row)) => {
@@ -609,15 +537,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
                     .lock()
                     .write_all(report::escape::safe_lines(&format!("sysctune: error: {e}\n")).as_bytes());
                 // One line per host, so lines match hosts.
-                (format == Format::Json).then(|| {
-                    report::json_line(&report::documents::FleetError {
-                        schema: plan::SCHEMA,
-                        host: report::documents::FleetHost {
-                            snapshot: files[i].display().to_string(),
-                        },
-                        error: e.to_string(),
-                    })
-                })
+                (format == Format::Json).then(|| report::fleet::failed_line(&files[i], &e.to_string()))
             }
         };
         if let Some(line) = line
@@ -634,7 +554,7 @@ fn plan_snapshots(args: &PlanArgs, format: Format, style: &Style, verbose: bool)
     crate::fleet::ordered(files.len(), workers, 4 * workers, &host, &mut emit);
     let changed = rows.iter().any(|r| r.changed);
     let stdout = if format == Format::Text {
-        text::fleet(&rows, files.len(), failed, style)
+        report::fleet::text(&rows, files.len(), failed, style)
     } else {
         String::new()
     };

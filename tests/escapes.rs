@@ -148,6 +148,34 @@ fn every_command_escapes_what_it_read() {
     }
 }
 
+/// status quotes sysctl.d files that may have changed since the apply (a later file that
+/// wins at boot, its name and its value hostile), and rollback the paths of the record.
+#[test]
+fn status_and_rollback_escape_what_they_read() {
+    let root = copy_root("article-batch");
+    let r = root.path().display().to_string();
+    let applied = sysctune(&["--root", &r, "apply", "--profile", "batch-client", "--no-live"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    write(
+        &root.path().join(format!("etc/sysctl.d/99-{EVIL}.conf")),
+        &format!("net.ipv4.ip_local_port_range = 1024 {EVIL} 65000\n"),
+    );
+    for format in ["text", "json"] {
+        let run = check("status", &["--format", format, "--root", &r, "status"]);
+        assert!(run.code < 2, "status {format}: {}", run.stderr);
+        if format == "text" {
+            for shown in ["/etc/sysctl.d/99-\\x1b]0;pwned", "1024 \\x1b]0;pwned"] {
+                assert!(run.stdout.contains(shown), "{shown:?} not in {}", run.stdout);
+            }
+        }
+        let run = check(
+            "rollback --dry-run",
+            &["--format", format, "--root", &r, "rollback", "--dry-run"],
+        );
+        assert!(run.code < 2, "rollback {format}: {}", run.stderr);
+    }
+}
+
 #[test]
 fn snapshots_and_fleets_escape_what_they_carry() {
     let root = evil_root();

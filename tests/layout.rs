@@ -24,11 +24,6 @@ const ALLOWED: &[(&str, &[&str], &str)] = &[
         "help texts: examples of keys to show and explain, and what doctor's checks read",
     ),
     (
-        "src/report/text.rs",
-        &["vm.overcommit_memory", "fs.file-max"],
-        "doctor's Facts lines label the figures doctor read",
-    ),
-    (
         "src/host/mod.rs",
         &["net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports"],
         "Facts::port_range for doctor, until doctor asks rules::port_range",

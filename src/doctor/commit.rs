@@ -7,6 +7,9 @@ use crate::rules::Code;
 use crate::rules::{Finding, Severity};
 use crate::units::human_bytes;
 
+/// The overcommit mode: only mode 2 (strict) enforces CommitLimit.
+pub const MODE_KEY: &str = "vm.overcommit_memory";
+
 pub const COMMIT_WARNING_PERCENT: u64 = 90;
 
 /// `commit`: Committed_AS against CommitLimit, enforced only in strict mode.

@@ -6,6 +6,11 @@ use crate::rules::Code;
 use crate::rules::{Finding, Severity};
 use crate::units::grouped;
 
+/// File handles allocated, free and the limit (`allocated 0 max`).
+pub const NR_KEY: &str = "fs.file-nr";
+/// The system-wide limit of file handles.
+pub const MAX_KEY: &str = "fs.file-max";
+
 pub const FILES_WARNING_PERCENT: u64 = 80;
 pub const FILES_ERROR_PERCENT: u64 = 95;
 

@@ -376,89 +376,9 @@ pub fn diagnose(
     extra: &Extra,
     top: usize,
 ) -> Report {
-    let mut findings = Vec::new();
     let page = facts.page_size;
     let quantum = tcp_memory::quantum(&facts.kernel, page);
-
-    // ports
-    let ports = match (facts.port_range(), scanned) {
-        (Some((lo, hi)), Some((scan, tables))) => {
-            let reserved_ports = facts.reserved_ports();
-            let available = available(lo, hi, &reserved_ports);
-            let range_len = if lo > hi { 0 } else { hi as u64 - lo as u64 + 1 };
-            let model = PortModel {
-                range: (lo, hi),
-                reserved: range_len - available,
-                listening: scan.listening_in_range,
-                usable: available.saturating_sub(scan.listening_in_range),
-                reuse: reuse(facts),
-                tw: TimeWait::new(facts.hz),
-                pool_held: scan.pool_held(),
-            };
-            let usable = model.usable;
-            let keep = top.max(PORT_FINDINGS_MAX);
-            let busiest = scan.top(keep);
-            let over: Vec<Severity> = scan
-                .iter()
-                .filter_map(|d| model.severity(&d))
-                .filter(|s| *s > Severity::Info)
-                .collect();
-            findings.extend(check_ports(
-                &model,
-                tables,
-                &busiest,
-                &over,
-                scan.destinations() as u64,
-            ));
-            let mut states = BTreeMap::new();
-            for (i, n) in scan.states.iter().enumerate() {
-                if *n > 0 {
-                    states.insert(STATE_NAMES[i], *n);
-                }
-            }
-            let top_facts: Vec<DestinationFact> = busiest
-                .iter()
-                .take(top)
-                .map(|d| ports::destination_fact(d, &model))
-                .collect();
-            let held_all: u64 = scan.iter().map(|d| model.held(&d)).sum();
-            let held_other = held_all.saturating_sub(top_facts.iter().map(|d| d.held).sum());
-            let r = model.reuse;
-            let reuse_any = r.tcp_timestamps.unwrap_or(1) >= 1 && matches!(r.tcp_tw_reuse, Some(1 | 2));
-            Some(PortFacts {
-                range: [lo, hi],
-                reserved: model.reserved,
-                usable,
-                max_new_per_second_per_destination: model.tw.per_second(usable),
-                tw_seconds: model.tw.millis(),
-                max_new_per_second_with_reuse: reuse_any.then(|| r.max_new_per_second(usable)),
-                reuse: r,
-                pool_held: model.pool_held,
-                source: extra.source,
-                tables: tables.to_vec(),
-                sockets: scan.sockets,
-                states,
-                listening_in_range: scan.listening_in_range,
-                outbound: scan.outbound,
-                inbound: scan.inbound,
-                not_ephemeral: scan.not_ephemeral,
-                destinations: scan.destinations() as u64,
-                top: top_facts,
-                held_other,
-            })
-        }
-        _ => {
-            findings.push(Finding::new(
-                Severity::Info,
-                Code::Ports,
-                match facts.value(RANGE) {
-                    None => format!("{RANGE} is absent on this kernel: ephemeral ports not checked."),
-                    Some(v) => format!("{RANGE} is {v:?}, not two ports: ephemeral ports not checked."),
-                },
-            ));
-            None
-        }
-    };
+    let (mut findings, ports) = diagnose_ports(facts, scanned, extra.source, top);
 
     // TIME_WAIT, orphans and TCP memory
     let counters = counters::pick(&extra.counters);
@@ -482,36 +402,11 @@ pub fn diagnose(
         quantum,
     ));
 
-    // memory
-    let m = &facts.mem;
-    let mode = facts.u64("vm.overcommit_memory");
-    findings.push(check_commit(mode, m.committed_as, m.commit_limit).measured(
-        Some("vm.overcommit_memory"),
-        m.committed_as,
-        m.commit_limit,
-        "bytes",
-    ));
-    let oom = check_oom(m.mem_available, m.mem_total, m.swap_total);
-    findings.push(match m.mem_available {
-        Some(a) => oom.measured(None, a, m.mem_total, "bytes"),
-        None => oom,
-    });
-
-    // files
-    let files = facts
-        .triple("fs.file-nr")
-        .map(|[allocated, _, max_nr]| FileFacts {
-            allocated,
-            max: facts.u64("fs.file-max").unwrap_or(max_nr),
-        });
-    findings.push(match files {
-        Some(f) => check_files(files).measured(Some("fs.file-max"), f.allocated, f.max, "files"),
-        None => check_files(files),
-    });
-
-    // processes
+    let (memory, memory_findings) = diagnose_memory(facts);
+    findings.extend(memory_findings);
+    let (files, files_finding) = diagnose_files(facts);
+    findings.push(files_finding);
     findings.extend(processes::check_processes(&extra.processes));
-
     // past incidents
     findings.extend(check_counters(&counters, extra.since.as_ref()));
 
@@ -541,14 +436,7 @@ pub fn diagnose(
             tcp_max_orphans: max_orphans,
             tcp_max_tw_buckets: max_tw,
             ports,
-            memory: MemoryFacts {
-                mem_total: m.mem_total,
-                mem_available: m.mem_available,
-                swap_total: m.swap_total,
-                commit_limit: m.commit_limit,
-                committed_as: m.committed_as,
-                overcommit_memory: mode,
-            },
+            memory,
             files,
             counters,
             processes: extra.processes.clone(),
@@ -556,6 +444,147 @@ pub fn diagnose(
         },
         notes: extra.notes.clone(),
     }
+}
+
+/// The port findings and facts; a single info finding when the range is absent or
+/// garbled (then the tables were not read).
+fn diagnose_ports(
+    facts: &Facts,
+    scanned: Option<(&PortScan, &[TableRead])>,
+    source: Source,
+    top: usize,
+) -> (Vec<Finding>, Option<PortFacts>) {
+    let (Some((lo, hi)), Some((scan, tables))) = (facts.port_range(), scanned) else {
+        let finding = Finding::new(
+            Severity::Info,
+            Code::Ports,
+            match facts.value(RANGE) {
+                None => format!("{RANGE} is absent on this kernel: ephemeral ports not checked."),
+                Some(v) => format!("{RANGE} is {v:?}, not two ports: ephemeral ports not checked."),
+            },
+        );
+        return (vec![finding], None);
+    };
+    let model = port_model(facts, (lo, hi), scan);
+    let keep = top.max(PORT_FINDINGS_MAX);
+    let busiest = scan.top(keep);
+    let over: Vec<Severity> = scan
+        .iter()
+        .filter_map(|d| model.severity(&d))
+        .filter(|s| *s > Severity::Info)
+        .collect();
+    let findings = check_ports(&model, tables, &busiest, &over, scan.destinations() as u64);
+    let top_facts: Vec<DestinationFact> = busiest
+        .iter()
+        .take(top)
+        .map(|d| ports::destination_fact(d, &model))
+        .collect();
+    (
+        findings,
+        Some(port_facts(&model, scan, tables, top_facts, source)),
+    )
+}
+
+/// The range less reserved and listening ports, reuse and TIME_WAIT, as `facts` and the
+/// scan give them.
+fn port_model(facts: &Facts, (lo, hi): (u32, u32), scan: &PortScan) -> PortModel {
+    let reserved_ports = facts.reserved_ports();
+    let available = available(lo, hi, &reserved_ports);
+    let range_len = if lo > hi { 0 } else { hi as u64 - lo as u64 + 1 };
+    PortModel {
+        range: (lo, hi),
+        reserved: range_len - available,
+        listening: scan.listening_in_range,
+        usable: available.saturating_sub(scan.listening_in_range),
+        reuse: reuse(facts),
+        tw: TimeWait::new(facts.hz),
+        pool_held: scan.pool_held(),
+    }
+}
+
+/// What the report says of the ports: the model's figures, the scan's counts by state,
+/// and the `top` pairs with the rest summed.
+fn port_facts(
+    model: &PortModel,
+    scan: &PortScan,
+    tables: &[TableRead],
+    top: Vec<DestinationFact>,
+    source: Source,
+) -> PortFacts {
+    let usable = model.usable;
+    let mut states = BTreeMap::new();
+    for (i, n) in scan.states.iter().enumerate() {
+        if *n > 0 {
+            states.insert(STATE_NAMES[i], *n);
+        }
+    }
+    let held_all: u64 = scan.iter().map(|d| model.held(&d)).sum();
+    let held_other = held_all.saturating_sub(top.iter().map(|d| d.held).sum());
+    let r = model.reuse;
+    let reuse_any = r.tcp_timestamps.unwrap_or(1) >= 1 && matches!(r.tcp_tw_reuse, Some(1 | 2));
+    PortFacts {
+        range: [model.range.0, model.range.1],
+        reserved: model.reserved,
+        usable,
+        max_new_per_second_per_destination: model.tw.per_second(usable),
+        tw_seconds: model.tw.millis(),
+        max_new_per_second_with_reuse: reuse_any.then(|| r.max_new_per_second(usable)),
+        reuse: r,
+        pool_held: model.pool_held,
+        source,
+        tables: tables.to_vec(),
+        sockets: scan.sockets,
+        states,
+        listening_in_range: scan.listening_in_range,
+        outbound: scan.outbound,
+        inbound: scan.inbound,
+        not_ephemeral: scan.not_ephemeral,
+        destinations: scan.destinations() as u64,
+        top,
+        held_other,
+    }
+}
+
+/// Commit (enforced only in strict mode) and the OOM risk, with the memory facts.
+fn diagnose_memory(facts: &Facts) -> (MemoryFacts, [Finding; 2]) {
+    let m = &facts.mem;
+    let mode = facts.u64(commit::MODE_KEY);
+    let commit = check_commit(mode, m.committed_as, m.commit_limit).measured(
+        Some(commit::MODE_KEY),
+        m.committed_as,
+        m.commit_limit,
+        "bytes",
+    );
+    let oom = check_oom(m.mem_available, m.mem_total, m.swap_total);
+    let oom = match m.mem_available {
+        Some(a) => oom.measured(None, a, m.mem_total, "bytes"),
+        None => oom,
+    };
+    let memory = MemoryFacts {
+        mem_total: m.mem_total,
+        mem_available: m.mem_available,
+        swap_total: m.swap_total,
+        commit_limit: m.commit_limit,
+        committed_as: m.committed_as,
+        overcommit_memory: mode,
+    };
+    (memory, [commit, oom])
+}
+
+/// File handles allocated against fs.file-max (fs.file-nr's third figure where it is
+/// absent).
+fn diagnose_files(facts: &Facts) -> (Option<FileFacts>, Finding) {
+    let files = facts
+        .triple(files::NR_KEY)
+        .map(|[allocated, _, max_nr]| FileFacts {
+            allocated,
+            max: facts.u64(files::MAX_KEY).unwrap_or(max_nr),
+        });
+    let finding = match files {
+        Some(f) => check_files(files).measured(Some(files::MAX_KEY), f.allocated, f.max, "files"),
+        None => check_files(files),
+    };
+    (files, finding)
 }
 
 impl Report {

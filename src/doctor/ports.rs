@@ -45,6 +45,8 @@ pub const DEFAULT_REUSE_DELAY_MS: u64 = 1000;
 
 const RANGE: &str = "net.ipv4.ip_local_port_range";
 
+const ID: Code = Code::Ports;
+
 /// Where connect() may reuse a port in TIME_WAIT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Reuse {
@@ -155,6 +157,65 @@ fn pair(d: &Destination) -> String {
     format!("{} from {}", d.name(), d.source_address())
 }
 
+/// What the findings of one `ports` check say in common: the range, its usable ports,
+/// the ports taken out of it, and the fix.
+struct Words {
+    range: String,
+    usable: String,
+    /// `, 3 reserved, 1 listening` after a count; empty when none are taken.
+    taken: String,
+    /// ` (3 reserved, 1 listening)` after the range; empty when none are taken.
+    taken_note: String,
+    fix: String,
+}
+
+impl Words {
+    fn new(model: &PortModel, pool_full: bool) -> Self {
+        let (lo, hi) = model.range;
+        let mut taken = Vec::new();
+        if model.reserved > 0 {
+            taken.push(format!("{} reserved", grouped(model.reserved as u128)));
+        }
+        if model.listening > 0 {
+            taken.push(format!("{} listening", grouped(model.listening as u128)));
+        }
+        let (taken_s, taken_note) = if taken.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (
+                format!(", {}", taken.join(", ")),
+                format!(" ({})", taken.join(", ")),
+            )
+        };
+        Words {
+            range: format!("ip_local_port_range {lo} {hi}"),
+            usable: grouped(model.usable as u128),
+            taken: taken_s,
+            taken_note,
+            fix: fix(model, pool_full),
+        }
+    }
+}
+
+/// Reuse, widen, and (depending on whether the pool is full) more addresses.
+fn fix(model: &PortModel, pool_full: bool) -> String {
+    let more_destinations = if pool_full {
+        format!(
+            "more source or destination addresses help only with a plain connect(): after a bind() \
+             (without IP_BIND_ADDRESS_NO_PORT) the range is one pool for all destinations, {} held now",
+            percent(model.pool_held as u128, model.usable as u128)
+        )
+    } else {
+        "or add source addresses, destination addresses or ports (with a plain connect() each \
+         (source, destination) pair has the whole range; not after a bind(), where the range is one pool)"
+            .to_string()
+    };
+    format!(
+        "Fix: reuse connections (HTTP keep-alive, a connection pool); widen the range (sysctune plan \
+         --profile batch-client; at most 1024 65535, 64 512 ports); {more_destinations}."
+    )
+}
+
 /// Findings of the `ports` rule. `busiest`: the busiest (source, destination) pairs,
 /// busiest first; `over`: the severity of every pair at or above the warning threshold.
 pub fn check_ports(
@@ -164,183 +225,187 @@ pub fn check_ports(
     over: &[Severity],
     destinations: u64,
 ) -> Vec<Finding> {
-    let id = Code::Ports;
-    let (lo, hi) = model.range;
     let usable = model.usable;
-    let range = format!("ip_local_port_range {lo} {hi}");
-    let usable_s = grouped(usable as u128);
-    let range_len = if lo > hi { 0 } else { hi as u64 - lo as u64 + 1 };
-    let mut taken = Vec::new();
-    if model.reserved > 0 {
-        taken.push(format!("{} reserved", grouped(model.reserved as u128)));
-    }
-    if model.listening > 0 {
-        taken.push(format!("{} listening", grouped(model.listening as u128)));
-    }
-    let taken_s = if taken.is_empty() {
-        String::new()
-    } else {
-        format!(", {}", taken.join(", "))
-    };
-    let taken_note = if taken.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", taken.join(", "))
-    };
+    let pool = model.pool_held;
+    let pool_full = grade(pool as u128, usable as u128, POOL_WARNING_PERCENT, 101) > Severity::Info;
+    let words = Words::new(model, pool_full);
     if tables.iter().all(|t| t.lines.is_none()) {
         let paths: Vec<&str> = tables.iter().map(|t| t.path.as_str()).collect();
         return vec![Finding::new(
             Severity::Info,
-            id,
+            ID,
             format!("{}: no such file; ephemeral ports not checked.", paths.join(", ")),
         )];
     }
     if usable == 0 {
-        return vec![Finding::new(
-            Severity::Error,
-            id,
-            format!(
-                "{range} has no usable port ({} ports{taken_s}): every connect() without an explicit \
-                 bind fails with EADDRNOTAVAIL \"Cannot assign requested address\". Set a range the kernel \
-                 accepts, e.g. sysctune plan --profile batch-client.",
-                grouped(range_len as u128)
-            ),
-        )];
+        return vec![no_usable_port(model, &words)];
     }
-    let pool = model.pool_held;
-    let pool_full = grade(pool as u128, usable as u128, POOL_WARNING_PERCENT, 101) > Severity::Info;
-    let more_destinations = if pool_full {
-        format!(
-            "more source or destination addresses help only with a plain connect(): after a bind() \
-             (without IP_BIND_ADDRESS_NO_PORT) the range is one pool for all destinations, {} held now",
-            percent(pool as u128, usable as u128)
-        )
-    } else {
-        "or add source addresses, destination addresses or ports (with a plain connect() each \
-         (source, destination) pair has the whole range; not after a bind(), where the range is one pool)"
-            .to_string()
-    };
-    let fix = format!(
-        "Fix: reuse connections (HTTP keep-alive, a connection pool); widen the range (sysctune plan \
-         --profile batch-client; at most 1024 65535, 64 512 ports); {more_destinations}."
-    );
-    let mut out = Vec::new();
-    let shown = busiest
+    let mut out: Vec<Finding> = busiest
         .iter()
         .take(PORT_FINDINGS_MAX)
-        .filter(|d| model.severity(d).is_some_and(|s| s > Severity::Info));
-    let mut shown_n = 0;
-    for d in shown {
-        shown_n += 1;
-        let used = model.held(d);
-        let severity = model.severity(d).unwrap_or(Severity::Info);
-        let consequence = if severity == Severity::Error {
-            "connect() to it is about to fail with EADDRNOTAVAIL \"Cannot assign requested address\""
-        } else {
-            "when all are, connect() to it fails with EADDRNOTAVAIL \"Cannot assign requested address\""
-        };
-        let pct = percent(used as u128, usable as u128);
-        let (what, rate) = if model.reuse.applies(d) {
-            (
-                format!(
-                    "are held outside TIME_WAIT ({pct}: {}; tcp_tw_reuse = {} reuses a port {} ms into its \
-                     TIME_WAIT)",
-                    by_state(&d.counts),
-                    model.reuse.tcp_tw_reuse.unwrap_or(0),
-                    model.reuse.delay_ms
-                ),
-                format!(
-                    "With reuse, the range sustains {} new connection(s) per second to one destination.",
-                    grouped(model.reuse.max_new_per_second(usable) as u128)
-                ),
-            )
-        } else {
-            (
-                format!("are taken ({pct}: {})", by_state(&d.counts)),
-                format!(
-                    "With TIME_WAIT lasting up to {} per closed port (60 s and the kernel timer's slack), \
-                     the range sustains {} new connection(s) per second to one destination.",
-                    model.tw.millis(),
-                    grouped(model.tw.per_second(usable) as u128)
-                ),
-            )
-        };
-        out.push(
-            Finding::new(
-                severity,
-                id,
-                format!(
-                    "{}: {} of the {usable_s} usable local ports of {range}{taken_note} {what}; \
-                     {consequence}. {rate} {fix}",
-                    pair(d),
-                    grouped(used as u128),
-                ),
-            )
-            .measured(Some(RANGE), used, usable, "ports"),
-        );
-    }
-    let rest = over.len().saturating_sub(shown_n);
-    if rest > 0 {
-        let errors = over.iter().filter(|s| **s == Severity::Error).count();
-        let shown_errors = out.iter().filter(|f| f.severity == Severity::Error).count();
-        let severity = if errors > shown_errors {
-            Severity::Error
-        } else {
-            Severity::Warning
-        };
-        out.push(Finding::new(
-            severity,
-            id,
-            format!(
-                "{rest} more destination(s) hold at least {PORTS_WARNING_PERCENT}% of the {usable_s} usable \
-                 ports of {range} ({} of them at least {PORTS_ERROR_PERCENT}%); \
-                 sysctune doctor --top N --format json lists them.",
-                errors.saturating_sub(shown_errors)
-            ),
-        ));
-    }
+        .filter(|d| model.severity(d).is_some_and(|s| s > Severity::Info))
+        .map(|d| pair_finding(model, d, &words))
+        .collect();
+    out.extend(more_pairs(over, &out, &words));
     // Only when several pairs fill it: one pair alone is the finding above.
     let busiest_held = busiest.iter().map(|d| d.counts.total()).max().unwrap_or(0);
     if pool_full && pool > busiest_held {
-        out.push(
-            Finding::new(
-                Severity::Warning,
-                id,
-                format!(
-                    "{} of the {usable_s} usable local ports of {range}{taken_note} are held across all \
-                     destinations ({}): the pool is full. A bind() before connect() (without \
-                     IP_BIND_ADDRESS_NO_PORT) needs a port no socket holds and fails with EADDRINUSE \
-                     \"Address already in use\"; where the ports were taken that way, connect() to any new \
-                     destination fails at once with EADDRNOTAVAIL. Fix: set IP_BIND_ADDRESS_NO_PORT before \
-                     bind(), or connect() without bind(); reuse connections; widen the range.",
-                    grouped(pool as u128),
-                    percent(pool as u128, usable as u128),
-                ),
-            )
-            .measured(Some(RANGE), pool, usable, "ports"),
-        );
+        out.push(pool_finding(model, &words));
     }
     if out.is_empty() {
-        let message = match busiest.first() {
-            Some(d) => format!(
-                "{}, {}, holds {} of the {usable_s} usable ports of {range}{taken_note} ({}); {} held across \
-                 all destinations.",
-                if destinations == 1 {
-                    "the only destination".to_string()
-                } else {
-                    format!("the busiest of {} destinations", grouped(destinations as u128))
-                },
-                pair(d),
-                grouped(model.held(d) as u128),
-                percent(model.held(d) as u128, usable as u128),
-                grouped(pool as u128),
-            ),
-            None => format!("no connection holds a port of {range} ({usable_s} usable{taken_s})."),
-        };
-        let used = busiest.first().map_or(0, |d| model.held(d));
-        out.push(Finding::new(Severity::Info, id, message).measured(Some(RANGE), used, usable, "ports"));
+        out.push(quiet(model, busiest, destinations, &words));
     }
     out
+}
+
+/// The range has no usable port at all: every connect() fails.
+fn no_usable_port(model: &PortModel, w: &Words) -> Finding {
+    let (lo, hi) = model.range;
+    let range_len = if lo > hi { 0 } else { hi as u64 - lo as u64 + 1 };
+    Finding::new(
+        Severity::Error,
+        ID,
+        format!(
+            "{} has no usable port ({} ports{}): every connect() without an explicit \
+             bind fails with EADDRNOTAVAIL \"Cannot assign requested address\". Set a range the kernel \
+             accepts, e.g. sysctune plan --profile batch-client.",
+            w.range,
+            grouped(range_len as u128),
+            w.taken
+        ),
+    )
+}
+
+/// One pair at or above the warning threshold: the ports it holds (outside TIME_WAIT
+/// where tcp_tw_reuse applies), what fails, and the rate the range sustains.
+fn pair_finding(model: &PortModel, d: &Destination, w: &Words) -> Finding {
+    let usable = model.usable;
+    let used = model.held(d);
+    let severity = model.severity(d).unwrap_or(Severity::Info);
+    let consequence = if severity == Severity::Error {
+        "connect() to it is about to fail with EADDRNOTAVAIL \"Cannot assign requested address\""
+    } else {
+        "when all are, connect() to it fails with EADDRNOTAVAIL \"Cannot assign requested address\""
+    };
+    let pct = percent(used as u128, usable as u128);
+    let (what, rate) = if model.reuse.applies(d) {
+        (
+            format!(
+                "are held outside TIME_WAIT ({pct}: {}; tcp_tw_reuse = {} reuses a port {} ms into its \
+                 TIME_WAIT)",
+                by_state(&d.counts),
+                model.reuse.tcp_tw_reuse.unwrap_or(0),
+                model.reuse.delay_ms
+            ),
+            format!(
+                "With reuse, the range sustains {} new connection(s) per second to one destination.",
+                grouped(model.reuse.max_new_per_second(usable) as u128)
+            ),
+        )
+    } else {
+        (
+            format!("are taken ({pct}: {})", by_state(&d.counts)),
+            format!(
+                "With TIME_WAIT lasting up to {} per closed port (60 s and the kernel timer's slack), \
+                 the range sustains {} new connection(s) per second to one destination.",
+                model.tw.millis(),
+                grouped(model.tw.per_second(usable) as u128)
+            ),
+        )
+    };
+    Finding::new(
+        severity,
+        ID,
+        format!(
+            "{}: {} of the {} usable local ports of {}{} {what}; {consequence}. {rate} {}",
+            pair(d),
+            grouped(used as u128),
+            w.usable,
+            w.range,
+            w.taken_note,
+            w.fix
+        ),
+    )
+    .measured(Some(RANGE), used, usable, "ports")
+}
+
+/// The pairs over the threshold that `shown` leaves out, counted in one finding.
+fn more_pairs(over: &[Severity], shown: &[Finding], w: &Words) -> Option<Finding> {
+    let rest = over.len().saturating_sub(shown.len());
+    if rest == 0 {
+        return None;
+    }
+    let errors = over.iter().filter(|s| **s == Severity::Error).count();
+    let shown_errors = shown.iter().filter(|f| f.severity == Severity::Error).count();
+    let severity = if errors > shown_errors {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    Some(Finding::new(
+        severity,
+        ID,
+        format!(
+            "{rest} more destination(s) hold at least {PORTS_WARNING_PERCENT}% of the {} usable \
+             ports of {} ({} of them at least {PORTS_ERROR_PERCENT}%); \
+             sysctune doctor --top N --format json lists them.",
+            w.usable,
+            w.range,
+            errors.saturating_sub(shown_errors)
+        ),
+    ))
+}
+
+/// The pool that bind() before connect() draws from is full across destinations.
+fn pool_finding(model: &PortModel, w: &Words) -> Finding {
+    let (pool, usable) = (model.pool_held, model.usable);
+    Finding::new(
+        Severity::Warning,
+        ID,
+        format!(
+            "{} of the {} usable local ports of {}{} are held across all \
+             destinations ({}): the pool is full. A bind() before connect() (without \
+             IP_BIND_ADDRESS_NO_PORT) needs a port no socket holds and fails with EADDRINUSE \
+             \"Address already in use\"; where the ports were taken that way, connect() to any new \
+             destination fails at once with EADDRNOTAVAIL. Fix: set IP_BIND_ADDRESS_NO_PORT before \
+             bind(), or connect() without bind(); reuse connections; widen the range.",
+            grouped(pool as u128),
+            w.usable,
+            w.range,
+            w.taken_note,
+            percent(pool as u128, usable as u128),
+        ),
+    )
+    .measured(Some(RANGE), pool, usable, "ports")
+}
+
+/// Nothing over a threshold: what the busiest pair holds, or that no connection holds a
+/// port.
+fn quiet(model: &PortModel, busiest: &[Destination], destinations: u64, w: &Words) -> Finding {
+    let message = match busiest.first() {
+        Some(d) => format!(
+            "{}, {}, holds {} of the {} usable ports of {}{} ({}); {} held across \
+             all destinations.",
+            if destinations == 1 {
+                "the only destination".to_string()
+            } else {
+                format!("the busiest of {} destinations", grouped(destinations as u128))
+            },
+            pair(d),
+            grouped(model.held(d) as u128),
+            w.usable,
+            w.range,
+            w.taken_note,
+            percent(model.held(d) as u128, model.usable as u128),
+            grouped(model.pool_held as u128),
+        ),
+        None => format!(
+            "no connection holds a port of {} ({} usable{}).",
+            w.range, w.usable, w.taken
+        ),
+    };
+    let used = busiest.first().map_or(0, |d| model.held(d));
+    Finding::new(Severity::Info, ID, message).measured(Some(RANGE), used, model.usable, "ports")
 }
 
 #[cfg(test)]

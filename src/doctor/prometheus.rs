@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, counters::WATCHED, drift::DriftFacts};
+use super::{DoctorFacts, PortFacts, Report, counters::WATCHED, drift::DriftFacts};
 use crate::rules::Severity;
 
 /// One family being written.
@@ -95,6 +95,20 @@ fn severity_value(s: Severity) -> u8 {
 pub fn render(r: &Report) -> String {
     let mut o = Out { text: String::new() };
     let f = &r.facts;
+    verdict(&mut o, r);
+    if let Some(p) = &f.ports {
+        ports(&mut o, p);
+    }
+    tcp(&mut o, f);
+    memory(&mut o, f);
+    processes(&mut o, &f.processes);
+    drift(&mut o, &f.drift);
+    counters(&mut o, f);
+    o.text
+}
+
+/// The worst finding, when doctor read the figures, and the worst finding of each check.
+fn verdict(o: &mut Out, r: &Report) {
     let worst = r
         .findings
         .iter()
@@ -128,61 +142,67 @@ pub fn render(r: &Report) -> String {
     for (rule, s) in rules {
         o.sample("doctor_check_severity", &[("check", rule)], severity_value(s));
     }
+}
 
-    if let Some(p) = &f.ports {
-        o.gauge(
-            "local_ports_usable_ports",
-            "Local ports connect() may pick: ip_local_port_range minus reserved and listening ports.",
-            p.usable,
-        );
-        o.gauge(
-            "local_ports_reserved_ports",
-            "Ports of ip_local_port_range in ip_local_reserved_ports.",
-            p.reserved,
-        );
-        o.gauge(
-            "local_ports_listening_ports",
-            "Ports of ip_local_port_range a listener holds (connect() skips them).",
-            p.listening_in_range,
-        );
-        o.gauge(
-            "local_ports_pool_held_ports",
-            "Distinct local ports of the range held across all destinations: the pool bind() before connect() draws from.",
-            p.pool_held,
-        );
-        o.gauge(
-            "local_ports_pairs",
-            "Distinct (source address, destination address:port) pairs holding local ports.",
-            p.destinations,
-        );
-        o.gauge(
-            "local_ports_max_new_per_second",
-            "New connections per second one destination sustains without TIME_WAIT reuse.",
-            p.max_new_per_second_per_destination,
-        );
-        o.family(
-            "local_ports_held_ports",
-            "gauge",
-            "Local ports held per (source, destination) pair, TIME_WAIT left out where tcp_tw_reuse applies; the busiest pairs, then destination=\"other\": the sum of the rest.",
-        );
-        for d in &p.top {
-            let port = d.port.to_string();
-            o.sample(
-                "local_ports_held_ports",
-                &[
-                    ("source", &d.source),
-                    ("destination", &d.address),
-                    ("port", &port),
-                ],
-                d.held,
-            );
-        }
+/// The port range and the ports held per (source, destination) pair: the `--top` busiest,
+/// then the rest summed as `destination="other"`.
+fn ports(o: &mut Out, p: &PortFacts) {
+    o.gauge(
+        "local_ports_usable_ports",
+        "Local ports connect() may pick: ip_local_port_range minus reserved and listening ports.",
+        p.usable,
+    );
+    o.gauge(
+        "local_ports_reserved_ports",
+        "Ports of ip_local_port_range in ip_local_reserved_ports.",
+        p.reserved,
+    );
+    o.gauge(
+        "local_ports_listening_ports",
+        "Ports of ip_local_port_range a listener holds (connect() skips them).",
+        p.listening_in_range,
+    );
+    o.gauge(
+        "local_ports_pool_held_ports",
+        "Distinct local ports of the range held across all destinations: the pool bind() before connect() draws from.",
+        p.pool_held,
+    );
+    o.gauge(
+        "local_ports_pairs",
+        "Distinct (source address, destination address:port) pairs holding local ports.",
+        p.destinations,
+    );
+    o.gauge(
+        "local_ports_max_new_per_second",
+        "New connections per second one destination sustains without TIME_WAIT reuse.",
+        p.max_new_per_second_per_destination,
+    );
+    o.family(
+        "local_ports_held_ports",
+        "gauge",
+        "Local ports held per (source, destination) pair, TIME_WAIT left out where tcp_tw_reuse applies; the busiest pairs, then destination=\"other\": the sum of the rest.",
+    );
+    for d in &p.top {
+        let port = d.port.to_string();
         o.sample(
             "local_ports_held_ports",
-            &[("source", "other"), ("destination", "other"), ("port", "other")],
-            p.held_other,
+            &[
+                ("source", &d.source),
+                ("destination", &d.address),
+                ("port", &port),
+            ],
+            d.held,
         );
     }
+    o.sample(
+        "local_ports_held_ports",
+        &[("source", "other"), ("destination", "other"), ("port", "other")],
+        p.held_other,
+    );
+}
+
+/// TCP's sockets (sockstat), its limits (tw buckets, orphans) and tcp_mem in bytes.
+fn tcp(o: &mut Out, f: &DoctorFacts) {
     if let Some(s) = &f.sockstat {
         o.gauge(
             "tcp_time_wait_sockets",
@@ -230,6 +250,10 @@ pub fn render(r: &Report) -> String {
             o.sample("tcp_mem_limit_bytes", &[("level", level)], v as u128 * q);
         }
     }
+}
+
+/// Memory, commit and file handles.
+fn memory(o: &mut Out, f: &DoctorFacts) {
     let m = &f.memory;
     o.gauge("memory_total_bytes", "MemTotal.", m.mem_total);
     if let Some(a) = m.mem_available {
@@ -257,8 +281,10 @@ pub fn render(r: &Report) -> String {
         );
         o.gauge("file_handles_max", "fs.file-max.", files.max);
     }
-    processes(&mut o, &f.processes);
-    drift(&mut o, &f.drift);
+}
+
+/// The kernel's incident counters doctor watches, since boot.
+fn counters(o: &mut Out, f: &DoctorFacts) {
     for c in WATCHED {
         let Some(&v) = f.counters.get(c.name) else {
             continue;
@@ -277,7 +303,6 @@ pub fn render(r: &Report) -> String {
             o.sample(&name, &[], v);
         }
     }
-    o.text
 }
 
 /// The processes of the facts (the `--top` ones: flagged first, then by sockets), labelled

@@ -1,9 +1,25 @@
 //! Rendering for people (text, with optional colour) and machines (JSON).
+//!
+//! One file per command: its `text`, and its JSON document where the document is not the
+//! command's result itself (`show`, `profiles`, a failed host of a fleet). [`layout`]
+//! holds what the texts share (padded columns, tables, findings); [`documents`] the error
+//! document every command writes with `--format json`. Report imports the results it
+//! renders (plan, doctor, status, apply); nothing below it imports report.
 
+pub mod apply;
+pub mod doctor;
 pub mod documents;
 pub use crate::escape;
+pub mod explain;
+pub mod fleet;
 pub mod kubernetes;
-pub mod text;
+pub mod layout;
+pub mod plan;
+pub mod profiles;
+pub mod recommend;
+pub mod rollback;
+pub mod show;
+pub mod status;
 
 pub use escape::safe;
 
