@@ -57,7 +57,7 @@ use crate::host::netstat::{self, Counters};
 use crate::host::sock_diag::{self, DiagError};
 use crate::host::tcp_table::{self, PortScan, STATE_NAMES, TableRead};
 use crate::host::{Facts, Root, Sockstat, fs};
-use crate::rules::port_range::{Millis, TimeWait, available};
+use crate::rules::port_range::{self, Millis, TimeWait, available};
 use crate::rules::{Code, Finding, Severity};
 
 pub use commit::{COMMIT_WARNING_PERCENT, check_commit};
@@ -331,9 +331,9 @@ pub fn run(
     let facts = crate::host::read_facts(root, &extra_keys)?;
     let mut notes = Vec::new();
     let mut source = Source::Proc;
-    let scanned = match facts.port_range() {
+    let scanned = match port_range::current_range(&facts) {
         Some((lo, hi)) => {
-            let (scan, tables, from, note) = read_sockets(root, lo, hi, &facts.reserved_ports(), sockets)?;
+            let (scan, tables, from, note) = read_sockets(root, lo, hi, &port_range::reserved(&facts), sockets)?;
             source = from;
             notes.extend(note);
             Some((scan, tables))
@@ -347,7 +347,7 @@ pub fn run(
         source,
         notes,
         drift: drift::read(root, state_dir),
-        processes: read_processes(root, facts.port_range(), top)?,
+        processes: read_processes(root, port_range::current_range(&facts), top)?,
     };
     Ok(diagnose(
         &facts,
@@ -454,7 +454,7 @@ fn diagnose_ports(
     source: Source,
     top: usize,
 ) -> (Vec<Finding>, Option<PortFacts>) {
-    let (Some((lo, hi)), Some((scan, tables))) = (facts.port_range(), scanned) else {
+    let (Some((lo, hi)), Some((scan, tables))) = (port_range::current_range(facts), scanned) else {
         let finding = Finding::new(
             Severity::Info,
             Code::Ports,
@@ -488,7 +488,7 @@ fn diagnose_ports(
 /// The range less reserved and listening ports, reuse and TIME_WAIT, as `facts` and the
 /// scan give them.
 fn port_model(facts: &Facts, (lo, hi): (u32, u32), scan: &PortScan) -> PortModel {
-    let reserved_ports = facts.reserved_ports();
+    let reserved_ports = port_range::reserved(facts);
     let available = available(lo, hi, &reserved_ports);
     let range_len = if lo > hi { 0 } else { hi as u64 - lo as u64 + 1 };
     PortModel {

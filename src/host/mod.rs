@@ -23,24 +23,6 @@ use crate::keys;
 pub use facts::{Facts, MemInfo, Observed, Sockstat, parse_ints};
 pub use fs::Root;
 
-// Doctor asks for these two; they stay beside the readers until it asks
-// rules::port_range instead (tests/layout.rs allows the two keys here).
-impl Facts {
-    pub fn port_range(&self) -> Option<(u32, u32)> {
-        let v = self.ints("net.ipv4.ip_local_port_range")?;
-        match v[..] {
-            [a, b] => Some((a.try_into().ok()?, b.try_into().ok()?)),
-            _ => None,
-        }
-    }
-
-    pub fn reserved_ports(&self) -> Vec<(u32, u32)> {
-        self.value("net.ipv4.ip_local_reserved_ports")
-            .and_then(|v| keys::parse_port_list(v).ok())
-            .unwrap_or_default()
-    }
-}
-
 /// The network namespace sysctune runs in (`net:[4026531840]`) when `root` is this
 /// machine's `/` (its live values are that namespace's), else empty.
 pub fn netns(root: &Root) -> String {
