@@ -156,7 +156,11 @@ fn the_architecture_page_names_every_module() {
     for e in std::fs::read_dir(root.join("src")).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        let shown = if p.is_dir() { format!("`{name}/`") } else { format!("`{name}`") };
+        let shown = if p.is_dir() {
+            format!("`{name}/`")
+        } else {
+            format!("`{name}`")
+        };
         if name != "lib.rs" && !page.contains(&shown) {
             missing.push(shown);
         }

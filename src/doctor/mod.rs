@@ -333,7 +333,8 @@ pub fn run(
     let mut source = Source::Proc;
     let scanned = match port_range::current_range(&facts) {
         Some((lo, hi)) => {
-            let (scan, tables, from, note) = read_sockets(root, lo, hi, &port_range::reserved(&facts), sockets)?;
+            let (scan, tables, from, note) =
+                read_sockets(root, lo, hi, &port_range::reserved(&facts), sockets)?;
             source = from;
             notes.extend(note);
             Some((scan, tables))
