@@ -58,7 +58,7 @@ pub enum MemSize {
 
 impl MemSize {
     /// The size in bytes on a host with `ram` bytes of RAM: a share is
-    /// `floor(ram × share)`, exact (arithmetic.md: P/100 of MemTotal, not of
+    /// `floor(ram × share)`, exact (a share "P%" is P/100 of MemTotal, not of
     /// MemTotal − hugetlb). Never more than `ram` for a share.
     pub fn bytes(self, ram: u64) -> u64 {
         match self {

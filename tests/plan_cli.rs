@@ -45,7 +45,7 @@ fn setting<'a>(plan: &'a Value, key: &str) -> &'a Value {
 fn article_proxy_reproduces_the_worked_numbers() {
     // The fixture is the article's host at its failure: TCP holds 11902211 pages, above
     // the budget (see the_high_is_not_lowered_below_what_tcp_holds). Here the same host
-    // once its use is below the budget, as arithmetic.md's example assumes.
+    // once its use is below the budget, as the worked example of `explain tcp-memory` assumes.
     let host = copy_root("article-proxy");
     std::fs::write(
         host.path().join("proc/net/sockstat"),
