@@ -304,3 +304,14 @@ pub enum Sockets {
     /// `ROOT/proc/net/tcp` and `tcp6` only.
     Proc,
 }
+
+impl From<Sockets> for crate::host::sockets::Want {
+    fn from(s: Sockets) -> Self {
+        use crate::host::sockets::Want;
+        match s {
+            Sockets::Auto => Want::Auto,
+            Sockets::Netlink => Want::Netlink,
+            Sockets::Proc => Want::Proc,
+        }
+    }
+}

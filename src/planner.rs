@@ -65,8 +65,8 @@ pub fn plan_observed(
         let Some(root) = root else {
             return Ok(None);
         };
-        let mut scan = host::tcp_table::PortScan::new(lo, hi, reserved);
-        host::tcp_table::scan_tables(root, &mut scan)?;
+        // As doctor reads them: over netlink on a live host, filtered to the range.
+        let (scan, ..) = host::sockets::read(root, lo, hi, reserved, host::sockets::Want::Auto)?;
         Ok(Some(scan.top(1).first().map_or(0, |d| d.counts.total())))
     };
     plan.findings

@@ -328,3 +328,60 @@ fn a_new_network_namespace_gets_what_the_key_table_says() {
         }
     }
 }
+
+/// On the live host the port check reads the sockets as doctor does (netlink, filtered to
+/// the range): with 60 connections to one destination holding ports of 40000 40099, a
+/// range of 10 ports is refused, the plan names it, and nothing is written.
+#[test]
+fn apply_refuses_a_range_narrower_than_the_ports_held_now() {
+    if !netns_available() || !common::namespaces(&["-n"], true, "the real-kernel port check") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let dropin = tmp.path().join("90-sysctune.conf");
+    let client = r#"
+import socket, sys, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 9000)); srv.listen(200)
+held = []
+for _ in range(60):
+    c = socket.create_connection(("127.0.0.1", 9000)); held.append(c); held.append(srv.accept()[0])
+open(sys.argv[1], "w").write("ready")
+time.sleep(60)
+"#;
+    std::fs::write(tmp.path().join("hold.py"), client).unwrap();
+    let script = format!(
+        "ip link set lo up\necho '40000 40099' > /proc/sys/net/ipv4/ip_local_port_range\n\
+         python3 {t}/hold.py {t}/ready & pid=$!\n\
+         for i in $(seq 100); do [ -e {t}/ready ] && break; sleep 0.1; done\n\
+         set -- --root / --color never\n\
+         $BIN \"$@\" plan --profile batch-client --only net.ipv4.ip_local_port_range --set 'sysctl.net.ipv4.ip_local_port_range=\"40000 40009\"' --dropin {d} --state-dir {s} --format json > {t}/plan.json; echo $? > {t}/plan.code\n\
+         $BIN \"$@\" apply --profile batch-client --only net.ipv4.ip_local_port_range --set 'sysctl.net.ipv4.ip_local_port_range=\"40000 40009\"' --dropin {d} --allow-any-dropin-path --state-dir {s} 2> {t}/apply.err; echo $? > {t}/apply.code\n\
+         tr '\\t' ' ' < /proc/sys/net/ipv4/ip_local_port_range > {t}/range\n\
+         kill $pid",
+        t = tmp.path().display(),
+        d = dropin.display(),
+        s = state.display(),
+    );
+    let (code, _, stderr) = in_netns(&format!("timeout 60 sh -c '{}'", script.replace('\'', "'\\''")));
+    assert_eq!(code, 0, "{stderr}");
+    let read = |n: &str| std::fs::read_to_string(tmp.path().join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+    let plan: Value = serde_json::from_str(&read("plan.json")).unwrap();
+    let held = "leaves 10 usable ports, fewer than the 60 one destination holds now";
+    assert!(
+        plan["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "guard"
+                && f["severity"] == "error"
+                && f["message"].as_str().unwrap().contains(held)),
+        "{}",
+        plan["findings"]
+    );
+    assert_eq!(read("apply.code").trim(), "2");
+    assert!(read("apply.err").contains(held), "{}", read("apply.err"));
+    assert_eq!(read("range").trim(), "40000 40099", "nothing written");
+    assert!(!dropin.exists(), "no drop-in written");
+}

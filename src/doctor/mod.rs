@@ -54,8 +54,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::host::netstat::{self, Counters};
-use crate::host::sock_diag::{self, DiagError};
-use crate::host::tcp_table::{self, PortScan, STATE_NAMES, TableRead};
+use crate::host::tcp_table::{PortScan, STATE_NAMES, TableRead};
 use crate::host::{Facts, Root, Sockstat, fs};
 use crate::rules::port_range::{self, Millis, TimeWait, available};
 use crate::rules::{Code, Finding, Severity};
@@ -85,16 +84,7 @@ pub const EXTRA_KEYS: [&str; 3] = [
 
 pub use crate::cli::Sockets;
 
-/// Where the sockets of a report came from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// `/proc/net/tcp` and `tcp6`: every socket.
-    #[default]
-    Proc,
-    /// A NETLINK_SOCK_DIAG dump of the sockets with a local port in the range.
-    Netlink,
-}
+pub use crate::host::sockets::Source;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -270,8 +260,7 @@ pub fn read_counters(root: &crate::host::Root) -> Result<Counters> {
     Ok(out)
 }
 
-/// The TCP sockets of the range `lo..=hi` (and more, from /proc/net/tcp) as `want` says:
-/// the scan, what was read, the source, and a note when netlink was refused.
+/// The TCP sockets of the range `lo..=hi` as `--sockets` says ([`crate::host::sockets::read`]).
 pub fn read_sockets(
     root: &Root,
     lo: u32,
@@ -279,31 +268,7 @@ pub fn read_sockets(
     reserved: &[(u32, u32)],
     want: Sockets,
 ) -> Result<(PortScan, Vec<TableRead>, Source, Option<String>)> {
-    let proc = |note: Option<String>| -> Result<_> {
-        let mut scan = PortScan::new(lo, hi, reserved);
-        let tables = tcp_table::scan_tables(root, &mut scan)?;
-        Ok((scan, tables, Source::Proc, note))
-    };
-    let netlink_error = |e: String| Error::host(std::path::Path::new("netlink"), e);
-    match (want, root.is_host()) {
-        (Sockets::Proc, _) | (Sockets::Auto, false) => proc(None),
-        (Sockets::Netlink, false) => Err(Error::input(format!(
-            "--sockets netlink reads the running kernel's sockets, not those of --root {}: use --sockets \
-             proc (or auto) with --root",
-            root.shown("/").display()
-        ))),
-        (Sockets::Netlink | Sockets::Auto, true) => {
-            let mut scan = PortScan::new(lo, hi, reserved);
-            match sock_diag::scan_sockets(lo, hi, &mut scan) {
-                Ok(read) => Ok((scan, read, Source::Netlink, None)),
-                Err(DiagError::Unavailable(why, _)) if want == Sockets::Auto => proc(Some(format!(
-                    "{why}: the sockets were read from /proc/net/tcp and tcp6 instead (every socket \
-                     formatted as text, slower on a big host)"
-                ))),
-                Err(e) => Err(netlink_error(e.to_string())),
-            }
-        }
-    }
+    crate::host::sockets::read(root, lo, hi, reserved, want.into())
 }
 
 /// The processes under `root` and the TCP sockets each holds, `top` kept in the facts.

@@ -11,6 +11,7 @@ pub mod netstat;
 pub mod processes;
 pub mod sock_diag;
 pub mod socket_owners;
+pub mod sockets;
 pub mod sockstat;
 pub mod sysctl_d;
 pub mod tcp_table;
