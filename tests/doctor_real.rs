@@ -113,27 +113,8 @@ fn in_namespace(mode: &str) -> Option<tempfile::TempDir> {
     if !common::namespaces(&["-n"], true, "the real-kernel doctor tests") {
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ns.sh"), SCRIPT).unwrap();
-    std::fs::write(dir.path().join("tw.py"), CLIENT).unwrap();
-    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let out = Command::new("unshare")
-        .arg("-n")
-        .arg("sh")
-        .arg(dir.path().join("ns.sh"))
-        .arg(env!("CARGO_BIN_EXE_sysctune"))
-        .arg(dir.path())
-        .arg(&host_ns)
-        .arg(mode)
-        .env("COLUMNS", "110")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "namespace script failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // TIME_WAIT in the script lasts its python client's 30 s at most
+    let dir = common::namespace_script(&["-n"], 120, &[("ns.sh", SCRIPT), ("tw.py", CLIENT)], &[mode]);
     Some(dir)
 }
 
@@ -542,28 +523,14 @@ fn a_process_near_its_nofile_limit_is_named_with_its_pid() {
     if !common::namespaces(&["-n"], true, "the real-kernel doctor tests") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(d.join("procs.sh"), PROCS_SCRIPT).unwrap();
-    std::fs::write(d.join("holder.py"), HOLDER).unwrap();
-    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
     // 29 connections: 58 sockets and the listener, with stdin/out/err 62 of 64 (96.9 %)
-    let out = Command::new("timeout")
-        .args(["120", "unshare", "-n", "sh"])
-        .arg(d.join("procs.sh"))
-        .arg(env!("CARGO_BIN_EXE_sysctune"))
-        .arg(d)
-        .arg(&host_ns)
-        .arg("29")
-        .env("COLUMNS", "110")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "namespace script failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let dir = common::namespace_script(
+        &["-n"],
+        120,
+        &[("procs.sh", PROCS_SCRIPT), ("holder.py", HOLDER)],
+        &["29"],
     );
+    let d = dir.path();
     let holder = read(d, "holder");
     let v: Vec<u64> = holder.split_whitespace().map(|x| x.parse().unwrap()).collect();
     let (pid, port, fds) = (v[0], v[1], v[2]);

@@ -21,7 +21,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -158,25 +157,13 @@ fn netlink_and_proc_net_tcp_give_the_same_findings() {
     if !common::namespaces(&["-m", "-n"], true, "the netlink-against-proc doctor test") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(dir.join("ns.sh"), SCRIPT).unwrap();
-    std::fs::write(dir.join("sockets.py"), CLIENT).unwrap();
-    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let out = Command::new("timeout")
-        .args(["90", "unshare", "-m", "-n", "sh"])
-        .arg(dir.join("ns.sh"))
-        .arg(env!("CARGO_BIN_EXE_sysctune"))
-        .arg(dir)
-        .arg(&host_ns)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "namespace script failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let tmp = common::namespace_script(
+        &["-m", "-n"],
+        90,
+        &[("ns.sh", SCRIPT), ("sockets.py", CLIENT)],
+        &[],
     );
+    let dir = tmp.path();
     let setup = read(dir, "setup");
     assert!(setup.starts_with("time_wait 10 "), "{setup}");
     assert_eq!(

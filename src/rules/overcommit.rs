@@ -1083,16 +1083,7 @@ mod tests {
 
     /// /proc/meminfo's CommitLimit as the kernel computes it from the other facts.
     fn consistent(mut f: Facts) -> Facts {
-        let ratio = f.int(RATIO).unwrap_or(0);
-        let kbytes = f.u64(KBYTES).unwrap_or(0);
-        f.mem.commit_limit = commit_limit_bytes(
-            f.mem.mem_total,
-            f.mem.hugetlb,
-            f.mem.swap_total,
-            f.page_size,
-            ratio,
-            kbytes,
-        );
+        f.mem.commit_limit = commit_limit_with(&f, &|k| f.value(k).map(str::to_string));
         f
     }
 

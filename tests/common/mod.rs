@@ -138,3 +138,41 @@ pub fn namespaces(flags: &[&str], python: bool, what: &str) -> bool {
         }
     }
 }
+
+/// Run a shell script in new namespaces, bounded: `files` (the script first, then what it
+/// uses) are written to a temporary directory DIR, then `timeout SECONDS unshare FLAGS sh
+/// DIR/SCRIPT BIN DIR HOST_NS ARGS...` runs with `COLUMNS=110` (BIN: sysctune; HOST_NS:
+/// this process's network namespace, for the script to check it left it). Panics with the
+/// script's stderr when it fails; the directory holds what it wrote.
+pub fn namespace_script(
+    flags: &[&str],
+    seconds: u32,
+    files: &[(&str, &str)],
+    args: &[&str],
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let out = Command::new("timeout")
+        .arg(seconds.to_string())
+        .arg("unshare")
+        .args(flags)
+        .arg("sh")
+        .arg(dir.path().join(files[0].0))
+        .arg(env!("CARGO_BIN_EXE_sysctune"))
+        .arg(dir.path())
+        .arg(&host_ns)
+        .args(args)
+        .env("COLUMNS", "110")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "namespace script failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
